@@ -1,0 +1,37 @@
+//! The group: one quote currency, an admin, a risk authority and group-wide risk parameters.
+
+use anchor_lang::prelude::*;
+
+/// Seed prefix of group PDAs: `["group", admin, group_index (u32 LE)]`.
+pub const GROUP_SEED: &[u8] = b"group";
+/// Most collateral banks one group can list.
+pub const MAX_COLLATERAL_BANKS: u16 = 64;
+
+/// A group of banks and margin accounts sharing a quote currency and risk parameters.
+#[account(zero_copy)]
+#[repr(C)]
+pub struct Group {
+    /// May list and configure banks.
+    pub admin: Pubkey,
+    /// May post volatilities and risk parameters (used by the markets issue).
+    pub risk_authority: Pubkey,
+    /// The quote token: every value and requirement is in its native units.
+    pub quote_mint: Pubkey,
+    /// Index chosen by the admin at creation (PDA seed).
+    pub group_index: u32,
+    /// Weight, in ppm, on positive unrealized P&L and long option value under init health.
+    pub unrealized_init_weight_ppm: u32,
+    /// Multiple of the oracle confidence subtracted from asset prices (added to liability
+    /// prices) under init health, in ppm (2_000_000 = 2 x conf).
+    pub conf_multiplier_ppm: u32,
+    /// Number of banks listed so far (also the next bank's index).
+    pub bank_count: u16,
+    /// Decimals of the quote mint.
+    pub quote_decimals: u8,
+    /// PDA bump.
+    pub bump: u8,
+    /// Space for future fields.
+    pub reserved: [u8; 64],
+}
+
+const _: () = assert!(core::mem::size_of::<Group>() == 3 * 32 + 4 * 3 + 2 + 2 + 64);

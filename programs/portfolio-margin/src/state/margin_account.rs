@@ -1,0 +1,128 @@
+//! The margin account: one trader's collateral balances and positions, margined together.
+
+use anchor_lang::prelude::*;
+
+/// Seed prefix of margin-account PDAs: `["account", group, owner, account_index (u32 LE)]`.
+pub const MARGIN_ACCOUNT_SEED: &[u8] = b"account";
+/// Collateral balance slots per account.
+pub const MAX_COLLATERAL_BALANCES: usize = 8;
+/// Derivatives position slots per account.
+pub const MAX_POSITIONS: usize = 16;
+
+/// One token balance of a margin account.
+#[zero_copy]
+#[repr(C)]
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CollateralBalance {
+    /// Bank of the token; `Pubkey::default()` when the slot is free.
+    pub bank: Pubkey,
+    /// Balance in native token units (negative only through settlement or liquidation).
+    pub balance_native: i64,
+    /// Bank's index in its group.
+    pub bank_index: u16,
+    /// 1 when the slot is used.
+    pub in_use: u8,
+    /// Explicit padding.
+    pub padding: [u8; 5],
+}
+
+const _: () = assert!(core::mem::size_of::<CollateralBalance>() == 48);
+
+/// One derivatives position (filled by the markets issue: perps and options).
+#[zero_copy]
+#[repr(C)]
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PositionSlot {
+    /// Market of the position; `Pubkey::default()` when the slot is free.
+    pub market: Pubkey,
+    /// Position size in base lots (negative = short).
+    pub base_lots: i64,
+    /// Quote native units paid (negative) or received (positive) to open it.
+    pub quote_native: i64,
+    /// Funding index when funding was last settled (Q32.32 bits).
+    pub funding_index_bits: i64,
+    /// Market's index in its group.
+    pub market_index: u16,
+    /// 1 when the slot is used.
+    pub in_use: u8,
+    /// Explicit padding.
+    pub padding: [u8; 5],
+    /// Space for future fields.
+    pub reserved: [u8; 16],
+}
+
+const _: () = assert!(core::mem::size_of::<PositionSlot>() == 80);
+
+/// A trader's cross-margined account.
+#[account(zero_copy)]
+#[repr(C)]
+pub struct MarginAccount {
+    /// Group of the account.
+    pub group: Pubkey,
+    /// Owner: the only key that can withdraw or close.
+    pub owner: Pubkey,
+    /// Delegate: may trade, never withdraw; `Pubkey::default()` for none.
+    pub delegate: Pubkey,
+    /// Index chosen by the owner (PDA seed).
+    pub account_index: u32,
+    /// PDA bump.
+    pub bump: u8,
+    /// 1 while a liquidation is under way (liquidation issue).
+    pub being_liquidated: u8,
+    /// Explicit padding.
+    pub padding: [u8; 2],
+    /// Space for future fields.
+    pub reserved: [u8; 64],
+    /// Token balances.
+    pub balances: [CollateralBalance; MAX_COLLATERAL_BALANCES],
+    /// Derivatives positions.
+    pub positions: [PositionSlot; MAX_POSITIONS],
+}
+
+/// Size of the account data including Anchor's 8-byte discriminator.
+pub const MARGIN_ACCOUNT_SIZE: usize = 8 + core::mem::size_of::<MarginAccount>();
+const _: () = assert!(core::mem::size_of::<MarginAccount>() == 3 * 32 + 8 + 64 + 8 * 48 + 16 * 80);
+const _: () = assert!(MARGIN_ACCOUNT_SIZE <= 4096);
+
+impl MarginAccount {
+    /// Whether `key` may trade for this account (owner or delegate).
+    pub fn is_owner_or_delegate(&self, key: &Pubkey) -> bool {
+        *key == self.owner || (self.delegate != Pubkey::default() && *key == self.delegate)
+    }
+
+    /// The used balance slot for `bank`, if any.
+    pub fn balance_index(&self, bank: &Pubkey) -> Option<usize> {
+        self.balances.iter().position(|b| b.in_use == 1 && b.bank == *bank)
+    }
+
+    /// The slot for `bank`, taking a free one if needed.
+    pub fn balance_index_or_insert(&mut self, bank: &Pubkey, bank_index: u16) -> Result<usize> {
+        if let Some(i) = self.balance_index(bank) {
+            return Ok(i);
+        }
+        let i = self
+            .balances
+            .iter()
+            .position(|b| b.in_use == 0)
+            .ok_or(crate::error::MarginError::CollateralSlotsFull)?;
+        self.balances[i] = CollateralBalance { bank: *bank, balance_native: 0, bank_index, in_use: 1, padding: [0; 5] };
+        Ok(i)
+    }
+
+    /// Frees a balance slot that reached zero, so other tokens can use it.
+    pub fn release_if_zero(&mut self, index: usize) {
+        if self.balances[index].balance_native == 0 {
+            self.balances[index] = CollateralBalance::default();
+        }
+    }
+
+    /// Active balances in slot order (the order health accounts are passed in).
+    pub fn active_balances(&self) -> impl Iterator<Item = &CollateralBalance> {
+        self.balances.iter().filter(|b| b.in_use == 1)
+    }
+
+    /// Whether nothing is held: required to close.
+    pub fn is_empty(&self) -> bool {
+        self.balances.iter().all(|b| b.in_use == 0) && self.positions.iter().all(|p| p.in_use == 0)
+    }
+}

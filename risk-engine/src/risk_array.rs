@@ -1,0 +1,254 @@
+//! Risk arrays: the per-lot P&L of one market in every scenario of the grid.
+//!
+//! Pricing an option across the whole grid costs tens of thousands of compute units, so it is
+//! done once per market (by a permissionless refresh on-chain) at a reference spot and vol. A
+//! health check then only sums `lots x array[scenario]` per position (exact integer products
+//! into 128-bit accumulators), which is what keeps it cheap.
+//!
+//! ## Units
+//! Prices are in "quote units per lot" (on-chain: quote native units per base lot; in the
+//! command line: the same scale, see `pm`), so an array cell is the P&L of one long lot in quote
+//! units, Q32.32. Quantities are whole lots, `|lots| <= MAX_LOTS`.
+//!
+//! ## Refresh tolerance
+//! An array computed at spot `S0` and vol `v0` is used while the current spot is within
+//! `price_tolerance` (relative) of `S0` and the current vol within `vol_tolerance` (absolute) of
+//! `v0`. Within that band every cell differs from a freshly computed one by at most
+//! `staleness_error_bound` (in the tests): the P&L of one lot is at most 1 x spot-move sensitive per unit of
+//! spot (|delta| <= 1 at both ends of each scenario), and at most `vega <= 0.4 S sqrt(T)` per
+//! unit of vol at the shocked vols, which are at most `(1 + vol_up x scale)` times the base vol.
+//! The property test in this module checks the bound on random markets.
+
+use crate::black_scholes::{price_option, OptionInputs, OptionKind, PricingError};
+use crate::scenario::{GridError, GridParams, ScenarioSet, VolShock, MAX_SCENARIOS};
+use crate::wide::{mul_q32, Rounding};
+use fixed::types::I32F32;
+
+/// Largest position size in lots (keeps every `lots x cell` product in a cheap range).
+pub const MAX_LOTS: i64 = (1 << 31) - 1;
+
+/// What a market's contract pays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Instrument {
+    /// Delta-one exposure: a perpetual future, or spot collateral entering the grid.
+    Linear,
+    /// A European option.
+    Option {
+        /// Call or put.
+        kind: OptionKind,
+        /// Strike, in the same unit as spot.
+        strike: I32F32,
+        /// Time to expiry in days.
+        days_to_expiry: I32F32,
+    },
+}
+
+/// Market state an array is computed at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarketState {
+    /// The contract.
+    pub instrument: Instrument,
+    /// Reference spot, quote units per lot.
+    pub spot: I32F32,
+    /// Reference implied vol (ignored for linear instruments).
+    pub vol: I32F32,
+}
+
+/// The per-lot scenario P&L of one market, plus the per-lot delta and mark value at reference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RiskArray {
+    /// P&L of one long lot in each scenario, quote units (Q32.32); first `len` cells used.
+    pub pnl: [I32F32; MAX_SCENARIOS],
+    /// Number of scenarios.
+    pub len: u8,
+    /// Delta of one lot, in lots of the underlying (1 for linear instruments).
+    pub delta: I32F32,
+    /// Mark value of one long lot (option premium; 0 for linear instruments), quote units.
+    pub value: I32F32,
+    /// Whether the instrument is an option (short options carry a contingency charge).
+    pub is_option: bool,
+}
+
+/// Why an array or a requirement could not be computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RiskError {
+    /// Grid parameters are invalid.
+    Grid(GridError),
+    /// Option inputs are invalid.
+    Pricing(PricingError),
+    /// A value left the fixed-point range.
+    Overflow,
+    /// A position exceeds [`MAX_LOTS`].
+    QuantityTooLarge,
+    /// An array was built for a different grid (scenario count mismatch).
+    GridMismatch,
+}
+
+impl From<GridError> for RiskError {
+    fn from(e: GridError) -> Self {
+        RiskError::Grid(e)
+    }
+}
+impl From<PricingError> for RiskError {
+    fn from(e: PricingError) -> Self {
+        RiskError::Pricing(e)
+    }
+}
+
+/// Computes the risk array of a market over a scenario set built from `params`.
+pub fn compute_risk_array(
+    state: &MarketState,
+    params: &GridParams,
+    scenarios: &ScenarioSet,
+) -> Result<RiskArray, RiskError> {
+    if state.spot <= 0 {
+        return Err(RiskError::Pricing(PricingError::NonPositivePrice));
+    }
+    let mut array = RiskArray {
+        pnl: [I32F32::ZERO; MAX_SCENARIOS],
+        len: scenarios.len() as u8,
+        delta: I32F32::ONE,
+        value: I32F32::ZERO,
+        is_option: false,
+    };
+    match state.instrument {
+        Instrument::Linear => {
+            for (cell, scenario) in array.pnl.iter_mut().zip(scenarios.as_slice()) {
+                let move_value = mul_q32(state.spot, scenario.price_move, Rounding::Down).ok_or(RiskError::Overflow)?;
+                *cell = mul_q32(move_value, scenario.weight, Rounding::Down).ok_or(RiskError::Overflow)?;
+            }
+        }
+        Instrument::Option { kind, strike, days_to_expiry } => {
+            let base_inputs = OptionInputs { spot: state.spot, strike, vol: state.vol, days_to_expiry, kind };
+            let base = price_option(&base_inputs)?;
+            array.delta = base.delta;
+            array.value = base.value;
+            array.is_option = true;
+            let scale = params.vol_shock_scale(days_to_expiry)?;
+            let vol_up = params.shocked_vol(state.vol, VolShock::Up, scale)?;
+            let vol_down = params.shocked_vol(state.vol, VolShock::Down, scale)?;
+            for (cell, scenario) in array.pnl.iter_mut().zip(scenarios.as_slice()) {
+                let factor = I32F32::ONE.checked_add(scenario.price_move).ok_or(RiskError::Overflow)?;
+                let spot = mul_q32(state.spot, factor, Rounding::Down).ok_or(RiskError::Overflow)?;
+                let vol = match scenario.vol_shock {
+                    VolShock::Up => vol_up,
+                    VolShock::Same => state.vol,
+                    VolShock::Down => vol_down,
+                };
+                let shocked = price_option(&OptionInputs { spot, vol, ..base_inputs })?;
+                let pnl = shocked.value.checked_sub(base.value).ok_or(RiskError::Overflow)?;
+                *cell = mul_q32(pnl, scenario.weight, Rounding::Down).ok_or(RiskError::Overflow)?;
+            }
+        }
+    }
+    Ok(array)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Largest difference, per lot and scenario, between an array computed at `(spot0, vol0)` and
+    /// one computed at a spot within `price_tolerance x spot0` and a vol within `vol_tolerance` of
+    /// `vol0` (see the module documentation for the derivation). In quote units per lot.
+    fn staleness_error_bound(
+        state: &MarketState,
+        params: &GridParams,
+        price_tolerance: f64,
+        vol_tolerance: f64,
+    ) -> f64 {
+        let spot = state.spot.to_num::<f64>();
+        let (max_factor, max_weighted_factor) = {
+            let core = 1.0 + params.price_range.to_num::<f64>();
+            let tail = params.extended_moves[..params.extended_count as usize]
+                .iter()
+                .map(|m| (1.0 + m.to_num::<f64>()) * params.extended_weight_numerator.to_num::<f64>() / m.to_num::<f64>().abs())
+                .fold(0.0, f64::max);
+            (core, core.max(tail))
+        };
+        // Price: d/dS [w (V(S(1+m)) - V(S))] <= w ((1+m) + 1) per unit of S.
+        let price_term = spot * price_tolerance * (max_weighted_factor + max_factor.max(1.0));
+        let vega_term = match state.instrument {
+            Instrument::Linear => 0.0,
+            Instrument::Option { days_to_expiry, .. } => {
+                let t = days_to_expiry.to_num::<f64>() / 365.0;
+                let scale = params.vol_shock_scale(days_to_expiry).map(|s| s.to_num::<f64>()).unwrap_or(1.0);
+                let shock_factor = 1.0 + params.vol_up.to_num::<f64>() * scale;
+                // vega <= 0.4 S' sqrt(T) at the shocked spot S' <= max_weighted_factor x S.
+                0.4 * t.sqrt() * vol_tolerance * spot * (shock_factor * max_weighted_factor + 1.0)
+            }
+        };
+        // Plus the fixed-point error of two valuations (~1e-9 x spot each).
+        price_term + vega_term + 1e-8 * spot * max_weighted_factor
+    }
+
+
+    fn option_state(spot: f64, strike: f64, vol: f64, days: f64, kind: OptionKind) -> MarketState {
+        MarketState {
+            instrument: Instrument::Option {
+                kind,
+                strike: I32F32::from_num(strike),
+                days_to_expiry: I32F32::from_num(days),
+            },
+            spot: I32F32::from_num(spot),
+            vol: I32F32::from_num(vol),
+        }
+    }
+
+    #[test]
+    fn linear_array_is_spot_times_move() {
+        let params = GridParams::default();
+        let scenarios = params.scenarios().unwrap();
+        let state = MarketState { instrument: Instrument::Linear, spot: I32F32::from_num(150), vol: I32F32::ZERO };
+        let array = compute_risk_array(&state, &params, &scenarios).unwrap();
+        assert_eq!(array.len, 35);
+        assert!((array.pnl[0].to_num::<f64>() + 24.0).abs() < 1e-7);
+        assert!((array.pnl[26].to_num::<f64>() - 24.0).abs() < 1e-7);
+        // Tail scenarios never lose more than the core range for a linear position.
+        for cell in &array.pnl[27..35] {
+            assert!(cell.to_num::<f64>().abs() <= 24.0 + 1e-6);
+        }
+    }
+
+    #[test]
+    fn short_otm_call_is_hit_hardest_in_the_tail() {
+        let params = GridParams::default();
+        let scenarios = params.scenarios().unwrap();
+        let array = compute_risk_array(&option_state(100.0, 200.0, 0.8, 30.0, OptionKind::Call), &params, &scenarios)
+            .unwrap();
+        let core_worst = array.pnl[..27].iter().max().unwrap().to_num::<f64>();
+        let tail_worst = array.pnl[27..35].iter().max().unwrap().to_num::<f64>();
+        assert!(tail_worst > core_worst, "tail {tail_worst} core {core_worst}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn stale_array_error_is_within_documented_bound(
+            spot in 10.0f64..1000.0,
+            moneyness in 0.5f64..2.0,
+            vol in 0.1f64..2.0,
+            days in 1.0f64..365.0,
+            is_call: bool,
+            price_shift in -1.0f64..1.0,
+            vol_shift in -1.0f64..1.0,
+        ) {
+            const PRICE_TOLERANCE: f64 = 0.01;
+            const VOL_TOLERANCE: f64 = 0.02;
+            let kind = if is_call { OptionKind::Call } else { OptionKind::Put };
+            let params = GridParams::default();
+            let scenarios = params.scenarios().unwrap();
+            let reference = option_state(spot, spot * moneyness, vol, days, kind);
+            let moved = option_state(spot * (1.0 + PRICE_TOLERANCE * price_shift), spot * moneyness, vol + VOL_TOLERANCE * vol_shift, days, kind);
+            let a = compute_risk_array(&reference, &params, &scenarios).unwrap();
+            let b = compute_risk_array(&moved, &params, &scenarios).unwrap();
+            let bound = staleness_error_bound(&reference, &params, PRICE_TOLERANCE, VOL_TOLERANCE);
+            for i in 0..a.len as usize {
+                let error = (a.pnl[i].to_num::<f64>() - b.pnl[i].to_num::<f64>()).abs();
+                prop_assert!(error <= bound, "cell {} error {} bound {}", i, error, bound);
+            }
+        }
+    }
+}
