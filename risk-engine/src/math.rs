@@ -12,7 +12,7 @@
 //! | [`sqrt`] | x >= 0 | exact floor or ceiling of the true root (directed) |
 //! | [`norm_cdf`] | all x | 2e-9 absolute |
 
-use crate::wide::{div_u128_by_u64, mul_i64_wide, shr_i128, to_i64, Rounding};
+use crate::wide::{div_u128_by_u64, mul_i64_wide, to_i64, Rounding};
 use fixed::types::I32F32;
 
 /// ln 2 at 2^-62 scale.

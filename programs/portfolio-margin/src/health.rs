@@ -47,11 +47,11 @@ impl HealthReport {
 }
 
 /// Computes the account's health of `kind` from the health accounts in `remaining`.
-pub fn account_health(
+pub fn account_health<'info>(
     group: &Group,
     account: &MarginAccount,
     group_key: &Pubkey,
-    remaining: &[AccountInfo],
+    remaining: &'info [AccountInfo<'info>],
     kind: HealthKind,
 ) -> Result<HealthBreakdown> {
     let now = Clock::get()?.unix_timestamp;
@@ -92,11 +92,11 @@ pub fn account_health(
 }
 
 /// Fails with [`MarginError::InitHealthNegative`] unless init health is >= 0.
-pub fn require_init_health(
+pub fn require_init_health<'info>(
     group: &Group,
     account: &MarginAccount,
     group_key: &Pubkey,
-    remaining: &[AccountInfo],
+    remaining: &'info [AccountInfo<'info>],
 ) -> Result<HealthBreakdown> {
     let health = account_health(group, account, group_key, remaining, HealthKind::Init)?;
     require!(health.health >= 0, MarginError::InitHealthNegative);
