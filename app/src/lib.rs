@@ -1,0 +1,13 @@
+//! # pm-client
+//!
+//! The client side of portfolio-margin: instruction builders ([`sdk`]), Pyth account fixtures
+//! from the real layout ([`pyth`]), an embedded in-process bank ([`local_bank`]), off-chain
+//! health with the same engine the program runs ([`health`]), the `pm margin` and
+//! `pm price-option` calculators ([`margin_cli`]) and the local demo ([`demo`]).
+
+pub mod demo;
+pub mod health;
+pub mod local_bank;
+pub mod margin_cli;
+pub mod pyth;
+pub mod sdk;

@@ -1,0 +1,243 @@
+//! An embedded in-process Solana bank (solana-program-test) running the portfolio-margin
+//! program natively with the real SPL Token and Token-2022 programs. Used by `pm demo` and by
+//! the integration tests: no cluster, no network.
+#![allow(deprecated)] // solana-program-test 3.1 marks its whole API as unstable; it is the supported in-process bank.
+
+use crate::pyth::PythPrice;
+use anchor_lang::prelude::{AccountInfo, Clock, Pubkey};
+use anchor_lang::solana_program::instruction::Instruction;
+use anchor_lang::solana_program::system_instruction;
+use anchor_lang::{AccountDeserialize, ZeroCopy};
+use anchor_spl::token::spl_token;
+use anchor_spl::token_2022::spl_token_2022;
+use anchor_spl::token_2022::spl_token_2022::extension::ExtensionType;
+use solana_account::AccountSharedData;
+use solana_keypair::Keypair;
+use solana_program_test::{processor, BanksClientError, ProgramTest, ProgramTestContext};
+use solana_signer::Signer;
+use solana_transaction::Transaction;
+
+/// Widens Anchor's single-lifetime entry point to the shape `processor!` expects.
+fn process_instruction(
+    program_id: &Pubkey,
+    accounts: &[AccountInfo],
+    data: &[u8],
+) -> anchor_lang::solana_program::entrypoint::ProgramResult {
+    // SAFETY: solana-program-test keeps the account infos alive for the whole call; Anchor only
+    // needs the slice and the infos to share one lifetime.
+    let accounts: &[AccountInfo] = unsafe { core::mem::transmute(accounts) };
+    portfolio_margin::entry(program_id, accounts, data)
+}
+
+/// What a successful transaction returned.
+#[derive(Clone, Debug, Default)]
+pub struct TxOutcome {
+    /// Return data set by the last instruction that set any.
+    pub return_data: Vec<u8>,
+}
+
+/// The embedded bank.
+pub struct LocalBank {
+    pub context: ProgramTestContext,
+    nonce: u32,
+}
+
+/// Extensions a test mint may carry (Token-2022 only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MintExtension {
+    PermanentDelegate,
+    TransferHook,
+    NonTransferable,
+    MintCloseAuthority,
+    /// Transfer fee in basis points (capped at u64::MAX).
+    TransferFee(u16),
+}
+
+impl LocalBank {
+    /// Starts a bank with the program loaded natively.
+    pub async fn start() -> Self {
+        let mut test = ProgramTest::new("portfolio_margin", portfolio_margin::ID, processor!(process_instruction));
+        test.prefer_bpf(false);
+        let context = test.start_with_context().await;
+        LocalBank { context, nonce: 0 }
+    }
+
+    /// The fee payer, funded at genesis.
+    pub fn payer(&self) -> Keypair {
+        self.context.payer.insecure_clone()
+    }
+
+    /// Sends one transaction signed by the payer and `signers`. Each call carries a distinct
+    /// compute-unit limit so identical retries are not deduplicated as already processed.
+    pub async fn send(&mut self, instructions: &[Instruction], signers: &[&Keypair]) -> Result<TxOutcome, BanksClientError> {
+        self.nonce += 1;
+        let mut all = vec![solana_compute_budget_interface::ComputeBudgetInstruction::set_compute_unit_limit(
+            1_400_000 - self.nonce % 100_000,
+        )];
+        all.extend_from_slice(instructions);
+        let payer = self.payer();
+        let mut keys: Vec<&Keypair> = vec![&payer];
+        keys.extend(signers.iter().copied().filter(|k| k.pubkey() != payer.pubkey()));
+        let blockhash = self.context.banks_client.get_latest_blockhash().await?;
+        let tx = Transaction::new_signed_with_payer(&all, Some(&payer.pubkey()), &keys, blockhash);
+        let result = self.context.banks_client.process_transaction_with_metadata(tx).await?;
+        result.result?;
+        let return_data = result.metadata.and_then(|m| m.return_data).map(|r| r.data).unwrap_or_default();
+        Ok(TxOutcome { return_data })
+    }
+
+    /// Current unix time of the bank's clock.
+    pub async fn now(&mut self) -> i64 {
+        self.context.banks_client.get_sysvar::<Clock>().await.expect("clock").unix_timestamp
+    }
+
+    /// Raw account data, if the account exists.
+    pub async fn account_data(&mut self, key: &Pubkey) -> Option<Vec<u8>> {
+        self.context.banks_client.get_account(*key).await.expect("get_account").map(|a| a.data)
+    }
+
+    /// Lamports of an account (0 if missing).
+    pub async fn lamports(&mut self, key: &Pubkey) -> u64 {
+        self.context.banks_client.get_account(*key).await.expect("get_account").map(|a| a.lamports).unwrap_or(0)
+    }
+
+    /// Loads a zero-copy program account (after its 8-byte discriminator).
+    pub async fn load<T: ZeroCopy + Copy>(&mut self, key: &Pubkey) -> T {
+        let data = self.account_data(key).await.unwrap_or_else(|| panic!("account {key} missing"));
+        bytemuck::pod_read_unaligned(&data[8..8 + core::mem::size_of::<T>()])
+    }
+
+    /// Writes a Pyth price update account (owned by the Pyth receiver program unless `owner`).
+    pub fn set_pyth_price(&mut self, key: &Pubkey, price: &PythPrice, owner: Option<Pubkey>) {
+        let account = price.account(owner.unwrap_or(pyth_solana_receiver_sdk::ID));
+        self.context.set_account(key, &AccountSharedData::from(account));
+    }
+
+    /// Creates a mint with `decimals` under `token_program`, with optional Token-2022 extensions.
+    pub async fn create_mint(
+        &mut self,
+        token_program: &Pubkey,
+        decimals: u8,
+        extensions: &[MintExtension],
+    ) -> Result<Keypair, BanksClientError> {
+        let mint = Keypair::new();
+        let payer = self.payer();
+        let types: Vec<ExtensionType> = extensions
+            .iter()
+            .map(|e| match e {
+                MintExtension::PermanentDelegate => ExtensionType::PermanentDelegate,
+                MintExtension::TransferHook => ExtensionType::TransferHook,
+                MintExtension::NonTransferable => ExtensionType::NonTransferable,
+                MintExtension::MintCloseAuthority => ExtensionType::MintCloseAuthority,
+                MintExtension::TransferFee(_) => ExtensionType::TransferFeeConfig,
+            })
+            .collect();
+        let space = if *token_program == spl_token::ID {
+            spl_token::state::Mint::LEN
+        } else {
+            ExtensionType::try_calculate_account_len::<spl_token_2022::state::Mint>(&types).expect("mint size")
+        };
+        let rent = self.context.banks_client.get_rent().await?.minimum_balance(space);
+        let mut ixs = vec![system_instruction::create_account(&payer.pubkey(), &mint.pubkey(), rent, space as u64, token_program)];
+        let authority = payer.pubkey();
+        for extension in extensions {
+            use spl_token_2022::instruction as t22;
+            let ix = match extension {
+                MintExtension::PermanentDelegate => {
+                    t22::initialize_permanent_delegate(token_program, &mint.pubkey(), &authority).expect("ix")
+                }
+                MintExtension::TransferHook => spl_token_2022::extension::transfer_hook::instruction::initialize(
+                    token_program,
+                    &mint.pubkey(),
+                    Some(authority),
+                    Some(Pubkey::new_unique()),
+                )
+                .expect("ix"),
+                MintExtension::NonTransferable => t22::initialize_non_transferable_mint(token_program, &mint.pubkey()).expect("ix"),
+                MintExtension::MintCloseAuthority => {
+                    t22::initialize_mint_close_authority(token_program, &mint.pubkey(), Some(&authority)).expect("ix")
+                }
+                MintExtension::TransferFee(bps) => {
+                    spl_token_2022::extension::transfer_fee::instruction::initialize_transfer_fee_config(
+                        token_program,
+                        &mint.pubkey(),
+                        Some(&authority),
+                        Some(&authority),
+                        *bps,
+                        u64::MAX,
+                    )
+                    .expect("ix")
+                }
+            };
+            ixs.push(ix);
+        }
+        ixs.push(
+            spl_token_2022::instruction::initialize_mint2(token_program, &mint.pubkey(), &authority, None, decimals)
+                .expect("ix"),
+        );
+        self.send(&ixs, &[&mint]).await?;
+        Ok(mint)
+    }
+
+    /// Creates a token account of `mint` owned by `owner`.
+    pub async fn create_token_account(
+        &mut self,
+        mint: &Pubkey,
+        owner: &Pubkey,
+        token_program: &Pubkey,
+    ) -> Result<Pubkey, BanksClientError> {
+        let account = Keypair::new();
+        let payer = self.payer();
+        let mint_data = self.account_data(mint).await.expect("mint exists");
+        let space = if *token_program == spl_token::ID {
+            spl_token::state::Account::LEN
+        } else {
+            use spl_token_2022::extension::{BaseStateWithExtensions, StateWithExtensions};
+            let state = StateWithExtensions::<spl_token_2022::state::Mint>::unpack(&mint_data).expect("mint");
+            let mint_types = state.get_extension_types().expect("extensions");
+            let account_types = ExtensionType::get_required_init_account_extensions(&mint_types);
+            ExtensionType::try_calculate_account_len::<spl_token_2022::state::Account>(&account_types).expect("size")
+        };
+        let rent = self.context.banks_client.get_rent().await?.minimum_balance(space);
+        let ixs = [
+            system_instruction::create_account(&payer.pubkey(), &account.pubkey(), rent, space as u64, token_program),
+            spl_token_2022::instruction::initialize_account3(token_program, &account.pubkey(), mint, owner).expect("ix"),
+        ];
+        self.send(&ixs, &[&account]).await?;
+        Ok(account.pubkey())
+    }
+
+    /// Mints `amount_native` of `mint` (whose authority is the payer) to `destination`.
+    pub async fn mint_to(
+        &mut self,
+        mint: &Pubkey,
+        destination: &Pubkey,
+        token_program: &Pubkey,
+        amount_native: u64,
+    ) -> Result<(), BanksClientError> {
+        let payer = self.payer();
+        let ix = spl_token_2022::instruction::mint_to(token_program, mint, destination, &payer.pubkey(), &[], amount_native)
+            .expect("ix");
+        self.send(&[ix], &[]).await.map(|_| ())
+    }
+
+    /// Token amount of a token account (Token or Token-2022).
+    pub async fn token_balance(&mut self, account: &Pubkey) -> u64 {
+        let data = self.account_data(account).await.expect("token account exists");
+        u64::from_le_bytes(data[64..72].try_into().expect("amount field"))
+    }
+
+    /// Funds `key` with lamports from the payer.
+    pub async fn airdrop(&mut self, key: &Pubkey, lamports: u64) -> Result<(), BanksClientError> {
+        let payer = self.payer();
+        self.send(&[system_instruction::transfer(&payer.pubkey(), key, lamports)], &[]).await.map(|_| ())
+    }
+
+    /// Deserialises an Anchor (borsh) account.
+    pub async fn load_anchor<T: AccountDeserialize>(&mut self, key: &Pubkey) -> T {
+        let data = self.account_data(key).await.expect("account exists");
+        T::try_deserialize(&mut &data[..]).expect("deserialise")
+    }
+}
+
+use anchor_lang::solana_program::program_pack::Pack;

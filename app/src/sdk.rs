@@ -1,0 +1,226 @@
+//! Addresses and instruction builders for every portfolio-margin instruction.
+
+use anchor_lang::prelude::{AccountMeta, Pubkey};
+use anchor_lang::solana_program::instruction::Instruction;
+use anchor_lang::{InstructionData, ToAccountMetas};
+use portfolio_margin::instructions::GroupParams;
+use portfolio_margin::state::{
+    BankConfig, CollateralBank, MarginAccount, BANK_SEED, GROUP_SEED, MARGIN_ACCOUNT_SEED, VAULT_SEED,
+};
+use portfolio_margin::{accounts, instruction, ID as PROGRAM_ID};
+
+/// Group PDA for `(admin, group_index)`.
+pub fn group_address(admin: &Pubkey, group_index: u32) -> Pubkey {
+    Pubkey::find_program_address(&[GROUP_SEED, admin.as_ref(), &group_index.to_le_bytes()], &PROGRAM_ID).0
+}
+
+/// Bank PDA for `(group, mint)`.
+pub fn bank_address(group: &Pubkey, mint: &Pubkey) -> Pubkey {
+    Pubkey::find_program_address(&[BANK_SEED, group.as_ref(), mint.as_ref()], &PROGRAM_ID).0
+}
+
+/// Vault PDA of a bank.
+pub fn vault_address(bank: &Pubkey) -> Pubkey {
+    Pubkey::find_program_address(&[VAULT_SEED, bank.as_ref()], &PROGRAM_ID).0
+}
+
+/// Margin-account PDA for `(group, owner, account_index)`.
+pub fn margin_account_address(group: &Pubkey, owner: &Pubkey, account_index: u32) -> Pubkey {
+    Pubkey::find_program_address(
+        &[MARGIN_ACCOUNT_SEED, group.as_ref(), owner.as_ref(), &account_index.to_le_bytes()],
+        &PROGRAM_ID,
+    )
+    .0
+}
+
+fn build(accounts: impl ToAccountMetas, data: impl InstructionData, extra: Vec<AccountMeta>) -> Instruction {
+    let mut metas = accounts.to_account_metas(None);
+    metas.extend(extra);
+    Instruction { program_id: PROGRAM_ID, accounts: metas, data: data.data() }
+}
+
+/// `create_group`.
+pub fn create_group(
+    admin: &Pubkey,
+    risk_authority: &Pubkey,
+    quote_mint: &Pubkey,
+    group_index: u32,
+    params: GroupParams,
+) -> Instruction {
+    build(
+        accounts::CreateGroup {
+            group: group_address(admin, group_index),
+            admin: *admin,
+            risk_authority: *risk_authority,
+            quote_mint: *quote_mint,
+            system_program: anchor_lang::system_program::ID,
+        },
+        instruction::CreateGroup { group_index, params },
+        vec![],
+    )
+}
+
+/// `add_collateral_bank`.
+pub fn add_collateral_bank(
+    group: &Pubkey,
+    admin: &Pubkey,
+    payer: &Pubkey,
+    mint: &Pubkey,
+    token_program: &Pubkey,
+    config: BankConfig,
+) -> Instruction {
+    let bank = bank_address(group, mint);
+    build(
+        accounts::AddCollateralBank {
+            group: *group,
+            admin: *admin,
+            mint: *mint,
+            bank,
+            vault: vault_address(&bank),
+            payer: *payer,
+            token_program: *token_program,
+            system_program: anchor_lang::system_program::ID,
+        },
+        instruction::AddCollateralBank { config },
+        vec![],
+    )
+}
+
+/// `update_collateral_bank`.
+pub fn update_collateral_bank(group: &Pubkey, admin: &Pubkey, bank: &Pubkey, config: BankConfig) -> Instruction {
+    build(
+        accounts::UpdateCollateralBank { group: *group, admin: *admin, bank: *bank },
+        instruction::UpdateCollateralBank { config },
+        vec![],
+    )
+}
+
+/// `create_margin_account`.
+pub fn create_margin_account(group: &Pubkey, owner: &Pubkey, payer: &Pubkey, account_index: u32) -> Instruction {
+    build(
+        accounts::CreateMarginAccount {
+            group: *group,
+            margin_account: margin_account_address(group, owner, account_index),
+            owner: *owner,
+            payer: *payer,
+            system_program: anchor_lang::system_program::ID,
+        },
+        instruction::CreateMarginAccount { account_index },
+        vec![],
+    )
+}
+
+/// `set_delegate`.
+pub fn set_delegate(margin_account: &Pubkey, owner: &Pubkey, delegate: &Pubkey) -> Instruction {
+    build(
+        accounts::SetDelegate { margin_account: *margin_account, owner: *owner },
+        instruction::SetDelegate { delegate: *delegate },
+        vec![],
+    )
+}
+
+/// `close_margin_account`.
+pub fn close_margin_account(margin_account: &Pubkey, owner: &Pubkey) -> Instruction {
+    build(
+        accounts::CloseMarginAccount { margin_account: *margin_account, owner: *owner },
+        instruction::CloseMarginAccount {},
+        vec![],
+    )
+}
+
+/// The token accounts and programs of one bank, as instructions need them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BankKeys {
+    pub bank: Pubkey,
+    pub vault: Pubkey,
+    pub mint: Pubkey,
+    pub token_program: Pubkey,
+    pub oracle: Pubkey,
+}
+
+impl BankKeys {
+    /// Keys of a loaded bank.
+    pub fn of(bank_key: Pubkey, bank: &CollateralBank) -> Self {
+        BankKeys { bank: bank_key, vault: bank.vault, mint: bank.mint, token_program: bank.token_program, oracle: bank.oracle }
+    }
+}
+
+/// `deposit` from `source` (owned by `authority`, the account's owner or delegate).
+pub fn deposit(margin_account: &Pubkey, bank: &BankKeys, source: &Pubkey, authority: &Pubkey, amount_native: u64) -> Instruction {
+    build(
+        accounts::Deposit {
+            margin_account: *margin_account,
+            bank: bank.bank,
+            vault: bank.vault,
+            mint: bank.mint,
+            source: *source,
+            authority: *authority,
+            token_program: bank.token_program,
+        },
+        instruction::Deposit { amount_native },
+        vec![],
+    )
+}
+
+/// `withdraw` to `destination`; `health_accounts` from [`health_accounts`].
+pub fn withdraw(
+    group: &Pubkey,
+    margin_account: &Pubkey,
+    bank: &BankKeys,
+    destination: &Pubkey,
+    owner: &Pubkey,
+    amount_native: u64,
+    health_accounts: Vec<AccountMeta>,
+) -> Instruction {
+    build(
+        accounts::Withdraw {
+            group: *group,
+            margin_account: *margin_account,
+            bank: bank.bank,
+            vault: bank.vault,
+            mint: bank.mint,
+            destination: *destination,
+            owner: *owner,
+            token_program: bank.token_program,
+        },
+        instruction::Withdraw { amount_native },
+        health_accounts,
+    )
+}
+
+/// `health_check`.
+pub fn health_check(
+    group: &Pubkey,
+    margin_account: &Pubkey,
+    min_health_native: i64,
+    kind: u8,
+    health_accounts: Vec<AccountMeta>,
+) -> Instruction {
+    build(
+        accounts::HealthCheck { group: *group, margin_account: *margin_account },
+        instruction::HealthCheck { min_health_native, kind },
+        health_accounts,
+    )
+}
+
+/// Health accounts of a margin account: for every active balance, in slot order, the bank and
+/// its oracle. `oracle_of` maps a bank to its oracle key. Pass the account as it will be after
+/// the instruction (see [`after_withdrawal`]).
+pub fn health_accounts(account: &MarginAccount, oracle_of: impl Fn(&Pubkey) -> Pubkey) -> Vec<AccountMeta> {
+    account
+        .active_balances()
+        .flat_map(|b| [AccountMeta::new_readonly(b.bank, false), AccountMeta::new_readonly(oracle_of(&b.bank), false)])
+        .collect()
+}
+
+/// The account as it will be after withdrawing `amount_native` from `bank` (a slot emptied by
+/// the withdrawal is released, and its accounts must then not be passed).
+pub fn after_withdrawal(account: &MarginAccount, bank: &Pubkey, amount_native: u64) -> MarginAccount {
+    let mut after = *account;
+    if let Some(index) = after.balance_index(bank) {
+        let slot = &mut after.balances[index];
+        slot.balance_native = slot.balance_native.saturating_sub(amount_native.min(i64::MAX as u64) as i64);
+        after.release_if_zero(index);
+    }
+    after
+}
