@@ -56,6 +56,11 @@ pub enum MintExtension {
 impl LocalBank {
     /// Starts a bank with the program loaded natively.
     pub async fn start() -> Self {
+        // The bank logs every instruction at debug level; keep output readable unless the
+        // caller asked for logs.
+        if std::env::var_os("RUST_LOG").is_none() {
+            std::env::set_var("RUST_LOG", "error");
+        }
         let mut test = ProgramTest::new("portfolio_margin", portfolio_margin::ID, processor!(process_instruction));
         test.prefer_bpf(false);
         let context = test.start_with_context().await;
@@ -105,6 +110,14 @@ impl LocalBank {
     pub async fn load<T: ZeroCopy + Copy>(&mut self, key: &Pubkey) -> T {
         let data = self.account_data(key).await.unwrap_or_else(|| panic!("account {key} missing"));
         bytemuck::pod_read_unaligned(&data[8..8 + core::mem::size_of::<T>()])
+    }
+
+    /// Overwrites an existing account's data, keeping its owner and lamports (tests use this to
+    /// put an account into a state only later features can reach, e.g. a settled loss).
+    pub async fn set_account_data(&mut self, key: &Pubkey, data: Vec<u8>) {
+        let mut account = self.context.banks_client.get_account(*key).await.expect("get_account").expect("account exists");
+        account.data = data;
+        self.context.set_account(key, &AccountSharedData::from(account));
     }
 
     /// Writes a Pyth price update account (owned by the Pyth receiver program unless `owner`).

@@ -1,1 +1,64 @@
+//! Shared fixtures for the integration tests: a demo group on the embedded bank, error
+//! matching, and before/after snapshots to prove a failed instruction changed nothing.
 
+#![allow(deprecated)] // solana-program-test 3.1 marks its API unstable; it is the in-process bank we test on.
+
+use anchor_lang::prelude::Pubkey;
+use pm_client::local_bank::LocalBank;
+use portfolio_margin::error::MarginError;
+use portfolio_margin::state::MarginAccount;
+use solana_program_test::BanksClientError;
+
+pub use pm_client::demo::{bank_config, list_bank, new_trader, onchain_health, post_price, setup_market, DemoMarket, Trader};
+
+/// The custom error code a program error surfaces as.
+pub fn code_of(error: MarginError) -> u32 {
+    error as u32 + anchor_lang::error::ERROR_CODE_OFFSET
+}
+
+/// The custom error code of a failed transaction, if it failed in an instruction.
+pub fn custom_code<T: std::fmt::Debug>(result: &Result<T, BanksClientError>) -> Option<u32> {
+    use solana_instruction_error::InstructionError;
+    match result {
+        Err(BanksClientError::TransactionError(solana_transaction_error::TransactionError::InstructionError(
+            _,
+            InstructionError::Custom(code),
+        ))) => Some(*code),
+        _ => None,
+    }
+}
+
+/// Asserts that a transaction failed with `expected`.
+#[track_caller]
+pub fn assert_margin_error<T: std::fmt::Debug>(result: Result<T, BanksClientError>, expected: MarginError) {
+    let code = custom_code(&result);
+    assert_eq!(code, Some(code_of(expected)), "expected {expected:?}, got {result:?}");
+}
+
+/// Asserts that a transaction failed with an Anchor framework error.
+#[track_caller]
+pub fn assert_anchor_error<T: std::fmt::Debug>(result: Result<T, BanksClientError>, expected: anchor_lang::error::ErrorCode) {
+    assert_eq!(custom_code(&result), Some(expected as u32), "expected {expected:?}, got {result:?}");
+}
+
+/// Raw data of several accounts, to compare before and after a failed instruction.
+pub async fn snapshot(bank: &mut LocalBank, keys: &[Pubkey]) -> Vec<Option<(u64, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for key in keys {
+        let account = bank.context.banks_client.get_account(*key).await.expect("get_account");
+        out.push(account.map(|a| (a.lamports, a.data)));
+    }
+    out
+}
+
+/// Puts `balance_native` in `account`'s slot for `bank_key` (creating the slot), standing in
+/// for a settled loss or gain that later instructions produce.
+pub async fn force_balance(bank: &mut LocalBank, account_key: &Pubkey, bank_key: &Pubkey, balance_native: i64) {
+    let mut data = bank.account_data(account_key).await.expect("margin account");
+    let size = core::mem::size_of::<MarginAccount>();
+    let mut account: MarginAccount = bytemuck::pod_read_unaligned(&data[8..8 + size]);
+    let index = account.balance_index_or_insert(bank_key, 0).expect("free slot");
+    account.balances[index].balance_native = balance_native;
+    data[8..8 + size].copy_from_slice(bytemuck::bytes_of(&account));
+    bank.set_account_data(account_key, data).await;
+}

@@ -73,8 +73,6 @@ pub enum MarginError {
     CollateralSlotsFull,
     #[msg("Margin account still holds balances or positions: withdraw and close everything first")]
     AccountNotEmpty,
-    #[msg("The same account was passed where two different accounts are expected")]
-    DuplicateAccount,
     // --- amounts ---
     #[msg("Amount must be greater than zero")]
     ZeroAmount,

@@ -32,7 +32,6 @@ pub struct Deposit<'info> {
 
 pub fn deposit(ctx: Context<Deposit>, amount_native: u64) -> Result<()> {
     require!(amount_native > 0, MarginError::ZeroAmount);
-    require_keys_neq!(ctx.accounts.source.key(), ctx.accounts.vault.key(), MarginError::DuplicateAccount);
     {
         let account = ctx.accounts.margin_account.load()?;
         require!(account.is_owner_or_delegate(&ctx.accounts.authority.key()), MarginError::NotOwnerOrDelegate);

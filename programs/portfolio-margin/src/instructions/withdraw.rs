@@ -35,7 +35,6 @@ pub struct Withdraw<'info> {
 
 pub fn withdraw<'info>(ctx: Context<'info, Withdraw<'info>>, amount_native: u64) -> Result<()> {
     require!(amount_native > 0, MarginError::ZeroAmount);
-    require_keys_neq!(ctx.accounts.destination.key(), ctx.accounts.vault.key(), MarginError::DuplicateAccount);
     let bank_key = ctx.accounts.bank.key();
     let debit = i64::try_from(amount_native).map_err(|_| MarginError::InsufficientBalance)?;
     let balance_after;
