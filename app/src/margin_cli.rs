@@ -419,7 +419,10 @@ pub fn strategy_table(dir: &std::path::Path) -> Result<String> {
         .collect();
     files.sort();
     let mut out = String::from(
-        "| strategy | description | portfolio maintenance | standard maintenance | portfolio / standard |\n|---|---|---:|---:|---:|\n",
+        "# Strategy book: portfolio margin vs standard margin\n\n\
+         Generated from `strategies/*.json` by `cargo run -p pm-client --bin pm -- strategy-table --out docs/strategy-table.md`\n\
+         (default grid; amounts in USD; standard margin = the same grid applied to each position alone, summed).\n\n\
+         | strategy | description | portfolio maintenance | standard maintenance | portfolio / standard |\n|---|---|---:|---:|---:|\n",
     );
     for path in files {
         let text = std::fs::read_to_string(&path)?;

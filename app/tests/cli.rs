@@ -1,0 +1,142 @@
+//! The `pm` command line: option pricing, margin reports, input errors and the strategy table.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn pm(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_pm")).args(args).output().expect("run pm");
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into(), String::from_utf8_lossy(&output.stderr).into())
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn write_portfolio(name: &str, json: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pm-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, json).unwrap();
+    path
+}
+
+#[test]
+fn price_option_prints_value_and_delta_as_json() {
+    let (ok, out, _) = pm(&["price-option", "--spot", "100", "--strike", "100", "--vol", "0.5", "--days", "365", "--kind", "call", "--json"]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // ATM call, one year, 50% vol: 100 (2N(0.25) - 1) = 19.741265.
+    assert!((v["price"].as_f64().unwrap() - 19.741265).abs() < 1e-4, "{out}");
+    assert!((v["delta"].as_f64().unwrap() - 0.598706).abs() < 1e-5, "{out}");
+}
+
+#[test]
+fn price_option_rejects_bad_input_with_a_clear_error() {
+    for (args, message) in [
+        (vec!["--spot", "-1", "--strike", "100", "--vol", "0.5", "--days", "30", "--kind", "call"], "--spot must be > 0"),
+        (vec!["--spot", "100", "--strike", "100", "--vol", "-0.5", "--days", "30", "--kind", "put"], "--vol must be >= 0"),
+        (vec!["--spot", "100", "--strike", "100", "--vol", "0.5", "--days", "30", "--kind", "straddle"], "--kind must be call or put"),
+    ] {
+        let mut full = vec!["price-option"];
+        full.extend(args);
+        let (ok, _, err) = pm(&full);
+        assert!(!ok);
+        assert!(err.contains(message), "{err}");
+    }
+}
+
+#[test]
+fn margin_json_has_the_documented_keys() {
+    let path = write_portfolio(
+        "book.json",
+        r#"{"underlyings":[{"symbol":"SOL","price":150.0}],
+            "positions":[{"underlying":"SOL","kind":"perp","qty":-10.0},
+                         {"underlying":"SOL","kind":"call","strike":160.0,"days_to_expiry":30.0,"vol":0.6,"qty":-5.0}]}"#,
+    );
+    let (ok, out, err) = pm(&["margin", "--input", path.to_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for key in ["maintenance", "initial", "standard_maintenance"] {
+        assert!(v[key].as_f64().unwrap() > 0.0, "{key}: {out}");
+    }
+    let sol = &v["per_underlying"][0];
+    assert_eq!(sol["symbol"], "SOL");
+    for key in ["maintenance", "scenario_loss", "min_delta", "contingency"] {
+        assert!(sol[key].is_number(), "{key}");
+    }
+    assert!(sol["worst_scenario"]["price_move"].is_number());
+    assert!(sol["worst_scenario"]["vol_shock"].is_string());
+    // Short perp and short call both lose on the way up: the worst scenario is a rise.
+    assert!(sol["worst_scenario"]["price_move"].as_f64().unwrap() > 0.0);
+    assert!(v["initial"].as_f64().unwrap() >= v["maintenance"].as_f64().unwrap());
+    // The human-readable form works too.
+    let (ok, out, _) = pm(&["margin", "--input", path.to_str().unwrap()]);
+    assert!(ok && out.contains("portfolio / standard"));
+}
+
+#[test]
+fn margin_rejects_bad_portfolios_naming_the_field() {
+    let cases = [
+        (r#"{"underlyings":[{"symbol":"SOL","price":150.0}],"positions":[],"leverage":3}"#, "unknown field `leverage`"),
+        (r#"{"underlyings":[{"symbol":"SOL","price":-1.0}]}"#, "underlyings[0].price must be > 0"),
+        (
+            r#"{"underlyings":[{"symbol":"SOL","price":150.0}],"positions":[{"underlying":"ETH","kind":"perp","qty":1.0}]}"#,
+            "positions[0].underlying 'ETH' is not in underlyings",
+        ),
+        (
+            r#"{"underlyings":[{"symbol":"SOL","price":150.0}],"positions":[{"underlying":"SOL","kind":"call","strike":160.0,"days_to_expiry":30.0,"vol":-0.6,"qty":1.0}]}"#,
+            "positions[0].vol must be >= 0",
+        ),
+        (
+            r#"{"underlyings":[{"symbol":"SOL","price":150.0}],"positions":[{"underlying":"SOL","kind":"call","strike":160.0,"vol":0.6,"qty":1.0}]}"#,
+            "positions[0].days_to_expiry is required",
+        ),
+        (
+            r#"{"underlyings":[{"symbol":"SOL","price":150.0}],"positions":[{"underlying":"SOL","kind":"perp","qty":1.0,"typo":1}]}"#,
+            "unknown field `typo`",
+        ),
+        (r#"{"underlyings":[{"symbol":"SOL","price":150.0}],"params":{"price_steps":8}}"#, "params are invalid"),
+        (
+            r#"{"underlyings":[{"symbol":"SOL","price":150.0}],"positions":[{"underlying":"SOL","kind":"perp","qty":0.0001}]}"#,
+            "positions[0].qty = 0.0001 is not a whole number of lots",
+        ),
+    ];
+    for (i, (json, message)) in cases.iter().enumerate() {
+        let path = write_portfolio(&format!("bad{i}.json"), json);
+        let (ok, _, err) = pm(&["margin", "--input", path.to_str().unwrap()]);
+        assert!(!ok, "case {i} should fail");
+        assert!(err.contains(message), "case {i}: expected '{message}' in '{err}'");
+    }
+}
+
+#[test]
+fn params_override_the_grid() {
+    let base = r#"{"underlyings":[{"symbol":"SOL","price":100.0}],"positions":[{"underlying":"SOL","kind":"perp","qty":10.0}]"#;
+    let default = write_portfolio("p_default.json", &format!("{base}}}"));
+    let wider = write_portfolio("p_wider.json", &format!(r#"{base},"params":{{"price_range":0.2}}}}"#));
+    let get = |p: &PathBuf| {
+        let (ok, out, err) = pm(&["margin", "--input", p.to_str().unwrap(), "--json"]);
+        assert!(ok, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["maintenance"].as_f64().unwrap()
+    };
+    // A naked perp is charged the full range: 10 x 100 x 16% (or 20%).
+    assert!((get(&default) - 160.0).abs() < 1e-3);
+    assert!((get(&wider) - 200.0).abs() < 1e-3);
+}
+
+#[test]
+fn strategy_table_in_the_docs_is_current_and_hedges_pay() {
+    let root = repo_root();
+    let (ok, table, err) = pm(&["strategy-table", "--dir", root.join("strategies").to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let committed = std::fs::read_to_string(root.join("docs/strategy-table.md")).unwrap();
+    assert_eq!(table, committed, "docs/strategy-table.md is stale: regenerate it with the command at its top");
+    let ratio = |name: &str| -> f64 {
+        let row = table.lines().find(|l| l.starts_with(&format!("| {name} |"))).unwrap();
+        row.trim_end_matches('|').rsplit('|').next().unwrap().trim().parse().unwrap()
+    };
+    for hedged in ["collar", "vertical_spread", "iron_condor"] {
+        assert!(ratio(hedged) < 0.5, "{hedged} needs {} of standard margin", ratio(hedged));
+    }
+    assert_eq!(ratio("naked_short_call"), 1.0);
+}
