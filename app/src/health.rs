@@ -1,61 +1,117 @@
-//! Off-chain health: the same oracle checks, price conversion and engine call the program
-//! makes, so a client knows before signing what the chain will enforce.
+//! Off-chain health: the same oracle checks, price conversion and pure health function the
+//! program runs (`portfolio_margin::health::compute_health`), so a client knows before signing
+//! what the chain will enforce, and which accounts to pass.
 
 use crate::local_bank::LocalBank;
 use anchor_lang::prelude::{AccountMeta, Pubkey};
 use anchor_lang::AccountDeserialize;
-use portfolio_margin::oracle::check_update;
-use portfolio_margin::state::{CollateralBank, Group, MarginAccount};
+use portfolio_margin::health::{
+    compute_health, required_underlyings, spot_per_lot, HealthView, MarketRef, PricedBank, PricedUnderlying,
+};
+use portfolio_margin::oracle::{check_update, OracleConfig};
+use portfolio_margin::state::{CollateralBank, Group, MarginAccount, Market, Underlying};
 use pyth_solana_receiver_sdk::price_update::PriceUpdateV2;
-use risk_engine::health::{compute_health, DerivativesRisk, HealthBreakdown, HealthKind, HealthParams, TokenBalance};
+use risk_engine::health::{HealthBreakdown, HealthKind};
 use std::collections::HashMap;
 
 /// Everything health depends on, read at one moment.
 #[derive(Clone)]
 pub struct HealthSnapshot {
+    pub group_key: Pubkey,
     pub group: Group,
     pub account: MarginAccount,
     pub banks: HashMap<Pubkey, CollateralBank>,
+    pub markets: HashMap<Pubkey, Market>,
+    pub underlyings: HashMap<Pubkey, Underlying>,
     pub oracles: HashMap<Pubkey, PriceUpdateV2>,
     /// Unix time the oracle ages are measured at.
     pub now: i64,
 }
 
+fn reading(update: &PriceUpdateV2, config: &OracleConfig, now: i64) -> anyhow::Result<portfolio_margin::oracle::OracleReading> {
+    check_update(update, &config.feed_id, config.max_age_seconds, config.max_confidence_ppm, now)
+        .map_err(|e| anyhow::anyhow!("oracle {}: {e}", config.oracle))
+}
+
 impl HealthSnapshot {
-    /// Reads the group, the account, its banks and their oracles from the embedded bank.
+    /// Reads the group, the account and everything its health needs from the embedded bank.
     pub async fn load(bank: &mut LocalBank, group_key: &Pubkey, account_key: &Pubkey) -> anyhow::Result<Self> {
-        let group: Group = bank.load(group_key).await;
         let account: MarginAccount = bank.load(account_key).await;
-        let mut banks = HashMap::new();
-        let mut oracles = HashMap::new();
+        Self::load_for(bank, group_key, account, &[]).await
+    }
+
+    /// Like [`HealthSnapshot::load`] for an account given by value, also loading `extra_markets`
+    /// (markets an instruction is about to open positions in).
+    pub async fn load_for(bank: &mut LocalBank, group_key: &Pubkey, account: MarginAccount, extra_markets: &[Pubkey]) -> anyhow::Result<Self> {
+        let group: Group = bank.load(group_key).await;
+        let mut snapshot = HealthSnapshot {
+            group_key: *group_key,
+            group,
+            account,
+            banks: HashMap::new(),
+            markets: HashMap::new(),
+            underlyings: HashMap::new(),
+            oracles: HashMap::new(),
+            now: bank.now().await,
+        };
         for balance in account.active_balances() {
-            let collateral: CollateralBank = bank.load(&balance.bank).await;
-            let data = bank.account_data(&collateral.oracle).await.ok_or_else(|| anyhow::anyhow!("oracle missing"))?;
-            oracles.insert(collateral.oracle, PriceUpdateV2::try_deserialize(&mut &data[..])?);
-            banks.insert(balance.bank, collateral);
+            snapshot.banks.insert(balance.bank, bank.load(&balance.bank).await);
         }
-        let now = bank.now().await;
-        Ok(HealthSnapshot { group, account, banks, oracles, now })
+        if group.quote_bank != Pubkey::default() {
+            snapshot.banks.insert(group.quote_bank, bank.load(&group.quote_bank).await);
+        }
+        let market_keys: Vec<Pubkey> =
+            account.positions.iter().filter(|p| p.in_use == 1).map(|p| p.market).chain(extra_markets.iter().copied()).collect();
+        for key in market_keys {
+            let market: Market = bank.load(&key).await;
+            snapshot.markets.insert(key, market);
+            let underlying: Underlying = bank.load(&market.underlying).await;
+            snapshot.underlyings.insert(market.underlying, underlying);
+        }
+        for bank_state in snapshot.banks.clone().values() {
+            if bank_state.underlying != Pubkey::default() {
+                snapshot.underlyings.insert(bank_state.underlying, bank.load(&bank_state.underlying).await);
+            }
+        }
+        let oracle_keys: Vec<Pubkey> =
+            snapshot.banks.values().map(|b| b.oracle).chain(snapshot.underlyings.values().map(|u| u.oracle)).collect();
+        for key in oracle_keys {
+            let data = bank.account_data(&key).await.ok_or_else(|| anyhow::anyhow!("oracle {key} missing"))?;
+            snapshot.oracles.insert(key, PriceUpdateV2::try_deserialize(&mut &data[..])?);
+        }
+        Ok(snapshot)
     }
 
     /// Health of `kind` for `account` (pass a modified copy to preview an action).
     pub fn health_of(&self, account: &MarginAccount, kind: HealthKind) -> anyhow::Result<HealthBreakdown> {
-        let mut tokens = Vec::new();
+        // Price exactly what the chain will read for this account, so a stale oracle elsewhere
+        // does not fail the prediction and a stale one here fails it the same way.
+        let needed = required_underlyings(
+            account,
+            |m| self.markets.get(m).map(|m| m.underlying),
+            |b| self.banks.get(b).map(|b| b.underlying),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut banks = Vec::new();
         for balance in account.active_balances() {
-            let bank = self.banks.get(&balance.bank).ok_or_else(|| anyhow::anyhow!("bank {} not loaded", balance.bank))?;
+            let key = &balance.bank;
+            let bank = self.banks.get(key).ok_or_else(|| anyhow::anyhow!("bank {key} not loaded"))?;
+            let config = OracleConfig::of_bank(bank);
             let update = self.oracles.get(&bank.oracle).ok_or_else(|| anyhow::anyhow!("oracle not loaded"))?;
-            let reading = check_update(update, &bank.feed_id, bank.max_price_age_seconds, bank.max_confidence_ppm, self.now)
-                .map_err(|e| anyhow::anyhow!("oracle of bank {}: {e}", balance.bank))?;
-            tokens.push(TokenBalance {
-                native: balance.balance_native,
-                prices: reading.token_prices(&self.group, bank.mint_decimals).map_err(|e| anyhow::anyhow!("{e}"))?,
-                weights: bank.weights(),
-            });
+            let prices = reading(update, &config, self.now)?.token_prices(&self.group, bank.mint_decimals).map_err(|e| anyhow::anyhow!("{e}"))?;
+            banks.push(PricedBank { key: *key, bank, prices });
         }
-        let params = HealthParams {
-            unrealized_init_weight: portfolio_margin::state::ppm_to_fixed(self.group.unrealized_init_weight_ppm),
-        };
-        compute_health(&tokens, &DerivativesRisk::default(), &params, kind).map_err(|_| anyhow::anyhow!("health overflow"))
+        let mut underlyings = Vec::new();
+        for key in &needed {
+            let underlying = self.underlyings.get(key).ok_or_else(|| anyhow::anyhow!("underlying {key} not loaded"))?;
+            let config = OracleConfig::of_underlying(underlying);
+            let update = self.oracles.get(&underlying.oracle).ok_or_else(|| anyhow::anyhow!("oracle not loaded"))?;
+            let spot = spot_per_lot(&reading(update, &config, self.now)?, &self.group, underlying).map_err(|e| anyhow::anyhow!("{e}"))?;
+            underlyings.push(PricedUnderlying { key: *key, underlying, spot_per_lot: spot });
+        }
+        let markets: Vec<MarketRef> = self.markets.iter().map(|(key, market)| MarketRef { key: *key, market }).collect();
+        let view = HealthView { group: &self.group, banks: &banks, markets: &markets, underlyings: &underlyings, now: self.now };
+        compute_health(&view, account, kind).map_err(|e| anyhow::anyhow!("{e}"))
     }
 
     /// Health of the loaded account.
@@ -64,7 +120,7 @@ impl HealthSnapshot {
     }
 
     /// Largest amount of `bank`'s token the owner can withdraw now: init health must stay
-    /// >= 0. Found by bisection on the exact engine computation, so it is the chain's answer.
+    /// >= 0. Found by bisection on the exact health computation, so it is the chain's answer.
     pub fn max_withdrawal(&self, bank: &Pubkey) -> anyhow::Result<u64> {
         let Some(index) = self.account.balance_index(bank) else { return Ok(0) };
         let balance = self.account.balances[index].balance_native.max(0) as u64;
@@ -90,8 +146,36 @@ impl HealthSnapshot {
         Ok(low)
     }
 
-    /// Health accounts for an instruction acting on `account` as given.
+    /// Health accounts of `account` (as it will be after the instruction): its banks and their
+    /// oracles, its position markets, and the underlyings they need with their oracles.
     pub fn health_accounts(&self, account: &MarginAccount) -> Vec<AccountMeta> {
-        crate::sdk::health_accounts(account, |bank| self.banks.get(bank).map(|b| b.oracle).unwrap_or_default())
+        let mut keys: Vec<Pubkey> = Vec::new();
+        let mut push = |k: Pubkey| {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        };
+        for balance in account.active_balances() {
+            push(balance.bank);
+            if let Some(b) = self.banks.get(&balance.bank) {
+                push(b.oracle);
+            }
+        }
+        for position in account.positions.iter().filter(|p| p.in_use == 1) {
+            push(position.market);
+        }
+        let needed = required_underlyings(
+            account,
+            |m| self.markets.get(m).map(|m| m.underlying),
+            |b| self.banks.get(b).map(|b| b.underlying),
+        )
+        .unwrap_or_default();
+        for key in needed {
+            push(key);
+            if let Some(u) = self.underlyings.get(&key) {
+                push(u.oracle);
+            }
+        }
+        keys.into_iter().map(|k| AccountMeta::new_readonly(k, false)).collect()
     }
 }

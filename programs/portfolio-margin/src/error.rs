@@ -40,7 +40,7 @@ pub enum MarginError {
     // --- oracle ---
     #[msg("Oracle account is not owned by the Pyth receiver program")]
     OracleWrongOwner,
-    #[msg("Oracle account is not the one configured for this bank")]
+    #[msg("The oracle account configured for this bank or underlying was not passed (another oracle account does not count)")]
     OracleKeyMismatch,
     #[msg("Oracle account data is not a Pyth PriceUpdateV2")]
     OracleInvalidData,
@@ -91,4 +91,76 @@ pub enum MarginError {
     HealthBelowMinimum,
     #[msg("Unknown health kind: use 0 (init), 1 (maint) or 2 (liquidation-end)")]
     InvalidHealthKind,
+    // --- underlyings and markets ---
+    #[msg("Scenario grid parameters are invalid (see risk_engine::scenario::GridParams::validate)")]
+    InvalidGridParams,
+    #[msg("Lot size is invalid: 10^lot_size_exponent units must be at least one native unit of the linked token")]
+    InvalidLotSize,
+    #[msg("Risk-array tolerances are invalid: price <= 50000 ppm, vol <= 100000 ppm, max age 1..=86400 s")]
+    InvalidArrayTolerance,
+    #[msg("The collateral bank is already linked to an underlying or belongs to another group")]
+    BankAlreadyLinked,
+    #[msg("Market parameters are invalid (band 1..=200000 ppm, funding period > 0, vol bounds ordered)")]
+    InvalidMarketParams,
+    #[msg("Option strike must be a positive whole number of quote native units per lot")]
+    InvalidStrike,
+    #[msg("Option expiry must be in the future")]
+    ExpiryInPast,
+    #[msg("Only the group's risk authority can post volatilities")]
+    NotRiskAuthority,
+    #[msg("Volatility is outside the market's [min_vol, max_vol] band")]
+    VolatilityOutOfBounds,
+    #[msg("Volatility moved more than the market's max_vol_change in one update")]
+    VolatilityChangeTooLarge,
+    #[msg("Posted volatility is older than the market's vol_max_age_seconds: the risk authority must post a fresh one")]
+    VolatilityStale,
+    #[msg("Risk array is stale (price, vol or age beyond tolerance): prepend refresh_risk_array for the market named in the log")]
+    RiskArrayStale,
+    #[msg("Market does not belong to this underlying")]
+    WrongUnderlying,
+    #[msg("This instruction needs a perpetual market")]
+    NotAPerpMarket,
+    #[msg("This instruction needs an option market")]
+    NotAnOptionMarket,
+    // --- trades ---
+    #[msg("Trade price is outside the market's band around the oracle (perps) or model value (options)")]
+    TradePriceOffMarket,
+    #[msg("Market has expired: it accepts no trades")]
+    MarketExpired,
+    #[msg("The same margin account cannot be on both sides of a trade")]
+    SameAccountBothSides,
+    #[msg("All 16 position slots are used: close a position first")]
+    PositionSlotsFull,
+    #[msg("Position would exceed the largest allowed size in lots")]
+    PositionTooLarge,
+    #[msg("Quantity must be greater than zero")]
+    ZeroQuantity,
+    #[msg("Trade price per lot must be positive (options may trade at 0)")]
+    InvalidTradePrice,
+    #[msg("The group has no quote bank yet: list the quote mint as collateral first")]
+    NoQuoteBank,
+    #[msg("Health accounts for a trade must be split: buyer_health_accounts exceeds the accounts passed")]
+    BadHealthAccountSplit,
+    // --- venues ---
+    #[msg("Venue is not registered in this group")]
+    VenueNotRegistered,
+    #[msg("The margin account's owner has not approved this venue")]
+    VenueNotApproved,
+    #[msg("Signer is not the venue program's venue-authority PDA")]
+    VenueAuthorityMismatch,
+    // --- funding, P&L and settlement ---
+    #[msg("Funding was already updated at this timestamp")]
+    FundingUpToDate,
+    #[msg("settle_pnl needs an account with positive P&L first and one with negative P&L second")]
+    PnlNotSettleable,
+    #[msg("The account has no position in this market")]
+    NoPosition,
+    #[msg("Option has not expired yet")]
+    OptionNotExpired,
+    #[msg("Settlement price must come from a Pyth update published at or after expiry")]
+    SettlementPriceBeforeExpiry,
+    #[msg("Settlement window has passed without a settlement price: the admin must extend it")]
+    SettlementWindowPassed,
+    #[msg("Settlement price not set: call settle_expired_option with the oracle first")]
+    SettlementPriceNotSet,
 }

@@ -52,3 +52,15 @@ pub struct Withdrawn {
     pub amount_native: u64,
     pub balance_after_native: i64,
 }
+
+/// A fill between two margin accounts.
+#[event]
+pub struct Traded {
+    pub market: Pubkey,
+    pub buyer: Pubkey,
+    pub seller: Pubkey,
+    pub lots: i64,
+    pub price_per_lot_native: i64,
+    /// Venue program that submitted the fill, or `Pubkey::default()` for a signed block trade.
+    pub venue: Pubkey,
+}

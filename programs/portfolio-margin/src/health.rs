@@ -1,31 +1,45 @@
 //! Health of a margin account inside an instruction.
 //!
 //! The model itself (three kinds, weights, conservative prices, requirements) is defined and
-//! documented in one place, `risk_engine::health`; this module gathers the account's balances,
-//! checks the bank and oracle accounts passed for them and calls the engine.
+//! documented in one place, `risk_engine::health`; the requirement per underlying in
+//! `risk_engine::margin`. This module gathers what they need from the account and the accounts
+//! passed, in two steps:
 //!
-//! Health accounts are passed as `remaining_accounts`: for every active collateral balance, in
-//! slot order, the bank and then its oracle (2 accounts per collateral token).
+//! 1. [`HealthInputs::load`] finds, among the accounts passed (any order; extras are ignored),
+//!    every account health depends on and checks it: for each active collateral balance its
+//!    bank and the bank's oracle; for each position its market; for each underlying of a
+//!    position or of a collateral token linked to an underlying, the underlying and its oracle.
+//!    So a health check takes `2 x collateral tokens + positions + 2 x underlyings` accounts.
+//! 2. [`compute_health`] is pure: the client calls the same function on the same data, so it
+//!    predicts to the native unit what the chain enforces.
+//!
+//! Risk arrays are used only while fresh: the underlying's spot within the underlying's price
+//! tolerance of the array's reference, the market's posted vol within the vol tolerance, the
+//! array younger than the maximum age, and (options) the posted vol itself fresh. Otherwise the
+//! instruction fails with `RiskArrayStale` (or `VolatilityStale`) and the log names the market.
 
 use crate::error::MarginError;
-use crate::oracle::read_oracle;
-use crate::state::{CollateralBank, Group, MarginAccount, MAX_COLLATERAL_BALANCES};
+use crate::oracle::{read_oracle_account, OracleConfig};
+use crate::state::{CollateralBank, Group, MarginAccount, Market, Underlying, PPM};
 use anchor_lang::prelude::*;
-use risk_engine::health::{
-    compute_health, DerivativesRisk, HealthBreakdown, HealthKind, HealthParams, TokenBalance,
-};
+use std::cell::Ref;
+use fixed::types::{I32F32, I80F48};
+use risk_engine::health::{DerivativesRisk, HealthBreakdown, HealthKind, HealthParams, TokenBalance, TokenPrices};
+use risk_engine::margin::{underlying_margin, Exposure};
+use risk_engine::risk_array::{compute_risk_array, Instrument, MarketState, RiskArray};
+use risk_engine::wide::{mul_q32, mul_q32_by_int, q32_wide_to_i80f48, Rounding};
 
 /// Health breakdown returned by `health_check` (borsh), all in quote native units, each
-/// rounded down to an integer (against the account).
+/// rounded against the account (values down, requirement up).
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HealthReport {
     /// 0 init, 1 maint, 2 liquidation-end.
     pub kind: u8,
     /// Weighted collateral value.
     pub token_value_native: i64,
-    /// Weighted derivatives equity.
+    /// Weighted derivatives equity (unrealized P&L, funding, option value).
     pub position_equity_native: i64,
-    /// Requirement.
+    /// Requirement (initial or maintenance margin of all underlyings).
     pub requirement_native: i64,
     /// token value + position equity - requirement.
     pub health_native: i64,
@@ -34,7 +48,7 @@ pub struct HealthReport {
 impl HealthReport {
     /// Rounds a breakdown to whole quote native units (values down, requirement up).
     pub fn from_breakdown(b: &HealthBreakdown) -> Result<Self> {
-        use risk_engine::wide::{i80f48_to_int, Rounding};
+        use risk_engine::wide::i80f48_to_int;
         let down = |v| i80f48_to_int(v, Rounding::Down).ok_or(error!(MarginError::MathOverflow));
         Ok(HealthReport {
             kind: b.kind as u8,
@@ -46,59 +60,300 @@ impl HealthReport {
     }
 }
 
-/// Computes the account's health of `kind` from the health accounts in `remaining`.
-pub fn account_health<'info>(
-    group: &Group,
+/// A collateral bank with its checked prices.
+#[derive(Clone, Copy)]
+pub struct PricedBank<'a> {
+    pub key: Pubkey,
+    pub bank: &'a CollateralBank,
+    pub prices: TokenPrices,
+}
+
+/// An underlying with its checked spot price per lot (quote native units, Q32.32).
+#[derive(Clone, Copy)]
+pub struct PricedUnderlying<'a> {
+    pub key: Pubkey,
+    pub underlying: &'a Underlying,
+    pub spot_per_lot: I32F32,
+}
+
+/// A market account.
+#[derive(Clone, Copy)]
+pub struct MarketRef<'a> {
+    pub key: Pubkey,
+    pub market: &'a Market,
+}
+
+/// Everything health depends on, already checked. Built on-chain by [`HealthInputs::load`] and
+/// off-chain by the client from the same account data.
+pub struct HealthView<'a> {
+    pub group: &'a Group,
+    pub banks: &'a [PricedBank<'a>],
+    pub markets: &'a [MarketRef<'a>],
+    pub underlyings: &'a [PricedUnderlying<'a>],
+    /// Unix time the freshness checks use.
+    pub now: i64,
+}
+
+/// The underlyings an account's health needs, in a canonical order: those of its positions
+/// (slot order), then those of its collateral tokens linked to an underlying (slot order).
+pub fn required_underlyings(
     account: &MarginAccount,
+    market_underlying: impl Fn(&Pubkey) -> Option<Pubkey>,
+    bank_underlying: impl Fn(&Pubkey) -> Option<Pubkey>,
+) -> Result<Vec<Pubkey>> {
+    let mut out: Vec<Pubkey> = Vec::new();
+    for position in account.positions.iter().filter(|p| p.in_use == 1) {
+        let underlying = market_underlying(&position.market).ok_or(MarginError::HealthAccountsMismatch)?;
+        if !out.contains(&underlying) {
+            out.push(underlying);
+        }
+    }
+    for balance in account.active_balances() {
+        let linked = bank_underlying(&balance.bank).ok_or(MarginError::HealthAccountsMismatch)?;
+        if linked != Pubkey::default() && !out.contains(&linked) {
+            out.push(linked);
+        }
+    }
+    Ok(out)
+}
+
+/// Spot price of one lot of `underlying` in quote native units, from a checked oracle reading.
+pub fn spot_per_lot(reading: &crate::oracle::OracleReading, group: &Group, underlying: &Underlying) -> Result<I32F32> {
+    let exponent = reading.exponent + group.quote_decimals as i32 + underlying.lot_size_exponent as i32;
+    let price = crate::oracle::scale_decimal(reading.price as i128, exponent, false)?;
+    risk_engine::wide::i80f48_to_q32(price, Rounding::Down).ok_or(error!(MarginError::OraclePriceOutOfRange))
+}
+
+/// Checks that a market's risk array may be used at `spot` and `now`.
+pub fn check_array_fresh(market_key: &Pubkey, market: &Market, underlying: &Underlying, spot: I32F32, now: i64) -> Result<()> {
+    if market.is_option() && market.settled == 0 && now.saturating_sub(market.vol_updated_ts) > market.vol_max_age_seconds as i64 {
+        msg!("posted vol of market {} is stale", market_key);
+        return err!(MarginError::VolatilityStale);
+    }
+    let reference = I32F32::from_bits(market.array_spot_bits);
+    let moved = (spot - reference).abs();
+    // |spot - ref| / ref <= tolerance, in integers: |d| x 1e6 <= tol x ref.
+    let price_ok = reference > 0
+        && (moved.to_bits() as i128) * (PPM as i128)
+            <= (underlying.array_price_tolerance_ppm as i128) * (reference.to_bits() as i128);
+    let vol_moved = (market.vol_bits as i128 - market.array_vol_bits as i128).abs();
+    let vol_ok = !market.is_option() || vol_moved * (PPM as i128) <= (underlying.array_vol_tolerance_ppm as i128) << 32;
+    let age_ok = market.array_updated_ts > 0 && now.saturating_sub(market.array_updated_ts) <= underlying.array_max_age_seconds as i64;
+    if !(price_ok && vol_ok && age_ok) {
+        msg!(
+            "risk array of market {} is stale (price ok: {}, vol ok: {}, age ok: {}): refresh it",
+            market_key,
+            price_ok,
+            vol_ok,
+            age_ok
+        );
+        return err!(MarginError::RiskArrayStale);
+    }
+    Ok(())
+}
+
+/// Lots of an underlying held as collateral: whole lots of the balance, rounded down (towards
+/// negative infinity for a negative balance); dust below a lot is valued by weights only.
+pub fn collateral_lots(balance_native: i64, bank: &CollateralBank, underlying: &Underlying) -> Result<i64> {
+    let exponent = bank.mint_decimals as i32 + underlying.lot_size_exponent as i32;
+    require!((0..=18).contains(&exponent), MarginError::InvalidLotSize);
+    let native_per_lot = 10i64.pow(exponent as u32);
+    Ok(balance_native.div_euclid(native_per_lot))
+}
+
+/// Mark value of one long option lot at `spot`: the reference value moved by the reference
+/// delta, floored at 0 (valid within the array tolerance), Q32.32.
+pub fn option_value_per_lot(market: &Market, spot: I32F32) -> Result<I32F32> {
+    let value = I32F32::from_bits(market.array_value_bits);
+    let delta = I32F32::from_bits(market.array_delta_bits);
+    let moved = spot.checked_sub(I32F32::from_bits(market.array_spot_bits)).ok_or(MarginError::MathOverflow)?;
+    let shift = mul_q32(delta, moved, Rounding::Down).ok_or(MarginError::MathOverflow)?;
+    Ok(value.checked_add(shift).ok_or(MarginError::MathOverflow)?.max(I32F32::ZERO))
+}
+
+/// Mark-to-market of one position in quote native units (I80F48, exact up to the Q32.32 spot).
+pub fn position_equity(position: &crate::state::PositionSlot, market: &Market, spot: I32F32) -> Result<I80F48> {
+    let overflow = || error!(MarginError::MathOverflow);
+    let wide = if market.settled == 1 {
+        let intrinsic = crate::instructions::settle_expired_option::intrinsic_per_lot(market);
+        (position.base_lots as i128).checked_mul(intrinsic as i128).ok_or_else(overflow)? << 32
+    } else if market.is_option() {
+        mul_q32_by_int(option_value_per_lot(market, spot)?, position.base_lots)
+    } else {
+        let funding_owed = (position.base_lots as i128)
+            .checked_mul(market.funding_index_native as i128 - position.funding_index_native as i128)
+            .ok_or_else(overflow)?;
+        let cash = (position.quote_native as i128 - funding_owed) << 32;
+        mul_q32_by_int(spot, position.base_lots).checked_add(cash).ok_or_else(overflow)?
+    };
+    q32_wide_to_i80f48(wide).ok_or_else(overflow)
+}
+
+/// Health of `kind` for `account` over checked inputs. Pure: the client runs it too.
+pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKind) -> Result<HealthBreakdown> {
+    let overflow = || error!(MarginError::MathOverflow);
+    let mut tokens = Vec::with_capacity(crate::state::MAX_COLLATERAL_BALANCES);
+    for balance in account.active_balances() {
+        let bank = view.banks.iter().find(|b| b.key == balance.bank).ok_or(MarginError::HealthAccountsMismatch)?;
+        tokens.push(TokenBalance { native: balance.balance_native, prices: bank.prices, weights: bank.bank.weights() });
+    }
+    let market_of = |key: &Pubkey| view.markets.iter().find(|m| m.key == *key);
+    let needed = required_underlyings(
+        account,
+        |m| market_of(m).map(|m| m.market.underlying),
+        |b| view.banks.iter().find(|x| x.key == *b).map(|x| x.bank.underlying),
+    )?;
+
+    let mut derivatives = DerivativesRisk::default();
+    for underlying_key in needed {
+        let priced = view.underlyings.iter().find(|u| u.key == underlying_key).ok_or(MarginError::HealthAccountsMismatch)?;
+        let (underlying, spot) = (priced.underlying, priced.spot_per_lot);
+        let params = underlying.grid.params();
+        let scenarios = params.scenarios().map_err(|_| error!(MarginError::InvalidGridParams))?;
+        let mut arrays: Vec<(i64, RiskArray)> = Vec::new();
+        for position in account.positions.iter().filter(|p| p.in_use == 1) {
+            let market = market_of(&position.market).ok_or(MarginError::HealthAccountsMismatch)?;
+            if market.market.underlying != underlying_key {
+                continue;
+            }
+            let equity = position_equity(position, market.market, spot)?;
+            if equity >= 0 {
+                derivatives.positive_equity = derivatives.positive_equity.checked_add(equity).ok_or_else(overflow)?;
+            } else {
+                derivatives.negative_equity = derivatives.negative_equity.checked_add(equity).ok_or_else(overflow)?;
+            }
+            if market.market.settled == 1 {
+                continue; // paid at the settlement price: no price risk left
+            }
+            check_array_fresh(&market.key, market.market, underlying, spot, view.now)?;
+            arrays.push((position.base_lots, market.market.risk_array()));
+        }
+        if underlying.collateral_bank != Pubkey::default() {
+            if let Some(balance) = account.balance_index(&underlying.collateral_bank).map(|i| account.balances[i]) {
+                let bank = view.banks.iter().find(|b| b.key == balance.bank).ok_or(MarginError::HealthAccountsMismatch)?;
+                let lots = collateral_lots(balance.balance_native, bank.bank, underlying)?;
+                let state = MarketState { instrument: Instrument::Linear, spot, vol: I32F32::ZERO };
+                let array = compute_risk_array(&state, &params, &scenarios).map_err(|_| overflow())?;
+                arrays.push((lots, array));
+            }
+        }
+        let exposures: Vec<Exposure> = arrays.iter().map(|(lots, array)| Exposure { lots: *lots, array }).collect();
+        let margin = underlying_margin(&exposures, spot, &params, scenarios.len()).map_err(|e| {
+            msg!("margin of underlying {} failed: {:?}", underlying_key, e);
+            error!(MarginError::MathOverflow)
+        })?;
+        derivatives.maintenance = derivatives.maintenance.checked_add(margin.maintenance).ok_or_else(overflow)?;
+        derivatives.initial = derivatives.initial.checked_add(margin.initial).ok_or_else(overflow)?;
+    }
+    let params = HealthParams { unrealized_init_weight: crate::state::ppm_to_fixed(view.group.unrealized_init_weight_ppm) };
+    risk_engine::health::compute_health(&tokens, &derivatives, &params, kind).map_err(|_| overflow())
+}
+
+/// Account data loaded from the accounts passed to an instruction.
+pub struct HealthInputs<'a> {
+    banks: Vec<(Pubkey, Ref<'a, CollateralBank>, TokenPrices)>,
+    markets: Vec<(Pubkey, Ref<'a, Market>)>,
+    underlyings: Vec<(Pubkey, Ref<'a, Underlying>, I32F32)>,
+    now: i64,
+}
+
+fn find<'a, 'info>(infos: &'a [AccountInfo<'info>], key: &Pubkey) -> Option<&'a AccountInfo<'info>> {
+    infos.iter().find(|i| i.key == key)
+}
+
+fn load_typed<'a, T: anchor_lang::ZeroCopy + anchor_lang::Owner>(info: &'a AccountInfo) -> Result<Ref<'a, T>> {
+    require_keys_eq!(*info.owner, crate::ID, MarginError::HealthAccountsMismatch);
+    let data = info.try_borrow_data()?;
+    require!(data.len() >= 8 + core::mem::size_of::<T>() && &data[..8] == T::DISCRIMINATOR, MarginError::HealthAccountsMismatch);
+    Ok(Ref::map(data, |d| bytemuck::from_bytes(&d[8..8 + core::mem::size_of::<T>()])))
+}
+
+/// The oracle account configured as `configured` for something named `what`, checked.
+fn oracle_reading(infos: &[AccountInfo], config: &OracleConfig, what: &Pubkey, now: i64) -> Result<crate::oracle::OracleReading> {
+    let Some(info) = find(infos, &config.oracle) else {
+        msg!("oracle {} configured for {} was not passed", config.oracle, what);
+        return err!(MarginError::OracleKeyMismatch);
+    };
+    read_oracle_account(config, info, now)
+}
+
+impl<'a> HealthInputs<'a> {
+    /// Finds and checks every account `account`'s health depends on among `infos`.
+    pub fn load(group: &Group, group_key: &Pubkey, account: &MarginAccount, infos: &'a [AccountInfo]) -> Result<Self> {
+        let now = Clock::get()?.unix_timestamp;
+        let mut inputs = HealthInputs { banks: Vec::new(), markets: Vec::new(), underlyings: Vec::new(), now };
+        for balance in account.active_balances() {
+            let info = find(infos, &balance.bank).ok_or_else(|| {
+                msg!("bank {} of an active balance was not passed", balance.bank);
+                error!(MarginError::HealthAccountsMismatch)
+            })?;
+            let bank = load_typed::<CollateralBank>(info)?;
+            require_keys_eq!(bank.group, *group_key, MarginError::WrongGroup);
+            let reading = oracle_reading(infos, &OracleConfig::of_bank(&bank), &balance.bank, now)?;
+            let prices = reading.token_prices(group, bank.mint_decimals)?;
+            inputs.banks.push((balance.bank, bank, prices));
+        }
+        for position in account.positions.iter().filter(|p| p.in_use == 1) {
+            let info = find(infos, &position.market).ok_or_else(|| {
+                msg!("market {} of a position was not passed", position.market);
+                error!(MarginError::HealthAccountsMismatch)
+            })?;
+            let market = load_typed::<Market>(info)?;
+            require_keys_eq!(market.group, *group_key, MarginError::WrongGroup);
+            inputs.markets.push((position.market, market));
+        }
+        let needed = required_underlyings(
+            account,
+            |m| inputs.markets.iter().find(|(k, _)| k == m).map(|(_, m)| m.underlying),
+            |b| inputs.banks.iter().find(|(k, _, _)| k == b).map(|(_, b, _)| b.underlying),
+        )?;
+        for key in needed {
+            let info = find(infos, &key).ok_or_else(|| {
+                msg!("underlying {} was not passed", key);
+                error!(MarginError::HealthAccountsMismatch)
+            })?;
+            let underlying = load_typed::<Underlying>(info)?;
+            require_keys_eq!(underlying.group, *group_key, MarginError::WrongGroup);
+            let reading = oracle_reading(infos, &OracleConfig::of_underlying(&underlying), &key, now)?;
+            let spot = spot_per_lot(&reading, group, &underlying)?;
+            inputs.underlyings.push((key, underlying, spot));
+        }
+        Ok(inputs)
+    }
+
+    /// Health of `kind` for `account` (which may be a modified copy, e.g. before a trade).
+    pub fn health(&self, group: &Group, account: &MarginAccount, kind: HealthKind) -> Result<HealthBreakdown> {
+        let banks: Vec<PricedBank> = self.banks.iter().map(|(key, bank, prices)| PricedBank { key: *key, bank, prices: *prices }).collect();
+        let markets: Vec<MarketRef> = self.markets.iter().map(|(key, market)| MarketRef { key: *key, market }).collect();
+        let underlyings: Vec<PricedUnderlying> = self
+            .underlyings
+            .iter()
+            .map(|(key, underlying, spot)| PricedUnderlying { key: *key, underlying, spot_per_lot: *spot })
+            .collect();
+        let view = HealthView { group, banks: &banks, markets: &markets, underlyings: &underlyings, now: self.now };
+        compute_health(&view, account, kind)
+    }
+}
+
+/// Health of `kind` for `account`, loading what it needs from `infos`.
+pub fn account_health(
+    group: &Group,
     group_key: &Pubkey,
-    remaining: &'info [AccountInfo<'info>],
+    account: &MarginAccount,
+    infos: &[AccountInfo],
     kind: HealthKind,
 ) -> Result<HealthBreakdown> {
-    let now = Clock::get()?.unix_timestamp;
-    let active: Vec<_> = account.active_balances().collect();
-    require!(remaining.len() == 2 * active.len(), MarginError::HealthAccountsMismatch);
-    let mut tokens = [TokenBalance {
-        native: 0,
-        prices: risk_engine::health::TokenPrices {
-            oracle: Default::default(),
-            init_asset: Default::default(),
-            init_liability: Default::default(),
-        },
-        weights: risk_engine::health::TokenWeights {
-            init_asset: Default::default(),
-            maint_asset: Default::default(),
-            init_liability: Default::default(),
-            maint_liability: Default::default(),
-        },
-    }; MAX_COLLATERAL_BALANCES];
-    for (i, balance) in active.iter().enumerate() {
-        let bank_info = &remaining[2 * i];
-        require_keys_eq!(bank_info.key(), balance.bank, MarginError::HealthAccountsMismatch);
-        let loader = AccountLoader::<CollateralBank>::try_from(bank_info)?;
-        let bank = loader.load()?;
-        require_keys_eq!(bank.group, *group_key, MarginError::WrongGroup);
-        let reading = read_oracle(&bank, &remaining[2 * i + 1], now)?;
-        tokens[i] = TokenBalance {
-            native: balance.balance_native,
-            prices: reading.token_prices(group, bank.mint_decimals)?,
-            weights: bank.weights(),
-        };
-    }
-    let params = HealthParams {
-        unrealized_init_weight: crate::state::ppm_to_fixed(group.unrealized_init_weight_ppm),
-    };
-    compute_health(&tokens[..active.len()], &DerivativesRisk::default(), &params, kind)
-        .map_err(|_| error!(MarginError::MathOverflow))
+    HealthInputs::load(group, group_key, account, infos)?.health(group, account, kind)
 }
 
 /// Fails with [`MarginError::InitHealthNegative`] unless init health is >= 0.
-pub fn require_init_health<'info>(
+pub fn require_init_health(
     group: &Group,
-    account: &MarginAccount,
     group_key: &Pubkey,
-    remaining: &'info [AccountInfo<'info>],
+    account: &MarginAccount,
+    infos: &[AccountInfo],
 ) -> Result<HealthBreakdown> {
-    let health = account_health(group, account, group_key, remaining, HealthKind::Init)?;
+    let health = account_health(group, group_key, account, infos, HealthKind::Init)?;
     require!(health.health >= 0, MarginError::InitHealthNegative);
     Ok(health)
 }

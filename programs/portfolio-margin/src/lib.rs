@@ -13,6 +13,7 @@ pub mod events;
 pub mod health;
 pub mod instructions;
 pub mod oracle;
+pub mod positions;
 pub mod state;
 
 use instructions::*;
@@ -73,6 +74,66 @@ pub mod portfolio_margin {
     /// Withdraws collateral (owner); init health must stay >= 0.
     pub fn withdraw<'info>(ctx: Context<'info, Withdraw<'info>>, amount_native: u64) -> Result<()> {
         instructions::withdraw(ctx, amount_native)
+    }
+
+    /// Lists an underlying with its oracle, grid and risk-array tolerances (admin).
+    pub fn add_underlying(ctx: Context<AddUnderlying>, config: UnderlyingConfig) -> Result<()> {
+        instructions::add_underlying(ctx, config)
+    }
+
+    /// Lists a perpetual future (admin).
+    pub fn add_perp_market(ctx: Context<AddMarket>, config: PerpConfig) -> Result<()> {
+        instructions::add_perp_market(ctx, config)
+    }
+
+    /// Lists a European option (admin).
+    pub fn add_option_market(ctx: Context<AddMarket>, config: OptionConfig) -> Result<()> {
+        instructions::add_option_market(ctx, config)
+    }
+
+    /// Posts an option market's implied vol (risk authority).
+    pub fn set_volatility(ctx: Context<SetVolatility>, vol_bits: i64) -> Result<()> {
+        instructions::set_volatility(ctx, vol_bits)
+    }
+
+    /// Recomputes a market's risk array at the current price and vol (permissionless).
+    pub fn refresh_risk_array(ctx: Context<RefreshRiskArray>) -> Result<()> {
+        instructions::refresh_risk_array(ctx)
+    }
+
+    /// Block trade between two accounts signed by both (owner or delegate).
+    pub fn trade<'info>(ctx: Context<'info, Trade<'info>>, lots: i64, price_per_lot_native: i64) -> Result<()> {
+        instructions::trade(ctx, lots, price_per_lot_native)
+    }
+
+    /// Registers a venue program (admin).
+    pub fn register_venue(ctx: Context<RegisterVenue>, venue_program: Pubkey) -> Result<()> {
+        instructions::register_venue(ctx, venue_program)
+    }
+
+    /// Approves (or revokes with the default key) a venue for the account (owner).
+    pub fn approve_venue(ctx: Context<ApproveVenue>, venue_program: Pubkey) -> Result<()> {
+        instructions::approve_venue(ctx, venue_program)
+    }
+
+    /// Fill submitted by a registered venue via CPI.
+    pub fn venue_trade<'info>(ctx: Context<'info, VenueTrade<'info>>, lots: i64, price_per_lot_native: i64) -> Result<()> {
+        instructions::venue_trade(ctx, lots, price_per_lot_native)
+    }
+
+    /// Accrues a perp's funding index (permissionless).
+    pub fn update_funding(ctx: Context<UpdateFunding>) -> Result<()> {
+        instructions::update_funding(ctx)
+    }
+
+    /// Realises perp P&L between a winning and a losing account (permissionless).
+    pub fn settle_pnl(ctx: Context<SettlePnl>) -> Result<()> {
+        instructions::settle_pnl(ctx)
+    }
+
+    /// Fixes an expired option's settlement price and pays the accounts passed (permissionless).
+    pub fn settle_expired_option<'info>(ctx: Context<'info, SettleExpiredOption<'info>>) -> Result<()> {
+        instructions::settle_expired_option(ctx)
     }
 
     /// Fails unless health of `kind` >= `min_health_native`; returns the breakdown.

@@ -11,7 +11,7 @@
 //! conservative asset prices and up for conservative liability prices.
 
 use crate::error::MarginError;
-use crate::state::{CollateralBank, Group};
+use crate::state::{CollateralBank, Group, Underlying};
 use anchor_lang::prelude::*;
 use anchor_lang::Discriminator;
 use fixed::types::I80F48;
@@ -29,17 +29,57 @@ pub struct OracleReading {
     pub publish_time: i64,
 }
 
-/// Reads and checks the bank's oracle at time `now` (unix seconds).
-pub fn read_oracle(bank: &CollateralBank, oracle: &AccountInfo, now: i64) -> Result<OracleReading> {
+/// Which oracle something (a bank or an underlying) reads, and its limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OracleConfig {
+    /// The `PriceUpdateV2` account key.
+    pub oracle: Pubkey,
+    /// The Pyth feed id it must carry.
+    pub feed_id: [u8; 32],
+    /// Oldest publish time accepted, seconds.
+    pub max_age_seconds: u32,
+    /// Widest confidence accepted, ppm of the price.
+    pub max_confidence_ppm: u32,
+}
+
+impl OracleConfig {
+    /// A collateral bank's oracle.
+    pub fn of_bank(bank: &CollateralBank) -> Self {
+        OracleConfig {
+            oracle: bank.oracle,
+            feed_id: bank.feed_id,
+            max_age_seconds: bank.max_price_age_seconds,
+            max_confidence_ppm: bank.max_confidence_ppm,
+        }
+    }
+
+    /// An underlying's oracle.
+    pub fn of_underlying(underlying: &Underlying) -> Self {
+        OracleConfig {
+            oracle: underlying.oracle,
+            feed_id: underlying.feed_id,
+            max_age_seconds: underlying.max_price_age_seconds,
+            max_confidence_ppm: underlying.max_confidence_ppm,
+        }
+    }
+}
+
+/// Decodes a `PriceUpdateV2` account after checking its owner and discriminator.
+pub fn decode_update(oracle: &AccountInfo) -> Result<PriceUpdateV2> {
     require_keys_eq!(*oracle.owner, pyth_solana_receiver_sdk::ID, MarginError::OracleWrongOwner);
-    require_keys_eq!(oracle.key(), bank.oracle, MarginError::OracleKeyMismatch);
     let data = oracle.try_borrow_data()?;
     require!(
         data.len() >= 8 && &data[..8] == PriceUpdateV2::DISCRIMINATOR,
         MarginError::OracleInvalidData
     );
-    let update = PriceUpdateV2::try_deserialize(&mut &data[..]).map_err(|_| error!(MarginError::OracleInvalidData))?;
-    check_update(&update, &bank.feed_id, bank.max_price_age_seconds, bank.max_confidence_ppm, now)
+    PriceUpdateV2::try_deserialize(&mut &data[..]).map_err(|_| error!(MarginError::OracleInvalidData))
+}
+
+/// Reads and checks an oracle account against its configuration at time `now` (unix seconds).
+pub fn read_oracle_account(config: &OracleConfig, oracle: &AccountInfo, now: i64) -> Result<OracleReading> {
+    require_keys_eq!(oracle.key(), config.oracle, MarginError::OracleKeyMismatch);
+    let update = decode_update(oracle)?;
+    check_update(&update, &config.feed_id, config.max_age_seconds, config.max_confidence_ppm, now)
 }
 
 /// The checks on a decoded update (separate so listing can reuse them).

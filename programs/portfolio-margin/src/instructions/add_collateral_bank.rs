@@ -89,6 +89,9 @@ pub fn add_collateral_bank(ctx: Context<AddCollateralBank>, config: BankConfig) 
     bank.vault_bump = ctx.bumps.vault;
     bank.apply_config(&config);
     group.bank_count += 1;
+    if bank.mint == group.quote_mint {
+        group.quote_bank = ctx.accounts.bank.key();
+    }
     emit!(configured_event(&bank, ctx.accounts.bank.key()));
     Ok(())
 }

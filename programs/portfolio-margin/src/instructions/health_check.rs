@@ -24,7 +24,7 @@ pub fn health_check<'info>(
     let kind = HealthKind::from_u8(kind).ok_or(MarginError::InvalidHealthKind)?;
     let group = ctx.accounts.group.load()?;
     let account = ctx.accounts.margin_account.load()?;
-    let breakdown = account_health(&group, &account, &ctx.accounts.group.key(), ctx.remaining_accounts, kind)?;
+    let breakdown = account_health(&group, &ctx.accounts.group.key(), &account, ctx.remaining_accounts, kind)?;
     let report = HealthReport::from_breakdown(&breakdown)?;
     require!(report.health_native >= min_health_native, MarginError::HealthBelowMinimum);
     crate::set_return_data_everywhere(&report)?;

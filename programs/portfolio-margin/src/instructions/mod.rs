@@ -1,21 +1,45 @@
 //! One file per instruction: its accounts, checks and handler together.
 
 pub mod add_collateral_bank;
+pub mod add_option_market;
+pub mod add_perp_market;
+pub mod add_underlying;
+pub mod approve_venue;
 pub mod close_margin_account;
 pub mod create_group;
 pub mod create_margin_account;
 pub mod deposit;
 pub mod health_check;
+pub mod refresh_risk_array;
+pub mod register_venue;
 pub mod set_delegate;
+pub mod set_volatility;
+pub mod settle_expired_option;
+pub mod settle_pnl;
+pub mod trade;
 pub mod update_collateral_bank;
+pub mod update_funding;
+pub mod venue_trade;
 pub mod withdraw;
 
 pub use add_collateral_bank::*;
+pub use add_option_market::*;
+pub use add_perp_market::*;
+pub use add_underlying::*;
+pub use approve_venue::*;
 pub use close_margin_account::*;
 pub use create_group::*;
 pub use create_margin_account::*;
 pub use deposit::*;
 pub use health_check::*;
+pub use refresh_risk_array::*;
+pub use register_venue::*;
 pub use set_delegate::*;
+pub use set_volatility::*;
+pub use settle_expired_option::*;
+pub use settle_pnl::*;
+pub use trade::*;
 pub use update_collateral_bank::*;
+pub use update_funding::*;
+pub use venue_trade::*;
 pub use withdraw::*;

@@ -70,7 +70,10 @@ pub fn withdraw<'info>(ctx: Context<'info, Withdraw<'info>>, amount_native: u64)
 
     let group = ctx.accounts.group.load()?;
     let account = ctx.accounts.margin_account.load()?;
-    require_init_health(&group, &account, &ctx.accounts.group.key(), ctx.remaining_accounts)?;
+    // The withdrawn bank is among the named accounts: health may read it from there.
+    let mut infos = ctx.remaining_accounts.to_vec();
+    infos.push(ctx.accounts.bank.to_account_info());
+    require_init_health(&group, &ctx.accounts.group.key(), &account, &infos)?;
     emit!(Withdrawn {
         margin_account: ctx.accounts.margin_account.key(),
         bank: bank_key,

@@ -50,8 +50,11 @@ pub struct CollateralBank {
     pub vault_bump: u8,
     /// Explicit padding.
     pub padding: [u8; 3],
+    /// Underlying this token is (its balances enter that underlying's scenario grid);
+    /// `Pubkey::default()` if none. Set by `add_underlying`.
+    pub underlying: Pubkey,
     /// Space for future fields.
-    pub reserved: [u8; 64],
+    pub reserved: [u8; 32],
 }
 
 const _: () = assert!(core::mem::size_of::<CollateralBank>() == 6 * 32 + 2 * 8 + 6 * 4 + 2 + 3 + 3 + 64);

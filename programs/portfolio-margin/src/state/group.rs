@@ -30,8 +30,17 @@ pub struct Group {
     pub quote_decimals: u8,
     /// PDA bump.
     pub bump: u8,
+    /// Bank of the quote mint (option premiums, P&L and settlements are paid in its balance);
+    /// set when that bank is listed.
+    pub quote_bank: Pubkey,
+    /// Number of underlyings listed so far (also the next one's index).
+    pub underlying_count: u16,
+    /// Number of markets listed so far (also the next one's index).
+    pub market_count: u16,
+    /// Explicit padding.
+    pub padding: [u8; 4],
     /// Space for future fields.
-    pub reserved: [u8; 64],
+    pub reserved: [u8; 24],
 }
 
 const _: () = assert!(core::mem::size_of::<Group>() == 3 * 32 + 4 * 3 + 2 + 2 + 64);

@@ -39,16 +39,19 @@ pub struct PositionSlot {
     pub base_lots: i64,
     /// Quote native units paid (negative) or received (positive) to open it.
     pub quote_native: i64,
-    /// Funding index when funding was last settled (Q32.32 bits).
-    pub funding_index_bits: i64,
+    /// Market funding index (quote native per lot) when funding was last settled into
+    /// `quote_native`.
+    pub funding_index_native: i64,
     /// Market's index in its group.
     pub market_index: u16,
     /// 1 when the slot is used.
     pub in_use: u8,
     /// Explicit padding.
     pub padding: [u8; 5],
+    /// Underlying's index in its group.
+    pub underlying_index: u16,
     /// Space for future fields.
-    pub reserved: [u8; 16],
+    pub reserved: [u8; 14],
 }
 
 const _: () = assert!(core::mem::size_of::<PositionSlot>() == 80);
@@ -71,8 +74,10 @@ pub struct MarginAccount {
     pub being_liquidated: u8,
     /// Explicit padding.
     pub padding: [u8; 2],
+    /// Venue program allowed to submit fills for this account; `Pubkey::default()` for none.
+    pub approved_venue: Pubkey,
     /// Space for future fields.
-    pub reserved: [u8; 64],
+    pub reserved: [u8; 32],
     /// Token balances.
     pub balances: [CollateralBalance; MAX_COLLATERAL_BALANCES],
     /// Derivatives positions.

@@ -1,0 +1,67 @@
+//! `add_perp_market` (admin): a linear perpetual future on an underlying, quote-settled, with
+//! funding from the premium of trade prices over the oracle.
+
+use crate::error::MarginError;
+use crate::state::{Group, Market, MarketKind, Underlying, MARKET_SEED};
+use anchor_lang::prelude::*;
+
+/// Parameters of a new perpetual market.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PerpConfig {
+    /// Trades must be within this band of the oracle, ppm (e.g. 20_000 = 2%).
+    pub price_band_ppm: u32,
+    /// The average premium is charged in full over this many seconds (e.g. 3600).
+    pub funding_period_seconds: u32,
+    /// Largest funding rate per period, ppm of the price.
+    pub max_funding_rate_ppm: u32,
+}
+
+#[derive(Accounts)]
+pub struct AddMarket<'info> {
+    #[account(mut, has_one = admin @ MarginError::NotGroupAdmin)]
+    pub group: AccountLoader<'info, Group>,
+    pub admin: Signer<'info>,
+    #[account(has_one = group @ MarginError::WrongGroup)]
+    pub underlying: AccountLoader<'info, Underlying>,
+    #[account(
+        init,
+        payer = payer,
+        space = 8 + core::mem::size_of::<Market>(),
+        seeds = [MARKET_SEED, group.key().as_ref(), &group.load()?.market_count.to_le_bytes()],
+        bump,
+    )]
+    pub market: AccountLoader<'info, Market>,
+    #[account(mut)]
+    pub payer: Signer<'info>,
+    pub system_program: Program<'info, System>,
+}
+
+/// Fills the fields every market has and counts it in the group.
+pub fn init_market(ctx: &Context<AddMarket>, market: &mut Market, kind: MarketKind, price_band_ppm: u32) -> Result<()> {
+    require!((1..=200_000).contains(&price_band_ppm), MarginError::InvalidMarketParams);
+    let mut group = ctx.accounts.group.load_mut()?;
+    let underlying = ctx.accounts.underlying.load()?;
+    market.group = ctx.accounts.group.key();
+    market.underlying = ctx.accounts.underlying.key();
+    market.kind = kind as u8;
+    market.price_band_ppm = price_band_ppm;
+    market.market_index = group.market_count;
+    market.underlying_index = underlying.underlying_index;
+    market.bump = ctx.bumps.market;
+    market.funding_last_ts = Clock::get()?.unix_timestamp;
+    group.market_count = group.market_count.checked_add(1).ok_or(MarginError::MathOverflow)?;
+    Ok(())
+}
+
+pub fn add_perp_market(ctx: Context<AddMarket>, config: PerpConfig) -> Result<()> {
+    require!(
+        config.funding_period_seconds > 0 && config.max_funding_rate_ppm <= 100_000,
+        MarginError::InvalidMarketParams
+    );
+    let loader = ctx.accounts.market.clone();
+    let mut market = loader.load_init()?;
+    init_market(&ctx, &mut market, MarketKind::Perp, config.price_band_ppm)?;
+    market.funding_period_seconds = config.funding_period_seconds;
+    market.max_funding_rate_ppm = config.max_funding_rate_ppm;
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! `refresh_risk_array` (permissionless): recomputes a market's per-lot scenario P&L, delta
+//! and value at the current oracle price and posted vol. Health checks use the array while the
+//! price and vol stay within the underlying's tolerances and the array is young enough; a
+//! client prepends this instruction when one is stale.
+
+use crate::error::MarginError;
+use crate::health::spot_per_lot;
+use crate::oracle::{read_oracle_account, OracleConfig};
+use crate::state::{Group, Market, Underlying};
+use anchor_lang::prelude::*;
+use fixed::types::I32F32;
+use risk_engine::risk_array::{compute_risk_array, MarketState};
+
+#[derive(Accounts)]
+pub struct RefreshRiskArray<'info> {
+    pub group: AccountLoader<'info, Group>,
+    #[account(mut, has_one = group @ MarginError::WrongGroup, has_one = underlying @ MarginError::WrongUnderlying)]
+    pub market: AccountLoader<'info, Market>,
+    pub underlying: AccountLoader<'info, Underlying>,
+    /// CHECK: checked against the underlying's oracle configuration by `read_oracle_account`.
+    pub oracle: UncheckedAccount<'info>,
+}
+
+pub fn refresh_risk_array(ctx: Context<RefreshRiskArray>) -> Result<()> {
+    let now = Clock::get()?.unix_timestamp;
+    let group = ctx.accounts.group.load()?;
+    let underlying = ctx.accounts.underlying.load()?;
+    let mut market = ctx.accounts.market.load_mut()?;
+    let reading = read_oracle_account(&OracleConfig::of_underlying(&underlying), &ctx.accounts.oracle, now)?;
+    let spot = spot_per_lot(&reading, &group, &underlying)?;
+    let vol = if market.is_option() {
+        require!(market.vol_updated_ts != 0, MarginError::VolatilityStale);
+        require!(now.saturating_sub(market.vol_updated_ts) <= market.vol_max_age_seconds as i64, MarginError::VolatilityStale);
+        I32F32::from_bits(market.vol_bits)
+    } else {
+        I32F32::ZERO
+    };
+    let params = underlying.grid.params();
+    let scenarios = params.scenarios().map_err(|_| error!(MarginError::InvalidGridParams))?;
+    let state = MarketState { instrument: market.instrument(now), spot, vol };
+    let array = compute_risk_array(&state, &params, &scenarios).map_err(|e| {
+        msg!("risk array of market {} failed: {:?}", ctx.accounts.market.key(), e);
+        error!(MarginError::MathOverflow)
+    })?;
+    market.store_risk_array(&array, spot, vol, now);
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! `settle_expired_option` (permissionless): after expiry, fixes the settlement price from a
+//! Pyth update published at or after expiry (within the market's window), then pays every
+//! margin account passed in `remaining_accounts` its position's intrinsic value in the quote
+//! balance and closes the position. Holders receive exactly what writers pay: the settlement
+//! price and the strike are whole quote native units per lot.
+
+use crate::error::MarginError;
+use crate::health::spot_per_lot;
+use crate::oracle::{check_update, decode_update};
+use crate::state::{CollateralBank, Group, MarginAccount, Market, MarketKind, PositionSlot, Underlying};
+use anchor_lang::prelude::*;
+
+#[derive(Accounts)]
+pub struct SettleExpiredOption<'info> {
+    pub group: AccountLoader<'info, Group>,
+    #[account(mut, has_one = group @ MarginError::WrongGroup, has_one = underlying @ MarginError::WrongUnderlying)]
+    pub market: AccountLoader<'info, Market>,
+    pub underlying: AccountLoader<'info, Underlying>,
+    /// CHECK: checked against the underlying's oracle configuration when the price is fixed.
+    pub oracle: UncheckedAccount<'info>,
+    pub quote_bank: AccountLoader<'info, CollateralBank>,
+}
+
+/// Intrinsic value of one long lot at the settlement price, whole quote native units.
+pub fn intrinsic_per_lot(market: &Market) -> i64 {
+    match market.market_kind() {
+        MarketKind::Call => (market.settlement_price_native - market.strike_per_lot_native).max(0),
+        MarketKind::Put => (market.strike_per_lot_native - market.settlement_price_native).max(0),
+        MarketKind::Perp => 0,
+    }
+}
+
+pub fn settle_expired_option<'info>(ctx: Context<'info, SettleExpiredOption<'info>>) -> Result<()> {
+    let now = Clock::get()?.unix_timestamp;
+    let group = ctx.accounts.group.load()?;
+    require_keys_eq!(ctx.accounts.quote_bank.key(), group.quote_bank, MarginError::NoQuoteBank);
+    let quote_bank_index = ctx.accounts.quote_bank.load()?.bank_index;
+    let mut market = ctx.accounts.market.load_mut()?;
+    require!(market.is_option(), MarginError::NotAnOptionMarket);
+    require!(now >= market.expiry_ts, MarginError::OptionNotExpired);
+    if market.settled == 0 {
+        let underlying = ctx.accounts.underlying.load()?;
+        require_keys_eq!(ctx.accounts.oracle.key(), underlying.oracle, MarginError::OracleKeyMismatch);
+        let update = decode_update(&ctx.accounts.oracle)?;
+        let published = update.price_message.publish_time;
+        require!(published >= market.expiry_ts, MarginError::SettlementPriceBeforeExpiry);
+        require!(
+            published <= market.expiry_ts + market.settlement_window_seconds as i64,
+            MarginError::SettlementWindowPassed
+        );
+        // Every other check of a live read, with the age measured at publication.
+        let reading = check_update(&update, &underlying.feed_id, underlying.max_price_age_seconds, underlying.max_confidence_ppm, published)?;
+        let spot = spot_per_lot(&reading, &group, &underlying)?;
+        market.settlement_price_native = risk_engine::wide::q32_to_int(spot, risk_engine::wide::Rounding::Down);
+        market.settled = 1;
+    }
+    let intrinsic = intrinsic_per_lot(&market);
+    let market_key = ctx.accounts.market.key();
+    for info in ctx.remaining_accounts {
+        let loader = AccountLoader::<MarginAccount>::try_from(info)?;
+        let mut account = loader.load_mut()?;
+        require_keys_eq!(account.group, ctx.accounts.group.key(), MarginError::WrongGroup);
+        let index = account.position_index(&market_key).ok_or(MarginError::NoPosition)?;
+        let lots = account.positions[index].base_lots;
+        let payout = lots.checked_mul(intrinsic).ok_or(MarginError::MathOverflow)?;
+        account.positions[index] = PositionSlot::default();
+        account.add_to_balance(&group.quote_bank, quote_bank_index, payout)?;
+        market.open_interest_lots -= lots.max(0);
+    }
+    Ok(())
+}
