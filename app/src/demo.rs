@@ -178,3 +178,174 @@ pub async fn run() -> Result<()> {
     println!("\ndemo complete");
     Ok(())
 }
+
+/// Derivatives on SOL: an underlying linked to the SOL bank, a perp, a 160 call and a 130
+/// put expiring in 30 days, with vols posted and risk arrays fresh.
+pub struct Derivatives {
+    pub sol: Pubkey,
+    pub perp: MarketKeysNamed,
+    pub call: MarketKeysNamed,
+    pub put: MarketKeysNamed,
+    pub expiry_ts: i64,
+}
+
+/// A market's keys with a label for printing.
+#[derive(Clone, Copy, Debug)]
+pub struct MarketKeysNamed {
+    pub keys: sdk::MarketKeys,
+    pub label: &'static str,
+}
+
+/// Lot size of the demo underlyings: 0.001 units (10^-3).
+pub const LOT_SIZE_EXPONENT: i8 = -3;
+/// Quote native units per dollar per lot at that lot size ($1 x 0.001 = 1,000 micro-USD).
+pub const NATIVE_PER_DOLLAR_PER_LOT: i64 = 1_000;
+
+/// Default underlying configuration for `oracle`.
+pub fn underlying_config(oracle: Pubkey, feed_id: [u8; 32]) -> portfolio_margin::instructions::UnderlyingConfig {
+    portfolio_margin::instructions::UnderlyingConfig {
+        oracle,
+        feed_id,
+        max_price_age_seconds: 60,
+        max_confidence_ppm: 20_000,
+        lot_size_exponent: LOT_SIZE_EXPONENT,
+        grid: portfolio_margin::state::GridConfig::from(&risk_engine::scenario::GridParams::default()),
+        array_price_tolerance_ppm: 10_000,
+        array_vol_tolerance_ppm: 20_000,
+        array_max_age_seconds: 3_600,
+    }
+}
+
+/// Default option market configuration.
+pub fn option_config(kind: portfolio_margin::state::MarketKind, strike_dollars: i64, expiry_ts: i64) -> portfolio_margin::instructions::OptionConfig {
+    use fixed::types::I32F32;
+    portfolio_margin::instructions::OptionConfig {
+        kind,
+        strike_per_lot_native: strike_dollars * NATIVE_PER_DOLLAR_PER_LOT,
+        expiry_ts,
+        price_band_ppm: 100_000,
+        min_vol_bits: I32F32::from_num(0.05).to_bits(),
+        max_vol_bits: I32F32::from_num(5).to_bits(),
+        max_vol_change_bits: I32F32::from_num(0.5).to_bits(),
+        vol_max_age_seconds: 3_600,
+        settlement_window_seconds: 3_600,
+    }
+}
+
+/// Lists an option market at the group's next index and posts `vol`.
+pub async fn list_option(
+    bank: &mut LocalBank,
+    market: &DemoMarket,
+    underlying: &Pubkey,
+    config: portfolio_margin::instructions::OptionConfig,
+    vol: f64,
+) -> Result<sdk::MarketKeys> {
+    let group: portfolio_margin::state::Group = bank.load(&market.group).await;
+    let admin = market.admin.pubkey();
+    let payer = bank.payer().pubkey();
+    bank.send(&[sdk::add_option_market(&market.group, &admin, &payer, underlying, group.market_count, config)], &[]).await?;
+    let key = sdk::market_address(&market.group, group.market_count);
+    let vol_bits = fixed::types::I32F32::from_num(vol).to_bits();
+    bank.send(&[sdk::set_volatility(&market.group, &admin, &key, vol_bits)], &[]).await?;
+    let keys = market_keys(bank, market, &key).await;
+    bank.send(&[sdk::refresh_risk_array(&keys)], &[]).await?;
+    Ok(keys)
+}
+
+/// The keys instructions need for `market_key`.
+pub async fn market_keys(bank: &mut LocalBank, market: &DemoMarket, market_key: &Pubkey) -> sdk::MarketKeys {
+    let state: portfolio_margin::state::Market = bank.load(market_key).await;
+    let underlying: portfolio_margin::state::Underlying = bank.load(&state.underlying).await;
+    sdk::MarketKeys {
+        group: market.group,
+        market: *market_key,
+        underlying: state.underlying,
+        oracle: underlying.oracle,
+        quote_bank: market.usdc.bank,
+    }
+}
+
+/// Adds SOL derivatives to the demo group. The SOL bank is linked to the underlying, so SOL
+/// collateral hedges inside the grid, and its weights are raised to cover only liquidation
+/// slippage and oracle risk (init 0.95, maint 0.98).
+pub async fn setup_derivatives(bank: &mut LocalBank, market: &DemoMarket) -> Result<Derivatives> {
+    let admin = market.admin.pubkey();
+    let payer = bank.payer().pubkey();
+    let sol_config = bank_config(market.sol.oracle, market.sol_feed, (950_000, 980_000), (1_050_000, 1_020_000));
+    bank.send(&[sdk::update_collateral_bank(&market.group, &admin, &market.sol.bank, sol_config)], &[]).await?;
+    let group: portfolio_margin::state::Group = bank.load(&market.group).await;
+    let index = group.underlying_count;
+    let config = underlying_config(market.sol.oracle, market.sol_feed);
+    bank.send(&[sdk::add_underlying(&market.group, &admin, &payer, index, Some(market.sol.bank), config)], &[]).await?;
+    let sol = sdk::underlying_address(&market.group, index);
+
+    let perp_index = group.market_count;
+    let perp_config = portfolio_margin::instructions::PerpConfig {
+        price_band_ppm: 20_000,
+        funding_period_seconds: 3_600,
+        max_funding_rate_ppm: 1_000,
+    };
+    bank.send(&[sdk::add_perp_market(&market.group, &admin, &payer, &sol, perp_index, perp_config)], &[]).await?;
+    let perp_keys = market_keys(bank, market, &sdk::market_address(&market.group, perp_index)).await;
+    bank.send(&[sdk::refresh_risk_array(&perp_keys)], &[]).await?;
+
+    let expiry_ts = bank.now().await + 30 * 86_400;
+    use portfolio_margin::state::MarketKind;
+    let call = list_option(bank, market, &sol, option_config(MarketKind::Call, 160, expiry_ts), 0.6).await?;
+    let put = list_option(bank, market, &sol, option_config(MarketKind::Put, 130, expiry_ts), 0.6).await?;
+    Ok(Derivatives {
+        sol,
+        perp: MarketKeysNamed { keys: perp_keys, label: "SOL-PERP" },
+        call: MarketKeysNamed { keys: call, label: "SOL-160-C" },
+        put: MarketKeysNamed { keys: put, label: "SOL-130-P" },
+        expiry_ts,
+    })
+}
+
+/// Health accounts covering both sides of a fill in `market_key` (extra accounts are ignored
+/// on-chain, so the union is safe).
+pub async fn fill_health_accounts(
+    bank: &mut LocalBank,
+    market: &DemoMarket,
+    accounts: &[Pubkey],
+    market_key: &Pubkey,
+) -> Result<Vec<anchor_lang::prelude::AccountMeta>> {
+    let mut metas: Vec<anchor_lang::prelude::AccountMeta> = Vec::new();
+    for account in accounts {
+        let snapshot = HealthSnapshot::load(bank, &market.group, account).await?;
+        let mut predicted = snapshot.account;
+        // The fill may open a position here and a quote balance.
+        let state: portfolio_margin::state::Market = bank.load(market_key).await;
+        let _ = predicted.position_index_or_insert(market_key, &state);
+        let _ = predicted.balance_index_or_insert(&market.usdc.bank, 0);
+        let snapshot = HealthSnapshot::load_for(bank, &market.group, predicted, &[*market_key]).await?;
+        for meta in snapshot.health_accounts(&predicted) {
+            if !metas.iter().any(|m| m.pubkey == meta.pubkey) {
+                metas.push(meta);
+            }
+        }
+    }
+    Ok(metas)
+}
+
+/// A block trade: `buyer` buys `lots` from `seller` at `price_per_lot_native`, both owners signing.
+pub async fn block_trade(
+    bank: &mut LocalBank,
+    market: &DemoMarket,
+    keys: &sdk::MarketKeys,
+    buyer: &Trader,
+    seller: &Trader,
+    lots: i64,
+    price_per_lot_native: i64,
+) -> std::result::Result<crate::local_bank::TxOutcome, solana_program_test::BanksClientError> {
+    let metas = fill_health_accounts(bank, market, &[buyer.account, seller.account], &keys.market).await.expect("health accounts");
+    let ix = sdk::trade(keys, &buyer.account, &buyer.owner.pubkey(), &seller.account, &seller.owner.pubkey(), lots, price_per_lot_native, metas);
+    bank.send(&[ix], &[&buyer.owner, &seller.owner]).await
+}
+
+/// Model value per lot of an option market now (quote native units, rounded to nearest), from
+/// its fresh risk array: a price every band accepts.
+pub async fn model_price_per_lot(bank: &mut LocalBank, market_key: &Pubkey) -> i64 {
+    let state: portfolio_margin::state::Market = bank.load(market_key).await;
+    fixed::types::I32F32::from_bits(state.array_value_bits).round().to_num::<i64>()
+}

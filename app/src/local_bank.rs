@@ -91,9 +91,60 @@ impl LocalBank {
         Ok(TxOutcome { return_data })
     }
 
+    /// Sends one version-0 transaction whose non-signer accounts are loaded from a fresh address
+    /// lookup table, for instructions with more accounts than a legacy transaction can carry
+    /// (a health check over 16 positions and 8 collateral tokens).
+    pub async fn send_v0(&mut self, instructions: &[Instruction], signers: &[&Keypair]) -> Result<TxOutcome, BanksClientError> {
+        use solana_address_lookup_table_interface::instruction::{create_lookup_table, extend_lookup_table};
+        use solana_message::{v0, AddressLookupTableAccount, VersionedMessage};
+        use solana_transaction::versioned::VersionedTransaction;
+        let payer = self.payer();
+        let programs: Vec<Pubkey> = instructions.iter().map(|ix| ix.program_id).collect();
+        let mut addresses: Vec<Pubkey> = Vec::new();
+        for meta in instructions.iter().flat_map(|ix| ix.accounts.iter()) {
+            if !meta.is_signer && !programs.contains(&meta.pubkey) && !addresses.contains(&meta.pubkey) {
+                addresses.push(meta.pubkey);
+            }
+        }
+        // A table must be created at a recent slot and is usable from the next slot on.
+        let slot = self.context.banks_client.get_root_slot().await?;
+        self.context.warp_to_slot(slot + 2).expect("warp");
+        let (create, table) = create_lookup_table(payer.pubkey(), payer.pubkey(), slot + 1);
+        self.send(&[create], &[]).await?;
+        for chunk in addresses.chunks(20) {
+            self.send(&[extend_lookup_table(table, payer.pubkey(), Some(payer.pubkey()), chunk.to_vec())], &[]).await?;
+        }
+        let slot = self.context.banks_client.get_root_slot().await?;
+        self.context.warp_to_slot(slot + 2).expect("warp");
+
+        self.nonce += 1;
+        let mut all = vec![solana_compute_budget_interface::ComputeBudgetInstruction::set_compute_unit_limit(
+            1_400_000 - self.nonce % 100_000,
+        )];
+        all.extend_from_slice(instructions);
+        let blockhash = self.context.banks_client.get_latest_blockhash().await?;
+        let lookup = AddressLookupTableAccount { key: table, addresses };
+        let message = v0::Message::try_compile(&payer.pubkey(), &all, &[lookup], blockhash).expect("compile v0 message");
+        let mut keys: Vec<&Keypair> = vec![&payer];
+        keys.extend(signers.iter().copied().filter(|k| k.pubkey() != payer.pubkey()));
+        let tx = VersionedTransaction::try_new(VersionedMessage::V0(message), &keys).expect("sign");
+        let result = self.context.banks_client.process_transaction_with_metadata(tx).await?;
+        result.result?;
+        let return_data = result.metadata.and_then(|m| m.return_data).map(|r| r.data).unwrap_or_default();
+        Ok(TxOutcome { return_data })
+    }
+
     /// Current unix time of the bank's clock.
     pub async fn now(&mut self) -> i64 {
         self.context.banks_client.get_sysvar::<Clock>().await.expect("clock").unix_timestamp
+    }
+
+    /// Moves the bank's clock forward by `seconds` (the slot stays; tests use this for ages,
+    /// funding periods and expiries).
+    pub async fn advance_clock(&mut self, seconds: i64) {
+        let mut clock: Clock = self.context.banks_client.get_sysvar().await.expect("clock");
+        clock.unix_timestamp += seconds;
+        self.context.set_sysvar(&clock);
     }
 
     /// Raw account data, if the account exists.

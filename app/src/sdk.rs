@@ -224,3 +224,228 @@ pub fn after_withdrawal(account: &MarginAccount, bank: &Pubkey, amount_native: u
     }
     after
 }
+
+/// Underlying PDA for `(group, index)`.
+pub fn underlying_address(group: &Pubkey, index: u16) -> Pubkey {
+    Pubkey::find_program_address(&[portfolio_margin::state::UNDERLYING_SEED, group.as_ref(), &index.to_le_bytes()], &PROGRAM_ID).0
+}
+
+/// Market PDA for `(group, index)`.
+pub fn market_address(group: &Pubkey, index: u16) -> Pubkey {
+    Pubkey::find_program_address(&[portfolio_margin::state::MARKET_SEED, group.as_ref(), &index.to_le_bytes()], &PROGRAM_ID).0
+}
+
+/// Venue registration PDA for `(group, venue_program)`.
+pub fn venue_address(group: &Pubkey, venue_program: &Pubkey) -> Pubkey {
+    Pubkey::find_program_address(&[portfolio_margin::state::VENUE_SEED, group.as_ref(), venue_program.as_ref()], &PROGRAM_ID).0
+}
+
+/// `add_underlying` at index `index` (the group's current underlying count).
+pub fn add_underlying(
+    group: &Pubkey,
+    admin: &Pubkey,
+    payer: &Pubkey,
+    index: u16,
+    collateral_bank: Option<Pubkey>,
+    config: portfolio_margin::instructions::UnderlyingConfig,
+) -> Instruction {
+    build(
+        accounts::AddUnderlying {
+            group: *group,
+            admin: *admin,
+            underlying: underlying_address(group, index),
+            collateral_bank,
+            payer: *payer,
+            system_program: anchor_lang::system_program::ID,
+        },
+        instruction::AddUnderlying { config },
+        vec![],
+    )
+}
+
+fn add_market_accounts(group: &Pubkey, admin: &Pubkey, payer: &Pubkey, underlying: &Pubkey, index: u16) -> accounts::AddMarket {
+    accounts::AddMarket {
+        group: *group,
+        admin: *admin,
+        underlying: *underlying,
+        market: market_address(group, index),
+        payer: *payer,
+        system_program: anchor_lang::system_program::ID,
+    }
+}
+
+/// `add_perp_market` at index `index` (the group's current market count).
+pub fn add_perp_market(
+    group: &Pubkey,
+    admin: &Pubkey,
+    payer: &Pubkey,
+    underlying: &Pubkey,
+    index: u16,
+    config: portfolio_margin::instructions::PerpConfig,
+) -> Instruction {
+    build(add_market_accounts(group, admin, payer, underlying, index), instruction::AddPerpMarket { config }, vec![])
+}
+
+/// `add_option_market` at index `index` (the group's current market count).
+pub fn add_option_market(
+    group: &Pubkey,
+    admin: &Pubkey,
+    payer: &Pubkey,
+    underlying: &Pubkey,
+    index: u16,
+    config: portfolio_margin::instructions::OptionConfig,
+) -> Instruction {
+    build(add_market_accounts(group, admin, payer, underlying, index), instruction::AddOptionMarket { config }, vec![])
+}
+
+/// `set_volatility`.
+pub fn set_volatility(group: &Pubkey, risk_authority: &Pubkey, market: &Pubkey, vol_bits: i64) -> Instruction {
+    build(
+        accounts::SetVolatility { group: *group, risk_authority: *risk_authority, market: *market },
+        instruction::SetVolatility { vol_bits },
+        vec![],
+    )
+}
+
+/// The market-side keys instructions need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarketKeys {
+    pub group: Pubkey,
+    pub market: Pubkey,
+    pub underlying: Pubkey,
+    pub oracle: Pubkey,
+    pub quote_bank: Pubkey,
+}
+
+/// `refresh_risk_array`.
+pub fn refresh_risk_array(keys: &MarketKeys) -> Instruction {
+    build(
+        accounts::RefreshRiskArray { group: keys.group, market: keys.market, underlying: keys.underlying, oracle: keys.oracle },
+        instruction::RefreshRiskArray {},
+        vec![],
+    )
+}
+
+/// `trade`: `buyer` gets `lots` from `seller` at `price_per_lot_native`; `health_accounts`
+/// must cover both accounts as they will be after the fill.
+#[allow(clippy::too_many_arguments)]
+pub fn trade(
+    keys: &MarketKeys,
+    buyer: &Pubkey,
+    buyer_authority: &Pubkey,
+    seller: &Pubkey,
+    seller_authority: &Pubkey,
+    lots: i64,
+    price_per_lot_native: i64,
+    health_accounts: Vec<AccountMeta>,
+) -> Instruction {
+    build(
+        accounts::Trade {
+            group: keys.group,
+            market: keys.market,
+            underlying: keys.underlying,
+            oracle: keys.oracle,
+            quote_bank: keys.quote_bank,
+            buyer: *buyer,
+            buyer_authority: *buyer_authority,
+            seller: *seller,
+            seller_authority: *seller_authority,
+        },
+        instruction::Trade { lots, price_per_lot_native },
+        health_accounts,
+    )
+}
+
+/// `register_venue`.
+pub fn register_venue(group: &Pubkey, admin: &Pubkey, payer: &Pubkey, venue_program: &Pubkey) -> Instruction {
+    build(
+        accounts::RegisterVenue {
+            group: *group,
+            admin: *admin,
+            venue: venue_address(group, venue_program),
+            payer: *payer,
+            system_program: anchor_lang::system_program::ID,
+        },
+        instruction::RegisterVenue { venue_program: *venue_program },
+        vec![],
+    )
+}
+
+/// `approve_venue`.
+pub fn approve_venue(margin_account: &Pubkey, owner: &Pubkey, venue_program: &Pubkey) -> Instruction {
+    build(
+        accounts::ApproveVenue { margin_account: *margin_account, owner: *owner },
+        instruction::ApproveVenue { venue_program: *venue_program },
+        vec![],
+    )
+}
+
+/// `venue_trade` (normally built by the venue program for its CPI).
+#[allow(clippy::too_many_arguments)]
+pub fn venue_trade(
+    keys: &MarketKeys,
+    venue: &Pubkey,
+    venue_authority: &Pubkey,
+    buyer: &Pubkey,
+    seller: &Pubkey,
+    lots: i64,
+    price_per_lot_native: i64,
+    health_accounts: Vec<AccountMeta>,
+) -> Instruction {
+    build(
+        accounts::VenueTrade {
+            group: keys.group,
+            venue: *venue,
+            venue_authority: *venue_authority,
+            market: keys.market,
+            underlying: keys.underlying,
+            oracle: keys.oracle,
+            quote_bank: keys.quote_bank,
+            buyer: *buyer,
+            seller: *seller,
+        },
+        instruction::VenueTrade { lots, price_per_lot_native },
+        health_accounts,
+    )
+}
+
+/// `update_funding`.
+pub fn update_funding(keys: &MarketKeys) -> Instruction {
+    build(
+        accounts::UpdateFunding { group: keys.group, market: keys.market, underlying: keys.underlying, oracle: keys.oracle },
+        instruction::UpdateFunding {},
+        vec![],
+    )
+}
+
+/// `settle_pnl` from `loser` to `winner`.
+pub fn settle_pnl(keys: &MarketKeys, winner: &Pubkey, loser: &Pubkey) -> Instruction {
+    build(
+        accounts::SettlePnl {
+            group: keys.group,
+            market: keys.market,
+            underlying: keys.underlying,
+            oracle: keys.oracle,
+            quote_bank: keys.quote_bank,
+            winner: *winner,
+            loser: *loser,
+        },
+        instruction::SettlePnl {},
+        vec![],
+    )
+}
+
+/// `settle_expired_option` for `accounts`.
+pub fn settle_expired_option(keys: &MarketKeys, accounts_to_settle: &[Pubkey]) -> Instruction {
+    build(
+        accounts::SettleExpiredOption {
+            group: keys.group,
+            market: keys.market,
+            underlying: keys.underlying,
+            oracle: keys.oracle,
+            quote_bank: keys.quote_bank,
+        },
+        instruction::SettleExpiredOption {},
+        accounts_to_settle.iter().map(|k| AccountMeta::new(*k, false)).collect(),
+    )
+}

@@ -1,0 +1,339 @@
+//! Perps and options on the embedded bank: risk arrays, vol, trades, funding, settlement and
+//! portfolio health. Every rejected instruction is checked for its exact error and for leaving
+//! the touched accounts unchanged.
+
+use anchor_lang::prelude::Pubkey;
+use fixed::types::I32F32;
+use pm_client::demo::{block_trade, fill_health_accounts, list_option, model_price_per_lot, option_config, setup_derivatives, Derivatives};
+use pm_client::health::HealthSnapshot;
+use pm_client::local_bank::LocalBank;
+use pm_client::pyth::PythPrice;
+use pm_client::sdk;
+use pm_integration_tests::*;
+use portfolio_margin::error::MarginError;
+use portfolio_margin::state::{MarginAccount, Market, MarketKind};
+use risk_engine::health::HealthKind;
+use solana_signer::Signer;
+
+const SOL: u64 = 1_000_000_000;
+const USDC: u64 = 1_000_000;
+/// Lots per SOL at the demo lot size (0.001).
+const LOTS_PER_SOL: i64 = 1_000;
+
+struct World {
+    bank: LocalBank,
+    market: DemoMarket,
+    derivatives: Derivatives,
+    /// 10 SOL deposited.
+    trader: Trader,
+    /// 100,000 USDC deposited: the counterparty.
+    dealer: Trader,
+}
+
+async fn world() -> World {
+    let mut bank = LocalBank::start().await;
+    let market = setup_market(&mut bank).await.unwrap();
+    let derivatives = setup_derivatives(&mut bank, &market).await.unwrap();
+    let trader = new_trader(&mut bank, &market, 0, 10 * SOL).await.unwrap();
+    let dealer = new_trader(&mut bank, &market, 100_000 * USDC, 0).await.unwrap();
+    let owner = trader.owner.insecure_clone();
+    bank.send(&[sdk::deposit(&trader.account, &market.sol, &trader.sol_wallet, &owner.pubkey(), 10 * SOL)], &[&owner]).await.unwrap();
+    let owner = dealer.owner.insecure_clone();
+    bank.send(&[sdk::deposit(&dealer.account, &market.usdc, &dealer.usdc_wallet, &owner.pubkey(), 100_000 * USDC)], &[&owner])
+        .await
+        .unwrap();
+    World { bank, market, derivatives, trader, dealer }
+}
+
+async fn trader_health(w: &mut World, kind: HealthKind) -> portfolio_margin::health::HealthReport {
+    onchain_health(&mut w.bank, &w.market.group, &w.trader.account, kind).await.unwrap()
+}
+
+async fn position(bank: &mut LocalBank, account: &Pubkey, market: &Pubkey) -> i64 {
+    let state: MarginAccount = bank.load(account).await;
+    state.position_index(market).map(|i| state.positions[i].base_lots).unwrap_or(0)
+}
+
+async fn quote_balance(bank: &mut LocalBank, account: &Pubkey, quote_bank: &Pubkey) -> i64 {
+    let state: MarginAccount = bank.load(account).await;
+    state.balance_index(quote_bank).map(|i| state.balances[i].balance_native).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn covered_call_needs_less_margin_than_its_parts_and_matches_pm_margin() {
+    let mut w = world().await;
+    let call = w.derivatives.call.keys;
+    let price = model_price_per_lot(&mut w.bank, &call.market).await;
+    // The trader sells 10 calls (10,000 lots) against its 10 SOL.
+    block_trade(&mut w.bank, &w.market, &call, &w.dealer, &w.trader, 10 * LOTS_PER_SOL, price).await.unwrap();
+    assert_eq!(position(&mut w.bank, &w.trader.account, &call.market).await, -10 * LOTS_PER_SOL);
+    assert_eq!(position(&mut w.bank, &w.dealer.account, &call.market).await, 10 * LOTS_PER_SOL);
+    // Premium moved in the quote balance, exactly.
+    let premium = 10 * LOTS_PER_SOL * price;
+    assert_eq!(quote_balance(&mut w.bank, &w.trader.account, &w.market.usdc.bank).await, premium);
+    assert_eq!(quote_balance(&mut w.bank, &w.dealer.account, &w.market.usdc.bank).await, 100_000 * USDC as i64 - premium);
+
+    // On-chain maintenance requirement equals `pm margin` on the same portfolio.
+    let maint = trader_health(&mut w, HealthKind::Maint).await;
+    let portfolio: pm_client::margin_cli::Portfolio = serde_json::from_str(
+        r#"{"underlyings":[{"symbol":"SOL","price":150.0}],
+            "collateral":[{"symbol":"SOL","amount":10.0}],
+            "positions":[{"underlying":"SOL","kind":"call","strike":160.0,"days_to_expiry":30.0,"vol":0.6,"qty":-10.0}]}"#,
+    )
+    .unwrap();
+    let report = pm_client::margin_cli::margin_report(&portfolio).unwrap();
+    let cli_maint_native = (report.maintenance * 1e6).ceil() as i64;
+    assert!((maint.requirement_native - cli_maint_native).abs() <= 1, "chain {} vs pm margin {}", maint.requirement_native, cli_maint_native);
+    // Initial: the hedged book needs far less than the same positions margined alone.
+    let init = trader_health(&mut w, HealthKind::Init).await;
+    let standard_initial_native = (report.standard_initial * 1e6) as i64;
+    assert!(init.requirement_native < standard_initial_native / 2 + standard_initial_native / 10, "{init:?} vs {standard_initial_native}");
+    assert!(init.health_native > 0);
+    // The client predicts the chain exactly.
+    let snapshot = HealthSnapshot::load(&mut w.bank, &w.market.group, &w.trader.account).await.unwrap();
+    let predicted = portfolio_margin::health::HealthReport::from_breakdown(&snapshot.health(HealthKind::Init).unwrap()).unwrap();
+    assert_eq!(predicted, init);
+}
+
+#[tokio::test]
+async fn stale_risk_array_is_refused_until_refreshed() {
+    let mut w = world().await;
+    let call = w.derivatives.call.keys;
+    let price = model_price_per_lot(&mut w.bank, &call.market).await;
+    block_trade(&mut w.bank, &w.market, &call, &w.dealer, &w.trader, 1_000, price).await.unwrap();
+    // SOL moves 2% (tolerance 1%): the call's array must be refreshed before health can use it.
+    post_price(&mut w.bank, &w.market.sol.oracle, w.market.sol_feed, 153.0).await;
+    let snapshot = HealthSnapshot::load(&mut w.bank, &w.market.group, &w.trader.account).await.unwrap();
+    let ix = sdk::health_check(&w.market.group, &w.trader.account, i64::MIN, 0, snapshot.health_accounts(&snapshot.account));
+    assert_margin_error(w.bank.send(&[ix.clone()], &[]).await, MarginError::RiskArrayStale);
+    // A withdrawal fails the same way and changes nothing.
+    let keys = [w.trader.account, w.market.sol.bank, w.market.sol.vault];
+    let before = snapshot_accounts(&mut w.bank, &keys).await;
+    let after = sdk::after_withdrawal(&snapshot.account, &w.market.sol.bank, SOL / 100);
+    let withdraw = sdk::withdraw(&w.market.group, &w.trader.account, &w.market.sol, &w.trader.sol_wallet, &w.trader.owner.pubkey(), SOL / 100, snapshot.health_accounts(&after));
+    assert_margin_error(w.bank.send(&[withdraw], &[&w.trader.owner]).await, MarginError::RiskArrayStale);
+    assert_eq!(before, snapshot_accounts(&mut w.bank, &keys).await);
+    // Refreshing first (in the same transaction) makes it pass.
+    w.bank.send(&[sdk::refresh_risk_array(&call), ix], &[]).await.unwrap();
+    // An array older than the maximum age is stale too.
+    w.bank.advance_clock(3_601).await;
+    post_price(&mut w.bank, &w.market.sol.oracle, w.market.sol_feed, 153.0).await;
+    post_price(&mut w.bank, &w.market.usdc.oracle, w.market.usdc_feed, 1.0).await;
+    let snapshot = HealthSnapshot::load(&mut w.bank, &w.market.group, &w.trader.account).await.unwrap();
+    let ix = sdk::health_check(&w.market.group, &w.trader.account, i64::MIN, 0, snapshot.health_accounts(&snapshot.account));
+    // The posted vol is now older than its maximum age too.
+    assert_margin_error(w.bank.send(&[ix], &[]).await, MarginError::VolatilityStale);
+}
+
+#[tokio::test]
+async fn volatility_must_be_in_band_small_steps_and_fresh() {
+    let mut w = world().await;
+    let call = w.derivatives.call.keys;
+    let before = snapshot_accounts(&mut w.bank, &[call.market]).await;
+    let admin = w.market.admin.pubkey();
+    let vol = |v: f64| I32F32::from_num(v).to_bits();
+    let cases = [(vol(6.0), MarginError::VolatilityOutOfBounds), (vol(0.01), MarginError::VolatilityOutOfBounds), (vol(1.2), MarginError::VolatilityChangeTooLarge)];
+    for (bits, expected) in cases {
+        assert_margin_error(w.bank.send(&[sdk::set_volatility(&w.market.group, &admin, &call.market, bits)], &[]).await, expected);
+    }
+    let stranger = solana_keypair::Keypair::new();
+    let ix = sdk::set_volatility(&w.market.group, &stranger.pubkey(), &call.market, vol(0.7));
+    assert_margin_error(w.bank.send(&[ix], &[&stranger]).await, MarginError::NotRiskAuthority);
+    assert_eq!(before, snapshot_accounts(&mut w.bank, &[call.market]).await);
+    // A vol older than an hour blocks refreshing the array.
+    w.bank.advance_clock(3_601).await;
+    post_price(&mut w.bank, &w.market.sol.oracle, w.market.sol_feed, 150.0).await;
+    assert_margin_error(w.bank.send(&[sdk::refresh_risk_array(&call)], &[]).await, MarginError::VolatilityStale);
+    w.bank.send(&[sdk::set_volatility(&w.market.group, &admin, &call.market, vol(0.7))], &[]).await.unwrap();
+    w.bank.send(&[sdk::refresh_risk_array(&call)], &[]).await.unwrap();
+    let state: Market = w.bank.load(&call.market).await;
+    assert_eq!(state.array_vol_bits, vol(0.7));
+}
+
+#[tokio::test]
+async fn off_market_prices_and_the_same_account_on_both_sides_are_refused() {
+    let mut w = world().await;
+    let (perp, call) = (w.derivatives.perp.keys, w.derivatives.call.keys);
+    let keys = [w.trader.account, w.dealer.account, perp.market, call.market];
+    let before = snapshot_accounts(&mut w.bank, &keys).await;
+    // Perp band 2% around $150 per SOL = 150,000 per lot.
+    for price in [146_900, 153_100] {
+        let result = block_trade(&mut w.bank, &w.market, &perp, &w.trader, &w.dealer, 1_000, price).await;
+        assert_margin_error(result, MarginError::TradePriceOffMarket);
+    }
+    // Option band 10% of (model value + 1% of spot).
+    let model = model_price_per_lot(&mut w.bank, &call.market).await;
+    let result = block_trade(&mut w.bank, &w.market, &call, &w.dealer, &w.trader, 1_000, model * 2 + 1_000).await;
+    assert_margin_error(result, MarginError::TradePriceOffMarket);
+    let result = block_trade(&mut w.bank, &w.market, &perp, &w.trader, &w.trader, 1_000, 150_000).await;
+    assert_margin_error(result, MarginError::SameAccountBothSides);
+    let result = block_trade(&mut w.bank, &w.market, &perp, &w.trader, &w.dealer, 0, 150_000).await;
+    assert_margin_error(result, MarginError::ZeroQuantity);
+    assert_eq!(before, snapshot_accounts(&mut w.bank, &keys).await);
+    // Within the band it trades.
+    block_trade(&mut w.bank, &w.market, &perp, &w.trader, &w.dealer, 1_000, 152_000).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_trade_leaving_either_side_below_initial_health_is_refused() {
+    let mut w = world().await;
+    let perp = w.derivatives.perp.keys;
+    let keys = [w.trader.account, w.dealer.account, perp.market];
+    let before = snapshot_accounts(&mut w.bank, &keys).await;
+    // The trader (10 SOL, about $1,400 of collateral) cannot sell 100 SOL of perps... it would
+    // be flat-to-short 90 SOL: far beyond its initial margin.
+    let result = block_trade(&mut w.bank, &w.market, &perp, &w.dealer, &w.trader, 100 * LOTS_PER_SOL, 150_000).await;
+    assert_margin_error(result, MarginError::InitHealthNegative);
+    // Nor buy 100 SOL of perps from the dealer.
+    let result = block_trade(&mut w.bank, &w.market, &perp, &w.trader, &w.dealer, 100 * LOTS_PER_SOL, 150_000).await;
+    assert_margin_error(result, MarginError::InitHealthNegative);
+    assert_eq!(before, snapshot_accounts(&mut w.bank, &keys).await);
+    // Selling 10 SOL of perps hedges the 10 SOL held: allowed, and cheap.
+    block_trade(&mut w.bank, &w.market, &perp, &w.dealer, &w.trader, 10 * LOTS_PER_SOL, 150_000).await.unwrap();
+    let init = trader_health(&mut w, HealthKind::Init).await;
+    assert!(init.health_native > 0);
+}
+
+#[tokio::test]
+async fn expired_markets_reject_trades_and_settle_at_exact_intrinsic_value() {
+    let mut w = world().await;
+    let (call, put) = (w.derivatives.call.keys, w.derivatives.put.keys);
+    let call_price = model_price_per_lot(&mut w.bank, &call.market).await;
+    let put_price = model_price_per_lot(&mut w.bank, &put.market).await;
+    // The dealer buys 2 calls and 3 puts from the trader.
+    block_trade(&mut w.bank, &w.market, &call, &w.dealer, &w.trader, 2 * LOTS_PER_SOL, call_price).await.unwrap();
+    block_trade(&mut w.bank, &w.market, &put, &w.dealer, &w.trader, 3 * LOTS_PER_SOL, put_price).await.unwrap();
+    let quote_before = quote_balance(&mut w.bank, &w.trader.account, &w.market.usdc.bank).await
+        + quote_balance(&mut w.bank, &w.dealer.account, &w.market.usdc.bank).await;
+
+    // Settlement before expiry fails.
+    assert_margin_error(w.bank.send(&[sdk::settle_expired_option(&call, &[w.trader.account])], &[]).await, MarginError::OptionNotExpired);
+    // Past expiry: no more trades.
+    let now = w.bank.now().await;
+    w.bank.advance_clock(w.derivatives.expiry_ts - now + 10).await;
+    post_price(&mut w.bank, &w.market.sol.oracle, w.market.sol_feed, 171.25).await;
+    let result = block_trade(&mut w.bank, &w.market, &call, &w.dealer, &w.trader, 1, call_price).await;
+    assert_margin_error(result, MarginError::MarketExpired);
+    // A price published before expiry cannot settle.
+    let early = PythPrice::usd(w.market.sol_feed, 171.25, 5, w.derivatives.expiry_ts - 1);
+    w.bank.set_pyth_price(&w.market.sol.oracle, &early, None);
+    let before = snapshot_accounts(&mut w.bank, &[call.market, w.trader.account]).await;
+    assert_margin_error(
+        w.bank.send(&[sdk::settle_expired_option(&call, &[w.trader.account])], &[]).await,
+        MarginError::SettlementPriceBeforeExpiry,
+    );
+    assert_eq!(before, snapshot_accounts(&mut w.bank, &[call.market, w.trader.account]).await);
+    // Settle both markets with a price published after expiry: $171.25.
+    let at_expiry = PythPrice::usd(w.market.sol_feed, 171.25, 5, w.derivatives.expiry_ts + 5);
+    w.bank.set_pyth_price(&w.market.sol.oracle, &at_expiry, None);
+    w.bank.send(&[sdk::settle_expired_option(&call, &[w.trader.account, w.dealer.account])], &[]).await.unwrap();
+    w.bank.send(&[sdk::settle_expired_option(&put, &[w.trader.account, w.dealer.account])], &[]).await.unwrap();
+    // Call intrinsic: (171.25 - 160) x 1,000 per lot = 11,250 per lot; put expires worthless.
+    let call_state: Market = w.bank.load(&call.market).await;
+    assert_eq!(call_state.settlement_price_native, 171_250);
+    let payout = 2 * LOTS_PER_SOL * 11_250;
+    let dealer_quote = quote_balance(&mut w.bank, &w.dealer.account, &w.market.usdc.bank).await;
+    let trader_quote = quote_balance(&mut w.bank, &w.trader.account, &w.market.usdc.bank).await;
+    assert_eq!(dealer_quote, 100_000 * USDC as i64 - 2 * LOTS_PER_SOL * call_price - 3 * LOTS_PER_SOL * put_price + payout);
+    assert_eq!(trader_quote + dealer_quote, quote_before, "settlement moves quote, never creates it");
+    assert_eq!(position(&mut w.bank, &w.trader.account, &call.market).await, 0);
+    assert_eq!(position(&mut w.bank, &w.dealer.account, &put.market).await, 0);
+    assert_eq!(call_state.open_interest_lots, 0);
+    // Tokens in the vault equal the sum of balances.
+    let vault = w.bank.token_balance(&w.market.usdc.vault).await as i64;
+    assert_eq!(vault, trader_quote + dealer_quote);
+}
+
+#[tokio::test]
+async fn funding_paid_by_longs_equals_funding_received_by_shorts() {
+    let mut w = world().await;
+    let perp = w.derivatives.perp.keys;
+    let third = new_trader(&mut w.bank, &w.market, 10_000 * USDC, 0).await.unwrap();
+    let owner = third.owner.insecure_clone();
+    w.bank.send(&[sdk::deposit(&third.account, &w.market.usdc, &third.usdc_wallet, &owner.pubkey(), 10_000 * USDC)], &[&owner]).await.unwrap();
+    // Longs: trader 5 SOL, third 3 SOL; short: dealer 8 SOL; trades 1% above the oracle.
+    block_trade(&mut w.bank, &w.market, &perp, &w.trader, &w.dealer, 5 * LOTS_PER_SOL, 151_500).await.unwrap();
+    block_trade(&mut w.bank, &w.market, &perp, &third, &w.dealer, 3 * LOTS_PER_SOL, 151_500).await.unwrap();
+    w.bank.advance_clock(7_200).await;
+    post_price(&mut w.bank, &w.market.sol.oracle, w.market.sol_feed, 150.0).await;
+    post_price(&mut w.bank, &w.market.usdc.oracle, w.market.usdc_feed, 1.0).await;
+    w.bank.send(&[sdk::refresh_risk_array(&perp)], &[]).await.unwrap();
+    w.bank.send(&[sdk::update_funding(&perp)], &[]).await.unwrap();
+    let state: Market = w.bank.load(&perp.market).await;
+    // Rate clamped to 0.1% per hour: 2 hours x 0.1% x 150,000 per lot = 300 per lot.
+    assert_eq!(state.funding_index_native, 300);
+    assert_margin_error(w.bank.send(&[sdk::update_funding(&perp)], &[]).await, MarginError::FundingUpToDate);
+    // Close everything at the oracle: funding is realised into quote balances.
+    let accounts = [w.trader.account, w.dealer.account, third.account];
+    let total_before = total_quote(&mut w.bank, &accounts, &w.market.usdc.bank).await;
+    block_trade(&mut w.bank, &w.market, &perp, &w.dealer, &w.trader, 5 * LOTS_PER_SOL, 150_000).await.unwrap();
+    block_trade(&mut w.bank, &w.market, &perp, &w.dealer, &third, 3 * LOTS_PER_SOL, 150_000).await.unwrap();
+    let total_after = total_quote(&mut w.bank, &accounts, &w.market.usdc.bank).await;
+    assert_eq!(total_before, total_after, "funding and P&L only move between accounts");
+    // The trader paid 5,000 lots x 300 funding plus 1,500 per lot of price loss.
+    assert_eq!(quote_balance(&mut w.bank, &w.trader.account, &w.market.usdc.bank).await, -5_000 * (300 + 1_500));
+    assert_eq!(quote_balance(&mut w.bank, &third.account, &w.market.usdc.bank).await, 10_000 * USDC as i64 - 3_000 * (300 + 1_500));
+    let dealer_gain = quote_balance(&mut w.bank, &w.dealer.account, &w.market.usdc.bank).await - 100_000 * USDC as i64;
+    assert_eq!(dealer_gain, 8_000 * (300 + 1_500));
+}
+
+#[tokio::test]
+async fn settle_pnl_moves_gains_against_matching_losses_only() {
+    let mut w = world().await;
+    let perp = w.derivatives.perp.keys;
+    block_trade(&mut w.bank, &w.market, &perp, &w.trader, &w.dealer, 2 * LOTS_PER_SOL, 150_000).await.unwrap();
+    post_price(&mut w.bank, &w.market.sol.oracle, w.market.sol_feed, 151.0).await;
+    // Wrong order: the loser first.
+    assert_margin_error(w.bank.send(&[sdk::settle_pnl(&perp, &w.dealer.account, &w.trader.account)], &[]).await, MarginError::PnlNotSettleable);
+    w.bank.send(&[sdk::settle_pnl(&perp, &w.trader.account, &w.dealer.account)], &[]).await.unwrap();
+    // 2,000 lots x $1 x 1,000 per lot-dollar, less the loser's rounding guard of 1.
+    let gain = quote_balance(&mut w.bank, &w.trader.account, &w.market.usdc.bank).await;
+    assert_eq!(gain, 2_000 * 1_000 - 1);
+    assert_eq!(quote_balance(&mut w.bank, &w.dealer.account, &w.market.usdc.bank).await, 100_000 * USDC as i64 - gain);
+}
+
+#[tokio::test]
+async fn the_seventeenth_position_is_refused() {
+    let mut w = world().await;
+    let expiry = w.derivatives.expiry_ts;
+    let sol = w.derivatives.sol;
+    // The trader holds 3 positions after these; 13 more strikes fill 16 slots.
+    let mut markets = vec![w.derivatives.perp.keys, w.derivatives.call.keys, w.derivatives.put.keys];
+    for strike in 0..14 {
+        let config = option_config(MarketKind::Call, 200 + 10 * strike, expiry);
+        markets.push(list_option(&mut w.bank, &w.market, &sol, config, 0.6).await.unwrap());
+    }
+    for keys in &markets[..16] {
+        let price = if keys.market == w.derivatives.perp.keys.market { 150_000 } else { model_price_per_lot(&mut w.bank, &keys.market).await };
+        // The trader buys 1 lot of each (long options need no margin beyond the premium).
+        let metas = fill_health_accounts(&mut w.bank, &w.market, &[w.trader.account, w.dealer.account], &keys.market).await.unwrap();
+        let ix = sdk::trade(keys, &w.trader.account, &w.trader.owner.pubkey(), &w.dealer.account, &w.dealer.owner.pubkey(), 1, price, metas);
+        w.bank.send_v0(&[ix], &[&w.trader.owner, &w.dealer.owner]).await.unwrap();
+    }
+    let state: MarginAccount = w.bank.load(&w.trader.account).await;
+    assert_eq!(state.positions.iter().filter(|p| p.in_use == 1).count(), 16);
+    // A health check over 16 positions and the collateral fits one transaction.
+    let snapshot = HealthSnapshot::load(&mut w.bank, &w.market.group, &w.trader.account).await.unwrap();
+    let metas = snapshot.health_accounts(&snapshot.account);
+    w.bank.send_v0(&[sdk::health_check(&w.market.group, &w.trader.account, 0, 0, metas)], &[]).await.unwrap();
+    // The 17th fails.
+    let keys = markets[16];
+    let before = snapshot_accounts(&mut w.bank, &[w.trader.account, w.dealer.account]).await;
+    let price = model_price_per_lot(&mut w.bank, &keys.market).await;
+    let metas = fill_health_accounts(&mut w.bank, &w.market, &[w.trader.account, w.dealer.account], &keys.market).await.unwrap();
+    let ix = sdk::trade(&keys, &w.trader.account, &w.trader.owner.pubkey(), &w.dealer.account, &w.dealer.owner.pubkey(), 1, price, metas);
+    assert_margin_error(w.bank.send_v0(&[ix], &[&w.trader.owner, &w.dealer.owner]).await, MarginError::PositionSlotsFull);
+    assert_eq!(before, snapshot_accounts(&mut w.bank, &[w.trader.account, w.dealer.account]).await);
+}
+
+async fn total_quote(bank: &mut LocalBank, accounts: &[Pubkey], quote_bank: &Pubkey) -> i64 {
+    let mut total = 0;
+    for account in accounts {
+        total += quote_balance(bank, account, quote_bank).await;
+    }
+    total
+}
+
+async fn snapshot_accounts(bank: &mut LocalBank, keys: &[Pubkey]) -> Vec<Option<(u64, Vec<u8>)>> {
+    snapshot(bank, keys).await
+}
