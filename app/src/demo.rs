@@ -167,14 +167,53 @@ pub async fn run() -> Result<()> {
     post_price(&mut bank, &market.sol.oracle, market.sol_feed, 120.0).await;
     print_health(&mut bank, &market, &trader).await?;
 
-    println!("\nportfolio margin on the risk engine (pm margin), for the next step (derivatives):");
+    println!("\n== derivatives: SOL perp and 30-day options, margined with the collateral ==");
+    // Put the SOL price back and list the markets.
+    post_price(&mut bank, &market.sol.oracle, market.sol_feed, 150.0).await;
+    let derivatives = setup_derivatives(&mut bank, &market).await?;
+    println!("SOL underlying linked to the SOL bank (SOL collateral hedges inside the grid; bank weights now 0.95 / 0.98)");
+    println!("markets: {} {}, {} {}, {} {}", derivatives.perp.label, derivatives.perp.keys.market, derivatives.call.label, derivatives.call.keys.market, derivatives.put.label, derivatives.put.keys.market);
+    let dealer = new_trader(&mut bank, &market, 1_000_000_000_000, 0).await?;
+    let dealer_owner = dealer.owner.insecure_clone();
+    bank.send(&[sdk::deposit(&dealer.account, &market.usdc, &dealer.usdc_wallet, &dealer_owner.pubkey(), 500_000_000_000)], &[&dealer_owner]).await?;
+    // The trader tops SOL back up to 10 and builds a collar plus a small perp hedge.
+    let account: portfolio_margin::state::MarginAccount = bank.load(&trader.account).await;
+    let held = account.balance_index(&market.sol.bank).map(|i| account.balances[i].balance_native).unwrap_or(0) as u64;
+    bank.send(&[sdk::deposit(&trader.account, &market.sol, &trader.sol_wallet, &owner.pubkey(), 10_000_000_000 - held)], &[&owner]).await?;
+    let call_price = model_price_per_lot(&mut bank, &derivatives.call.keys.market).await;
+    let put_price = model_price_per_lot(&mut bank, &derivatives.put.keys.market).await;
+    block_trade(&mut bank, &market, &derivatives.call.keys, &dealer, &trader, 10_000, call_price).await?;
+    block_trade(&mut bank, &market, &derivatives.put.keys, &trader, &dealer, 10_000, put_price).await?;
+    block_trade(&mut bank, &market, &derivatives.perp.keys, &dealer, &trader, 2_000, 150_000).await?;
+    println!(
+        "trader holds 10 SOL, sold 10 x 160 calls at ${:.2}, bought 10 x 130 puts at ${:.2}, sold 2 SOL-PERP at $150",
+        call_price as f64 / 1e3,
+        put_price as f64 / 1e3
+    );
+    print_health(&mut bank, &market, &trader).await?;
     let portfolio: crate::margin_cli::Portfolio = serde_json::from_str(
-        r#"{"underlyings":[{"symbol":"SOL","price":120.0}],
+        r#"{"underlyings":[{"symbol":"SOL","price":150.0}],
             "collateral":[{"symbol":"SOL","amount":10.0}],
-            "positions":[{"underlying":"SOL","kind":"call","strike":140.0,"days_to_expiry":30.0,"vol":0.6,"qty":-10.0},
-                         {"underlying":"SOL","kind":"put","strike":100.0,"days_to_expiry":30.0,"vol":0.7,"qty":10.0}]}"#,
+            "positions":[{"underlying":"SOL","kind":"call","strike":160.0,"days_to_expiry":30.0,"vol":0.6,"qty":-10.0},
+                         {"underlying":"SOL","kind":"put","strike":130.0,"days_to_expiry":30.0,"vol":0.6,"qty":10.0},
+                         {"underlying":"SOL","kind":"perp","qty":-2.0}]}"#,
     )?;
-    print!("{}", crate::margin_cli::format_report(&crate::margin_cli::margin_report(&portfolio)?));
+    let report = crate::margin_cli::margin_report(&portfolio)?;
+    let maint = onchain_health(&mut bank, &market.group, &trader.account, HealthKind::Maint).await?;
+    println!(
+        "  maintenance requirement on-chain {}  |  pm margin: portfolio {:.2}, standard {:.2} (portfolio / standard = {:.2})",
+        usd(maint.requirement_native),
+        report.maintenance,
+        report.standard_maintenance,
+        report.portfolio_to_standard_ratio
+    );
+
+    println!("\nSOL oracle drops $150 -> $140: arrays are refreshed (permissionless) and health recomputed");
+    post_price(&mut bank, &market.sol.oracle, market.sol_feed, 140.0).await;
+    for keys in [derivatives.perp.keys, derivatives.call.keys, derivatives.put.keys] {
+        bank.send(&[sdk::refresh_risk_array(&keys)], &[]).await?;
+    }
+    print_health(&mut bank, &market, &trader).await?;
     println!("\ndemo complete");
     Ok(())
 }

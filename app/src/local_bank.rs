@@ -56,6 +56,12 @@ pub enum MintExtension {
 impl LocalBank {
     /// Starts a bank with the program loaded natively.
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a bank with the program loaded natively, after `configure` adds other programs
+    /// (programs composing with portfolio-margin by CPI).
+    pub async fn start_with(configure: impl FnOnce(&mut ProgramTest)) -> Self {
         // The bank logs every instruction at debug level; keep output readable unless the
         // caller asked for logs.
         if std::env::var_os("RUST_LOG").is_none() {
@@ -63,6 +69,7 @@ impl LocalBank {
         }
         let mut test = ProgramTest::new("portfolio_margin", portfolio_margin::ID, processor!(process_instruction));
         test.prefer_bpf(false);
+        configure(&mut test);
         let context = test.start_with_context().await;
         LocalBank { context, nonce: 0 }
     }

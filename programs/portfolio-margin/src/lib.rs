@@ -32,6 +32,15 @@ pub fn set_return_data_everywhere<T: AnchorSerialize>(value: &T) -> Result<()> {
     Ok(())
 }
 
+/// Reads the return data of the last CPI, also when programs run natively (tests, the
+/// embedded demo bank), where `get_return_data` is otherwise a no-op. For composing programs.
+pub fn get_return_data_everywhere() -> Option<(Pubkey, Vec<u8>)> {
+    #[cfg(not(target_os = "solana"))]
+    return solana_sysvar::program_stubs::sol_get_return_data();
+    #[cfg(target_os = "solana")]
+    return anchor_lang::solana_program::program::get_return_data();
+}
+
 #[program]
 pub mod portfolio_margin {
     use super::*;
