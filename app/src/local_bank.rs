@@ -178,6 +178,11 @@ impl LocalBank {
         self.context.set_account(key, &AccountSharedData::from(account));
     }
 
+    /// Writes an account as given (tests use this for malformed oracle data).
+    pub fn set_raw_account(&mut self, key: &Pubkey, account: solana_account::Account) {
+        self.context.set_account(key, &AccountSharedData::from(account));
+    }
+
     /// Writes a Pyth price update account (owned by the Pyth receiver program unless `owner`).
     pub fn set_pyth_price(&mut self, key: &Pubkey, price: &PythPrice, owner: Option<Pubkey>) {
         let account = price.account(owner.unwrap_or(pyth_solana_receiver_sdk::ID));

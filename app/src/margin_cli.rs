@@ -308,7 +308,7 @@ pub fn margin_report(portfolio: &Portfolio) -> Result<MarginReport> {
     };
     let (mut mm, mut im, mut smm, mut sim) = (I80F48::ZERO, I80F48::ZERO, I80F48::ZERO, I80F48::ZERO);
     for (u, book) in books.iter().enumerate() {
-        let exposures: Vec<Exposure> = book.iter().map(|(lots, array)| Exposure { lots: *lots, array }).collect();
+        let exposures: Vec<Exposure> = book.iter().map(|(lots, array)| array.exposure(*lots)).collect();
         let spot = spots[u].0;
         let margin = underlying_margin(&exposures, spot, &params, scenarios.len()).map_err(|e| anyhow!("{e:?}"))?;
         let (s_mm, s_im) = standard_margin(&exposures, spot, &params, scenarios.len()).map_err(|e| anyhow!("{e:?}"))?;

@@ -20,13 +20,25 @@ use crate::scenario::{GridParams, MAX_SCENARIOS};
 use crate::wide::{mul_i80f48, q32_wide_to_i80f48, Rounding};
 use fixed::types::{I32F32, I80F48};
 
-/// A position in one market: whole lots (negative = short) and the market's risk array.
+/// A position in one market: whole lots (negative = short) and its market's risk-array data,
+/// borrowed (on-chain, straight from the market account: no copy).
 #[derive(Clone, Copy, Debug)]
 pub struct Exposure<'a> {
     /// Position size in lots, |lots| <= [`MAX_LOTS`].
     pub lots: i64,
-    /// The market's risk array (same grid for every exposure of an underlying).
-    pub array: &'a RiskArray,
+    /// Per-lot scenario P&L, one cell per scenario of the underlying's grid.
+    pub cells: &'a [I32F32],
+    /// Per-lot delta, in lots of the underlying.
+    pub delta: I32F32,
+    /// Whether the market is an option (short options carry a contingency).
+    pub is_option: bool,
+}
+
+impl RiskArray {
+    /// This array as the exposure of a `lots` position.
+    pub fn exposure(&self, lots: i64) -> Exposure<'_> {
+        Exposure { lots, cells: &self.pnl[..self.len as usize], delta: self.delta, is_option: self.is_option }
+    }
 }
 
 /// The requirement of one underlying, with the pieces users want to see.
@@ -61,19 +73,19 @@ pub fn underlying_margin(
         if exposure.lots.unsigned_abs() > MAX_LOTS as u64 {
             return Err(RiskError::QuantityTooLarge);
         }
-        if exposure.array.len as usize != scenario_count {
+        if exposure.cells.len() != scenario_count {
             return Err(RiskError::GridMismatch);
         }
-        for (sum, cell) in sums.iter_mut().zip(&exposure.array.pnl[..scenario_count]) {
+        for (sum, cell) in sums.iter_mut().zip(exposure.cells) {
             *sum += crate::wide::mul_q32_by_int(*cell, exposure.lots);
         }
-        let delta = crate::wide::mul_q32_by_int(exposure.array.delta, exposure.lots);
+        let delta = crate::wide::mul_q32_by_int(exposure.delta, exposure.lots);
         if delta >= 0 {
             long_delta += delta;
         } else {
             short_delta -= delta;
         }
-        if exposure.array.is_option && exposure.lots < 0 {
+        if exposure.is_option && exposure.lots < 0 {
             short_option_lots += -(exposure.lots as i128);
         }
     }
@@ -148,7 +160,7 @@ mod tests {
 
     fn margin(spot: f64, specs: &[(Option<(OptionKind, f64)>, f64)], lots: &[i64]) -> (UnderlyingMargin, I80F48) {
         let arrays = arrays(spot, specs);
-        let exposures: Vec<_> = arrays.iter().zip(lots).map(|(array, &lots)| Exposure { lots, array }).collect();
+        let exposures: Vec<_> = arrays.iter().zip(lots).map(|(array, &lots)| array.exposure(lots)).collect();
         let params = GridParams::default();
         let pm = underlying_margin(&exposures, I32F32::from_num(spot), &params, 35).unwrap();
         let (sm, _) = standard_margin(&exposures, I32F32::from_num(spot), &params, 35).unwrap();
@@ -207,10 +219,10 @@ mod tests {
             prop_assert!((pm_k.maintenance.to_num::<f64>() - expected).abs() <= 1e-9 * expected.max(1.0) * k as f64);
             // Splitting a position into two pieces in the same market changes nothing.
             let arrays = arrays(150.0, &specs);
-            let mut exposures: Vec<_> = arrays.iter().zip(&lots).map(|(array, &lots)| Exposure { lots, array }).collect();
+            let mut exposures: Vec<_> = arrays.iter().zip(&lots).map(|(array, &lots)| array.exposure(lots)).collect();
             let first = exposures[0];
-            exposures[0] = Exposure { lots: first.lots / 3, array: first.array };
-            exposures.push(Exposure { lots: first.lots - first.lots / 3, array: first.array });
+            exposures[0] = Exposure { lots: first.lots / 3, ..first };
+            exposures.push(Exposure { lots: first.lots - first.lots / 3, ..first });
             let split = underlying_margin(&exposures, I32F32::from_num(150.0), &GridParams::default(), 35).unwrap();
             // Contingency nets per position, so compare scenario loss and delta parts exactly.
             prop_assert_eq!(split.scenario_loss, pm.scenario_loss);
@@ -222,9 +234,9 @@ mod tests {
     fn oversized_and_mismatched_positions_are_refused() {
         let arrays = arrays(150.0, &[(None, 0.0)]);
         let params = GridParams::default();
-        let too_big = [Exposure { lots: MAX_LOTS + 1, array: &arrays[0] }];
+        let too_big = [arrays[0].exposure(MAX_LOTS + 1)];
         assert_eq!(underlying_margin(&too_big, I32F32::from_num(150), &params, 35), Err(RiskError::QuantityTooLarge));
-        let ok = [Exposure { lots: 1, array: &arrays[0] }];
+        let ok = [arrays[0].exposure(1)];
         assert_eq!(underlying_margin(&ok, I32F32::from_num(150), &params, 27), Err(RiskError::GridMismatch));
     }
 }

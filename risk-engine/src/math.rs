@@ -81,7 +81,7 @@ pub fn exp(x: I32F32) -> Option<I32F32> {
     }
     // x = k ln2 + r with k = round(x / ln2), |r| <= ln2 / 2 (plus a rounding sliver).
     let k = ((mul_i64_wide(x_bits, INV_LN2_Q32) + (1i128 << 63)) >> 64) as i64;
-    let r = ((x_bits as i128) << 30) - k as i128 * LN2_Q62 as i128;
+    let r = ((x_bits as i128) << 30) - mul_i64_wide(k, LN2_Q62);
     let r = r as i64;
     // e^r by Horner on the Taylor series; truncation after r^12/12! is below 2^-62 * 0.01.
     let mut p = INV_FACTORIAL_Q62[12];
@@ -129,8 +129,8 @@ pub fn ln_q62(x: I32F32) -> Option<i128> {
     for &c in INV_ODD_Q62[..9].iter().rev() {
         q = mul_q62(q, z) + c;
     }
-    let ln_m = mul_q62(s, q) as i128 * 2;
-    Some(exponent as i128 * LN2_Q62 as i128 + ln_m)
+    let ln_m = (mul_q62(s, q) as i128) << 1;
+    Some(mul_i64_wide(exponent, LN2_Q62) + ln_m)
 }
 
 /// Natural logarithm, rounded to nearest. `None` for x <= 0.
@@ -138,8 +138,9 @@ pub fn ln(x: I32F32) -> Option<I32F32> {
     q62_to_q32_nearest(ln_q62(x)?)
 }
 
-/// Integer square root of a `u128`, rounded down, using only constant shifts.
-fn isqrt_u128(n: u128) -> u128 {
+/// Integer square root of a `u128` and the remainder `n - root^2`, using only constant shifts
+/// (no 128-bit multiply).
+fn isqrt_u128(n: u128) -> (u128, u128) {
     let mut remainder = n;
     let mut root: u128 = 0;
     let mut bit: u128 = 1 << 126;
@@ -155,7 +156,7 @@ fn isqrt_u128(n: u128) -> u128 {
         }
         bit >>= 2;
     }
-    root
+    (root, remainder)
 }
 
 /// Square root, rounded in the given direction. `None` for negative input.
@@ -165,8 +166,8 @@ pub fn sqrt(x: I32F32, rounding: Rounding) -> Option<I32F32> {
         return None;
     }
     let scaled = (raw as u128) << 32;
-    let root = isqrt_u128(scaled);
-    let root = if rounding == Rounding::Up && root * root != scaled { root + 1 } else { root };
+    let (root, remainder) = isqrt_u128(scaled);
+    let root = if rounding == Rounding::Up && remainder != 0 { root + 1 } else { root };
     Some(I32F32::from_bits(root as i64))
 }
 

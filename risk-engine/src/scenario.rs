@@ -197,12 +197,12 @@ impl GridParams {
         self.validate()?;
         let blank = Scenario { price_move: I32F32::ZERO, vol_shock: VolShock::Same, weight: I32F32::ONE };
         let mut set = ScenarioSet { scenarios: [blank; MAX_SCENARIOS], len: 0 };
-        let half = (self.price_steps as i64 - 1) / 2;
+        let half = ((self.price_steps - 1) >> 1) as i64;
         for step in -half..=half {
             // move = range * step / half, rounded away from zero so the grid reaches ±range.
             let price_move = I32F32::from_bits(
                 crate::wide::div_i128_by_i64(
-                    self.price_range.to_bits() as i128 * step as i128,
+                    crate::wide::mul_i64_wide(self.price_range.to_bits(), step),
                     half,
                     if step < 0 { Rounding::Down } else { Rounding::Up },
                 )

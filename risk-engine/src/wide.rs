@@ -152,15 +152,16 @@ pub fn div_i128_by_i64(numerator: i128, divisor: i64, rounding: Rounding) -> Opt
     signed_i64(q, negative)
 }
 
-/// Arithmetic right shift of a signed 128-bit value by a constant-like amount, rounded as asked.
-/// `shift` must be below 128.
+/// Arithmetic right shift of a signed 128-bit value by the constant `SHIFT` (< 128), rounded
+/// as asked. A const parameter, because the BPF backend cannot shift 128-bit values by a
+/// run-time amount.
 #[inline]
-pub fn shr_i128(value: i128, shift: u32, rounding: Rounding) -> i128 {
-    let floor = value >> shift;
+pub fn shr_i128<const SHIFT: u32>(value: i128, rounding: Rounding) -> i128 {
+    let floor = value >> SHIFT;
     match rounding {
         Rounding::Down => floor,
         Rounding::Up => {
-            let mask = (1i128 << shift) - 1;
+            let mask = (1i128 << SHIFT) - 1;
             if value & mask != 0 {
                 floor + 1
             } else {
@@ -185,7 +186,7 @@ pub fn to_i64(value: i128) -> Option<i64> {
 #[inline]
 pub fn mul_q32(a: I32F32, b: I32F32, rounding: Rounding) -> Option<I32F32> {
     let product = mul_i64_wide(a.to_bits(), b.to_bits());
-    to_i64(shr_i128(product, 32, rounding)).map(I32F32::from_bits)
+    to_i64(shr_i128::<32>(product, rounding)).map(I32F32::from_bits)
 }
 
 /// `a / b` for Q32.32 numbers, rounded as asked; `None` on a zero divisor or overflow.
@@ -268,19 +269,19 @@ pub fn q32_wide_to_i80f48(value: i128) -> Option<I80F48> {
 /// Narrows an I80F48 value to Q32.32, rounded as asked; `None` if out of range.
 #[inline]
 pub fn i80f48_to_q32(value: I80F48, rounding: Rounding) -> Option<I32F32> {
-    to_i64(shr_i128(value.to_bits(), 16, rounding)).map(I32F32::from_bits)
+    to_i64(shr_i128::<16>(value.to_bits(), rounding)).map(I32F32::from_bits)
 }
 
 /// Rounds an I80F48 value to an integer (e.g. native token units), as asked.
 #[inline]
 pub fn i80f48_to_int(value: I80F48, rounding: Rounding) -> Option<i64> {
-    to_i64(shr_i128(value.to_bits(), 48, rounding))
+    to_i64(shr_i128::<48>(value.to_bits(), rounding))
 }
 
 /// Rounds a Q32.32 value to an integer, as asked.
 #[inline]
 pub fn q32_to_int(value: I32F32, rounding: Rounding) -> i64 {
-    shr_i128(value.to_bits() as i128, 32, rounding) as i64
+    shr_i128::<32>(value.to_bits() as i128, rounding) as i64
 }
 
 #[cfg(test)]

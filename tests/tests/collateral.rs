@@ -366,7 +366,7 @@ async fn oracle_data_that_is_not_a_price_update_is_refused() {
     data[0] ^= 0xff; // wrong discriminator
     let mut account = PythPrice::usd(market.sol_feed, 150.0, 5, 0).account(pyth_solana_receiver_sdk::ID);
     account.data = data;
-    bank.context.set_account(&market.sol.oracle, &solana_account::AccountSharedData::from(account));
+    bank.set_raw_account(&market.sol.oracle, account);
     let margin: MarginAccount = bank.load(&trader.account).await;
     let metas = sdk::health_accounts(&margin, |b| if *b == market.sol.bank { market.sol.oracle } else { market.usdc.oracle });
     assert_margin_error(health_check(&mut bank, &market, &trader, metas).await, MarginError::OracleInvalidData);

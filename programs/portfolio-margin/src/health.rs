@@ -210,7 +210,7 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
         let (underlying, spot) = (priced.underlying, priced.spot_per_lot);
         let params = underlying.grid.params();
         let scenarios = params.scenarios().map_err(|_| error!(MarginError::InvalidGridParams))?;
-        let mut arrays: Vec<(i64, RiskArray)> = Vec::new();
+        let mut exposures: Vec<Exposure> = Vec::new();
         for position in account.positions.iter().filter(|p| p.in_use == 1) {
             let market = market_of(&position.market).ok_or(MarginError::HealthAccountsMismatch)?;
             if market.market.underlying != underlying_key {
@@ -226,18 +226,19 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
                 continue; // paid at the settlement price: no price risk left
             }
             check_array_fresh(&market.key, market.market, underlying, spot, view.now)?;
-            arrays.push((position.base_lots, market.market.risk_array()));
+            exposures.push(market.market.exposure(position.base_lots));
         }
+        // Collateral of this underlying enters the grid as delta-one exposure.
+        let spot_array: RiskArray;
         if underlying.collateral_bank != Pubkey::default() {
             if let Some(balance) = account.balance_index(&underlying.collateral_bank).map(|i| account.balances[i]) {
                 let bank = view.banks.iter().find(|b| b.key == balance.bank).ok_or(MarginError::HealthAccountsMismatch)?;
                 let lots = collateral_lots(balance.balance_native, bank.bank, underlying)?;
                 let state = MarketState { instrument: Instrument::Linear, spot, vol: I32F32::ZERO };
-                let array = compute_risk_array(&state, &params, &scenarios).map_err(|_| overflow())?;
-                arrays.push((lots, array));
+                spot_array = compute_risk_array(&state, &params, &scenarios).map_err(|_| overflow())?;
+                exposures.push(spot_array.exposure(lots));
             }
         }
-        let exposures: Vec<Exposure> = arrays.iter().map(|(lots, array)| Exposure { lots: *lots, array }).collect();
         let margin = underlying_margin(&exposures, spot, &params, scenarios.len()).map_err(|e| {
             msg!("margin of underlying {} failed: {:?}", underlying_key, e);
             error!(MarginError::MathOverflow)

@@ -151,17 +151,16 @@ impl Market {
         }
     }
 
-    /// The stored risk array in the engine's form.
-    pub fn risk_array(&self) -> RiskArray {
-        let mut pnl = [I32F32::ZERO; MAX_SCENARIOS];
-        for (cell, bits) in pnl.iter_mut().zip(self.risk_array_bits.iter()) {
-            *cell = I32F32::from_bits(*bits);
-        }
-        RiskArray {
-            pnl,
-            len: self.array_len,
+    /// This market's risk array as the exposure of a `lots` position, borrowing the cells from
+    /// the account data (no copy).
+    pub fn exposure(&self, lots: i64) -> risk_engine::margin::Exposure<'_> {
+        let len = (self.array_len as usize).min(MAX_SCENARIOS);
+        // SAFETY: I32F32 is a transparent wrapper over i64 with the same size and alignment.
+        let cells: &[I32F32] = unsafe { core::slice::from_raw_parts(self.risk_array_bits.as_ptr() as *const I32F32, len) };
+        risk_engine::margin::Exposure {
+            lots,
+            cells,
             delta: I32F32::from_bits(self.array_delta_bits),
-            value: I32F32::from_bits(self.array_value_bits),
             is_option: self.is_option(),
         }
     }
