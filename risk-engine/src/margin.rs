@@ -113,6 +113,39 @@ pub fn underlying_margin(
     Ok(UnderlyingMargin { scenario_loss, worst_scenario, min_delta, contingency, maintenance, initial, net_delta })
 }
 
+/// One underlying's part of an account: its spot, grid, positions and their marks.
+#[derive(Clone, Copy, Debug)]
+pub struct UnderlyingBook<'a> {
+    /// Spot per lot, quote units.
+    pub spot: I32F32,
+    /// The underlying's grid.
+    pub params: &'a GridParams,
+    /// Number of scenarios of that grid.
+    pub scenario_count: usize,
+    /// Positions (and collateral entering the grid).
+    pub exposures: &'a [Exposure<'a>],
+    /// Sum of the positions' positive marks (unrealized gains, long option value), >= 0.
+    pub positive_equity: I80F48,
+    /// Sum of the positions' negative marks (unrealized losses, short option value), <= 0.
+    pub negative_equity: I80F48,
+}
+
+/// Aggregates the derivatives side of an account over its underlyings: requirements summed
+/// (no credit across underlyings in v1) and marks split by sign, ready for
+/// [`crate::health::compute_health`].
+pub fn derivatives_risk(books: &[UnderlyingBook<'_>]) -> Result<crate::health::DerivativesRisk, RiskError> {
+    let mut risk = crate::health::DerivativesRisk::default();
+    for book in books {
+        let margin = underlying_margin(book.exposures, book.spot, book.params, book.scenario_count)?;
+        let add = |a: I80F48, b: I80F48| a.checked_add(b).ok_or(RiskError::Overflow);
+        risk.maintenance = add(risk.maintenance, margin.maintenance)?;
+        risk.initial = add(risk.initial, margin.initial)?;
+        risk.positive_equity = add(risk.positive_equity, book.positive_equity)?;
+        risk.negative_equity = add(risk.negative_equity, book.negative_equity)?;
+    }
+    Ok(risk)
+}
+
 /// Standard margin of one underlying's positions: each position margined alone, summed.
 /// Returns `(maintenance, initial)` in quote units.
 pub fn standard_margin(

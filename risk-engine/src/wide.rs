@@ -224,8 +224,23 @@ fn mul_u128_wide(a: u128, b: u128) -> [u64; 4] {
 
 /// `a * b` for I80F48 numbers, rounded as asked; `None` on overflow.
 /// With [`Rounding::Down`] this equals `fixed`'s `I80F48::checked_mul` bit for bit.
+#[inline(always)]
 pub fn mul_i80f48(a: I80F48, b: I80F48, rounding: Rounding) -> Option<I80F48> {
-    let (a, b) = (a.to_bits(), b.to_bits());
+    let mut operands = [a.to_bits(), b.to_bits()];
+    if mul_i80f48_in_place(&mut operands, rounding) {
+        Some(I80F48::from_bits(operands[0]))
+    } else {
+        None
+    }
+}
+
+/// The body of [`mul_i80f48`]: multiplies `operands[0] x operands[1]` into `operands[0]`.
+/// The operands travel by (mutable) reference because the BPF backend allows at most five
+/// argument registers per call and cannot pass arguments on the stack: two `i128`s by value
+/// plus a rounding and a returned `Option<i128>` would need six.
+#[inline(never)]
+fn mul_i80f48_in_place(operands: &mut [i128; 2], rounding: Rounding) -> bool {
+    let (a, b) = (operands[0], operands[1]);
     let negative = (a < 0) != (b < 0) && a != 0 && b != 0;
     let limbs = mul_u128_wide(a.unsigned_abs(), b.unsigned_abs());
     // Shift the 256-bit magnitude right by 48 bits.
@@ -235,24 +250,27 @@ pub fn mul_i80f48(a: I80F48, b: I80F48, rounding: Rounding) -> Option<I80F48> {
     let r2 = (limbs[2] >> 48) | (limbs[3] << 16);
     let r3 = limbs[3] >> 48;
     if r2 != 0 || r3 != 0 {
-        return None;
+        return false;
     }
     let mut magnitude = ((r1 as u128) << 64) | r0 as u128;
     if low_bits_nonzero && magnitude_up(negative, rounding) {
-        magnitude = magnitude.checked_add(1)?;
+        match magnitude.checked_add(1) {
+            Some(m) => magnitude = m,
+            None => return false,
+        }
     }
-    let bits = if negative {
+    operands[0] = if negative {
         if magnitude > i128::MAX as u128 + 1 {
-            return None;
+            return false;
         }
         (magnitude as i128).wrapping_neg()
     } else {
         if magnitude > i128::MAX as u128 {
-            return None;
+            return false;
         }
         magnitude as i128
     };
-    Some(I80F48::from_bits(bits))
+    true
 }
 
 /// Widens a Q32.32 value held in an `i128` accumulator (2^32 scale) to I80F48 (2^48 scale).

@@ -1,1 +1,252 @@
+//! A minimal SBF program that runs the risk engine (the same crate the portfolio-margin program
+//! uses, not a copy) on inputs passed in instruction data and account 0, so a harness can count
+//! real compute units. Every operation returns its result as return data, which the harness
+//! compares bit for bit with the engine run natively.
+//!
+//! Instruction data: one opcode byte, then little-endian arguments.
+//! - 0 noop: the baseline (entrypoint and argument parsing).
+//! - 1 health: `positions u8, collateral u8, underlyings u8`; account 0 holds the book
+//!   (see `bench/cu-bench`): spots, then per position `lots, delta, value, is_option, cells[35]`
+//!   (i64 each), then per token `native i64, prices 3 x i128, weights 4 x i128`.
+//! - 2 refresh a risk array: `spot, strike, vol, days (Q32.32 bits), kind u8`.
+//! - 3 Black-Scholes value and delta: same arguments.
+//! - 4 exp, 5 ln, 6 sqrt, 7 normal CDF: `x (Q32.32 bits)`.
 #![no_std]
+
+use pinocchio::{no_allocator, nostd_panic_handler, program_entrypoint, AccountView, Address, ProgramResult};
+use risk_engine::black_scholes::{price_option, OptionInputs, OptionKind};
+use risk_engine::fixed::types::{I32F32, I80F48};
+use risk_engine::health::{compute_health, DerivativesRisk, HealthKind, HealthParams, TokenBalance, TokenPrices, TokenWeights};
+use risk_engine::margin::{underlying_margin, Exposure};
+use risk_engine::risk_array::{compute_risk_array, Instrument, MarketState};
+use risk_engine::scenario::DEFAULT_GRID;
+use risk_engine::wide::{mul_q32_by_int, q32_wide_to_i80f48, Rounding};
+
+program_entrypoint!(process_instruction, 2);
+no_allocator!();
+nostd_panic_handler!();
+
+/// Scenarios of the default grid.
+const SCENARIOS: usize = 35;
+/// i64 words per position record.
+const POSITION_WORDS: usize = 4 + SCENARIOS;
+const MAX_POSITIONS: usize = 16;
+const MAX_TOKENS: usize = 8;
+const MAX_UNDERLYINGS: usize = 4;
+
+fn arg_i64(data: &[u8], index: usize) -> i64 {
+    let start = 1 + 8 * index;
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&data[start..start + 8]);
+    i64::from_le_bytes(bytes)
+}
+
+fn word(data: &[u8], index: usize) -> i64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&data[8 * index..8 * index + 8]);
+    i64::from_le_bytes(bytes)
+}
+
+fn wide(data: &[u8], offset: usize) -> I80F48 {
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&data[offset..offset + 16]);
+    I80F48::from_bits(i128::from_le_bytes(bytes))
+}
+
+fn set_return(bytes: &[u8]) {
+    unsafe { pinocchio::syscalls::sol_set_return_data(bytes.as_ptr(), bytes.len() as u64) };
+}
+
+fn option_inputs(data: &[u8]) -> OptionInputs {
+    OptionInputs {
+        spot: I32F32::from_bits(arg_i64(data, 0)),
+        strike: I32F32::from_bits(arg_i64(data, 1)),
+        vol: I32F32::from_bits(arg_i64(data, 2)),
+        days_to_expiry: I32F32::from_bits(arg_i64(data, 3)),
+        kind: if data[33] == 0 { OptionKind::Call } else { OptionKind::Put },
+    }
+}
+
+/// Portfolio health over a book in account data: the engine work the program's health check
+/// does once accounts are loaded (per underlying: scenario sums, minimum delta, contingency;
+/// option marks; collateral valuation).
+/// Arguments of [`health`], passed by reference: the BPF backend allows at most five
+/// arguments per call.
+struct HealthArgs<'a> {
+    book: &'a [u8],
+    positions: usize,
+    tokens: usize,
+    underlyings: usize,
+}
+
+#[inline(never)]
+fn health(args: &HealthArgs, out: &mut I80F48) -> bool {
+    match health_inner(args) {
+        Some(h) => {
+            *out = h;
+            true
+        }
+        None => false,
+    }
+}
+
+#[inline(always)]
+fn health_inner(args: &HealthArgs) -> Option<I80F48> {
+    let HealthArgs { book, positions, tokens, underlyings } = *args;
+    let params = DEFAULT_GRID;
+    let scenario_count = params.scenarios().ok()?.len();
+    let spots_words = MAX_UNDERLYINGS;
+    let mut derivatives = DerivativesRisk::default();
+    for u in 0..underlyings {
+        let spot = I32F32::from_bits(word(book, u));
+        let empty = Exposure { lots: 0, cells: &[], delta: I32F32::ZERO, is_option: false };
+        let mut exposures = [empty; MAX_POSITIONS];
+        let mut count = 0;
+        let mut equity = 0i128;
+        for p in (u..positions).step_by(underlyings) {
+            let base = spots_words + p * POSITION_WORDS;
+            let lots = word(book, base);
+            let value = I32F32::from_bits(word(book, base + 2));
+            // SAFETY: account data is 8-byte aligned and the cells are i64 words; I32F32 is a
+            // transparent i64.
+            let cells: &[I32F32] =
+                unsafe { core::slice::from_raw_parts(book.as_ptr().add(8 * (base + 4)) as *const I32F32, SCENARIOS) };
+            exposures[count] =
+                Exposure { lots, cells, delta: I32F32::from_bits(word(book, base + 1)), is_option: word(book, base + 3) != 0 };
+            equity += mul_q32_by_int(value, lots);
+            count += 1;
+        }
+        let margin = underlying_margin(&exposures[..count], spot, &params, scenario_count).ok()?;
+        derivatives.maintenance = derivatives.maintenance.checked_add(margin.maintenance)?;
+        derivatives.initial = derivatives.initial.checked_add(margin.initial)?;
+        let equity = q32_wide_to_i80f48(equity)?;
+        if equity >= 0 {
+            derivatives.positive_equity = derivatives.positive_equity.checked_add(equity)?;
+        } else {
+            derivatives.negative_equity = derivatives.negative_equity.checked_add(equity)?;
+        }
+    }
+    let token_base = 8 * (spots_words + positions * POSITION_WORDS);
+    let zero = I80F48::ZERO;
+    let blank = TokenBalance {
+        native: 0,
+        prices: TokenPrices { oracle: zero, init_asset: zero, init_liability: zero },
+        weights: TokenWeights { init_asset: zero, maint_asset: zero, init_liability: zero, maint_liability: zero },
+    };
+    let mut balances = [blank; MAX_TOKENS];
+    for (t, balance) in balances.iter_mut().enumerate().take(tokens) {
+        let at = token_base + t * 120;
+        let native = word(&book[at..], 0);
+        *balance = TokenBalance {
+            native,
+            prices: TokenPrices { oracle: wide(book, at + 8), init_asset: wide(book, at + 24), init_liability: wide(book, at + 40) },
+            weights: TokenWeights {
+                init_asset: wide(book, at + 56),
+                maint_asset: wide(book, at + 72),
+                init_liability: wide(book, at + 88),
+                maint_liability: wide(book, at + 104),
+            },
+        };
+    }
+    let health_params = HealthParams { unrealized_init_weight: I80F48::from_bits(1 << 47) };
+    compute_health(&balances[..tokens], &derivatives, &health_params, HealthKind::Init).ok().map(|h| h.health)
+}
+
+/// The error for any bad input.
+const fn bad() -> pinocchio::error::ProgramError {
+    pinocchio::error::ProgramError::InvalidInstructionData
+}
+
+/// Each operation runs out of line so the entrypoint's stack frame stays small.
+#[inline(never)]
+fn refresh(data: &[u8], out: &mut [u8; 16]) -> bool {
+    let inputs = option_inputs(data);
+    let params = DEFAULT_GRID;
+    let Ok(scenarios) = params.scenarios() else { return false };
+    let state = MarketState {
+        instrument: Instrument::Option { kind: inputs.kind, strike: inputs.strike, days_to_expiry: inputs.days_to_expiry },
+        spot: inputs.spot,
+        vol: inputs.vol,
+    };
+    let Ok(array) = compute_risk_array(&state, &params, &scenarios) else { return false };
+    // The worst cell and the delta: enough to compare with the native result.
+    let worst = array.pnl[..array.len as usize].iter().min().copied().unwrap_or(I32F32::ZERO);
+    out[..8].copy_from_slice(&worst.to_bits().to_le_bytes());
+    out[8..].copy_from_slice(&array.delta.to_bits().to_le_bytes());
+    true
+}
+
+#[inline(never)]
+fn black_scholes(data: &[u8], out: &mut [u8; 16]) -> bool {
+    let Ok(value) = price_option(&option_inputs(data)) else { return false };
+    out[..8].copy_from_slice(&value.value.to_bits().to_le_bytes());
+    out[8..].copy_from_slice(&value.delta.to_bits().to_le_bytes());
+    true
+}
+
+#[inline(never)]
+fn function(data: &[u8], out: &mut [u8; 16]) -> bool {
+    let x = I32F32::from_bits(arg_i64(data, 0));
+    let y = match data[0] {
+        4 => risk_engine::math::exp(x),
+        5 => risk_engine::math::ln(x),
+        6 => risk_engine::math::sqrt(x, Rounding::Down),
+        _ => Some(risk_engine::math::norm_cdf(x)),
+    };
+    let Some(y) = y else { return false };
+    out[..8].copy_from_slice(&y.to_bits().to_le_bytes());
+    true
+}
+
+fn process_instruction(_program_id: &Address, accounts: &mut [AccountView], data: &[u8]) -> ProgramResult {
+    let mut out = [0u8; 16];
+    let ok = match data.first().copied() {
+        Some(0) => true,
+        Some(1) => {
+            let (positions, tokens, underlyings) = (data[1] as usize, data[2] as usize, data[3] as usize);
+            if positions > MAX_POSITIONS || tokens > MAX_TOKENS || underlyings == 0 || underlyings > MAX_UNDERLYINGS {
+                return Err(bad());
+            }
+            let book = unsafe { accounts.first().ok_or(bad())?.borrow_unchecked() };
+            let mut result = I80F48::ZERO;
+            let ok = health(&HealthArgs { book, positions, tokens, underlyings }, &mut result);
+            out.copy_from_slice(&result.to_bits().to_le_bytes());
+            ok
+        }
+        Some(2) => refresh(data, &mut out),
+        Some(3) => black_scholes(data, &mut out),
+        Some(4..=7) => function(data, &mut out),
+        _ => false,
+    };
+    if !ok {
+        return Err(bad());
+    }
+    set_return(&out);
+    Ok(())
+}
+
+// The BPF backend emits calls to these; route them to the runtime's syscalls.
+#[cfg(target_arch = "bpf")]
+mod mem {
+    #[no_mangle]
+    pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+        pinocchio::syscalls::sol_memcpy_(dst, src, n as u64);
+        dst
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+        pinocchio::syscalls::sol_memmove_(dst, src, n as u64);
+        dst
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn memset(dst: *mut u8, value: i32, n: usize) -> *mut u8 {
+        pinocchio::syscalls::sol_memset_(dst, value as u8, n as u64);
+        dst
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+        let mut result = 0i32;
+        pinocchio::syscalls::sol_memcmp_(a, b, n as u64, &mut result as *mut i32);
+        result
+    }
+}

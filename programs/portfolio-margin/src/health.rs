@@ -24,8 +24,8 @@ use crate::state::{CollateralBank, Group, MarginAccount, Market, Underlying, PPM
 use anchor_lang::prelude::*;
 use std::cell::Ref;
 use fixed::types::{I32F32, I80F48};
-use risk_engine::health::{DerivativesRisk, HealthBreakdown, HealthKind, HealthParams, TokenBalance, TokenPrices};
-use risk_engine::margin::{underlying_margin, Exposure};
+use risk_engine::health::{HealthBreakdown, HealthKind, HealthParams, TokenBalance, TokenPrices};
+use risk_engine::margin::{derivatives_risk, Exposure, UnderlyingBook};
 use risk_engine::risk_array::{compute_risk_array, Instrument, MarketState, RiskArray};
 use risk_engine::wide::{mul_q32, mul_q32_by_int, q32_wide_to_i80f48, Rounding};
 
@@ -204,23 +204,46 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
         |b| view.banks.iter().find(|x| x.key == *b).map(|x| x.bank.underlying),
     )?;
 
-    let mut derivatives = DerivativesRisk::default();
-    for underlying_key in needed {
-        let priced = view.underlyings.iter().find(|u| u.key == underlying_key).ok_or(MarginError::HealthAccountsMismatch)?;
-        let (underlying, spot) = (priced.underlying, priced.spot_per_lot);
-        let params = underlying.grid.params();
+    // Per underlying: its grid and the collateral that enters it (first, so the exposures
+    // below can borrow the collateral's array), then the positions' exposures, which borrow the
+    // markets' arrays straight from account data, and their marks. The engine aggregates.
+    struct Prepared<'p> {
+        priced: &'p PricedUnderlying<'p>,
+        params: risk_engine::scenario::GridParams,
+        scenario_count: usize,
+        collateral: Option<(i64, RiskArray)>,
+    }
+    let mut prepared = Vec::with_capacity(needed.len());
+    for underlying_key in &needed {
+        let priced = view.underlyings.iter().find(|u| u.key == *underlying_key).ok_or(MarginError::HealthAccountsMismatch)?;
+        let params = priced.underlying.grid.params();
         let scenarios = params.scenarios().map_err(|_| error!(MarginError::InvalidGridParams))?;
-        let mut exposures: Vec<Exposure> = Vec::new();
-        for position in account.positions.iter().filter(|p| p.in_use == 1) {
+        let mut collateral = None;
+        let linked = priced.underlying.collateral_bank;
+        if let Some(balance) = account.balance_index(&linked).filter(|_| linked != Pubkey::default()).map(|i| account.balances[i]) {
+            let bank = view.banks.iter().find(|b| b.key == balance.bank).ok_or(MarginError::HealthAccountsMismatch)?;
+            let lots = collateral_lots(balance.balance_native, bank.bank, priced.underlying)?;
+            let state = MarketState { instrument: Instrument::Linear, spot: priced.spot_per_lot, vol: I32F32::ZERO };
+            collateral = Some((lots, compute_risk_array(&state, &params, &scenarios).map_err(|_| overflow())?));
+        }
+        prepared.push(Prepared { priced, params, scenario_count: scenarios.len(), collateral });
+    }
+    let mut exposure_lists: Vec<Vec<Exposure>> = Vec::with_capacity(prepared.len());
+    let mut marks = Vec::with_capacity(prepared.len());
+    for p in &prepared {
+        let (underlying, spot) = (p.priced.underlying, p.priced.spot_per_lot);
+        let (mut positive, mut negative) = (I80F48::ZERO, I80F48::ZERO);
+        let mut exposures = Vec::new();
+        for position in account.positions.iter().filter(|x| x.in_use == 1) {
             let market = market_of(&position.market).ok_or(MarginError::HealthAccountsMismatch)?;
-            if market.market.underlying != underlying_key {
+            if market.market.underlying != p.priced.key {
                 continue;
             }
             let equity = position_equity(position, market.market, spot)?;
             if equity >= 0 {
-                derivatives.positive_equity = derivatives.positive_equity.checked_add(equity).ok_or_else(overflow)?;
+                positive = positive.checked_add(equity).ok_or_else(overflow)?;
             } else {
-                derivatives.negative_equity = derivatives.negative_equity.checked_add(equity).ok_or_else(overflow)?;
+                negative = negative.checked_add(equity).ok_or_else(overflow)?;
             }
             if market.market.settled == 1 {
                 continue; // paid at the settlement price: no price risk left
@@ -228,24 +251,29 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
             check_array_fresh(&market.key, market.market, underlying, spot, view.now)?;
             exposures.push(market.market.exposure(position.base_lots));
         }
-        // Collateral of this underlying enters the grid as delta-one exposure.
-        let spot_array: RiskArray;
-        if underlying.collateral_bank != Pubkey::default() {
-            if let Some(balance) = account.balance_index(&underlying.collateral_bank).map(|i| account.balances[i]) {
-                let bank = view.banks.iter().find(|b| b.key == balance.bank).ok_or(MarginError::HealthAccountsMismatch)?;
-                let lots = collateral_lots(balance.balance_native, bank.bank, underlying)?;
-                let state = MarketState { instrument: Instrument::Linear, spot, vol: I32F32::ZERO };
-                spot_array = compute_risk_array(&state, &params, &scenarios).map_err(|_| overflow())?;
-                exposures.push(spot_array.exposure(lots));
-            }
+        if let Some((lots, array)) = &p.collateral {
+            exposures.push(array.exposure(*lots));
         }
-        let margin = underlying_margin(&exposures, spot, &params, scenarios.len()).map_err(|e| {
-            msg!("margin of underlying {} failed: {:?}", underlying_key, e);
-            error!(MarginError::MathOverflow)
-        })?;
-        derivatives.maintenance = derivatives.maintenance.checked_add(margin.maintenance).ok_or_else(overflow)?;
-        derivatives.initial = derivatives.initial.checked_add(margin.initial).ok_or_else(overflow)?;
+        exposure_lists.push(exposures);
+        marks.push((positive, negative));
     }
+    let books: Vec<UnderlyingBook> = prepared
+        .iter()
+        .zip(&exposure_lists)
+        .zip(&marks)
+        .map(|((p, exposures), (positive, negative))| UnderlyingBook {
+            spot: p.priced.spot_per_lot,
+            params: &p.params,
+            scenario_count: p.scenario_count,
+            exposures,
+            positive_equity: *positive,
+            negative_equity: *negative,
+        })
+        .collect();
+    let derivatives = derivatives_risk(&books).map_err(|e| {
+        msg!("portfolio margin failed: {:?}", e);
+        error!(MarginError::MathOverflow)
+    })?;
     let params = HealthParams { unrealized_init_weight: crate::state::ppm_to_fixed(view.group.unrealized_init_weight_ppm) };
     risk_engine::health::compute_health(&tokens, &derivatives, &params, kind).map_err(|_| overflow())
 }
