@@ -16,8 +16,8 @@
 use pinocchio::{no_allocator, nostd_panic_handler, program_entrypoint, AccountView, Address, ProgramResult};
 use risk_engine::black_scholes::{price_option, OptionInputs, OptionKind};
 use risk_engine::fixed::types::{I32F32, I80F48};
-use risk_engine::health::{compute_health, DerivativesRisk, HealthKind, HealthParams, TokenBalance, TokenPrices, TokenWeights};
-use risk_engine::margin::{underlying_margin, Exposure};
+use risk_engine::health::{compute_health, HealthKind, HealthParams, TokenBalance, TokenPrices, TokenWeights};
+use risk_engine::margin::{derivatives_risk, Exposure, UnderlyingBook};
 use risk_engine::risk_array::{compute_risk_array, Instrument, MarketState};
 use risk_engine::scenario::DEFAULT_GRID;
 use risk_engine::wide::{mul_q32_by_int, q32_wide_to_i80f48, Rounding};
@@ -33,6 +33,8 @@ const POSITION_WORDS: usize = 4 + SCENARIOS;
 const MAX_POSITIONS: usize = 16;
 const MAX_TOKENS: usize = 8;
 const MAX_UNDERLYINGS: usize = 4;
+/// Bytes per token record: native balance, 3 prices and 4 weights (I80F48 bits).
+const TOKEN_BYTES: usize = 8 + 7 * 16;
 
 fn arg_i64(data: &[u8], index: usize) -> i64 {
     let start = 1 + 8 * index;
@@ -95,38 +97,49 @@ fn health_inner(args: &HealthArgs) -> Option<I80F48> {
     let HealthArgs { book, positions, tokens, underlyings } = *args;
     let params = DEFAULT_GRID;
     let scenario_count = params.scenarios().ok()?.len();
-    let spots_words = MAX_UNDERLYINGS;
-    let mut derivatives = DerivativesRisk::default();
+    let empty = Exposure { lots: 0, cells: &[], delta: I32F32::ZERO, is_option: false };
+    let mut exposures = [empty; MAX_POSITIONS];
+    let mut books = [UnderlyingBook {
+        spot: I32F32::ZERO,
+        params: &params,
+        scenario_count,
+        exposures: &[],
+        positive_equity: I80F48::ZERO,
+        negative_equity: I80F48::ZERO,
+    }; MAX_UNDERLYINGS];
+    // Positions are grouped by underlying (position p belongs to underlying p % underlyings).
+    let mut next = 0;
+    let mut ranges = [(0usize, 0usize); MAX_UNDERLYINGS];
+    let mut marks = [(I80F48::ZERO, I80F48::ZERO); MAX_UNDERLYINGS];
     for u in 0..underlyings {
-        let spot = I32F32::from_bits(word(book, u));
-        let empty = Exposure { lots: 0, cells: &[], delta: I32F32::ZERO, is_option: false };
-        let mut exposures = [empty; MAX_POSITIONS];
-        let mut count = 0;
-        let mut equity = 0i128;
+        let start = next;
         for p in (u..positions).step_by(underlyings) {
-            let base = spots_words + p * POSITION_WORDS;
+            let base = MAX_UNDERLYINGS + p * POSITION_WORDS;
             let lots = word(book, base);
-            let value = I32F32::from_bits(word(book, base + 2));
             // SAFETY: account data is 8-byte aligned and the cells are i64 words; I32F32 is a
             // transparent i64.
             let cells: &[I32F32] =
                 unsafe { core::slice::from_raw_parts(book.as_ptr().add(8 * (base + 4)) as *const I32F32, SCENARIOS) };
-            exposures[count] =
+            exposures[next] =
                 Exposure { lots, cells, delta: I32F32::from_bits(word(book, base + 1)), is_option: word(book, base + 3) != 0 };
-            equity += mul_q32_by_int(value, lots);
-            count += 1;
+            let mark = q32_wide_to_i80f48(mul_q32_by_int(I32F32::from_bits(word(book, base + 2)), lots))?;
+            if mark >= 0 {
+                marks[u].0 = marks[u].0.checked_add(mark)?;
+            } else {
+                marks[u].1 = marks[u].1.checked_add(mark)?;
+            }
+            next += 1;
         }
-        let margin = underlying_margin(&exposures[..count], spot, &params, scenario_count).ok()?;
-        derivatives.maintenance = derivatives.maintenance.checked_add(margin.maintenance)?;
-        derivatives.initial = derivatives.initial.checked_add(margin.initial)?;
-        let equity = q32_wide_to_i80f48(equity)?;
-        if equity >= 0 {
-            derivatives.positive_equity = derivatives.positive_equity.checked_add(equity)?;
-        } else {
-            derivatives.negative_equity = derivatives.negative_equity.checked_add(equity)?;
-        }
+        ranges[u] = (start, next);
     }
-    let token_base = 8 * (spots_words + positions * POSITION_WORDS);
+    for u in 0..underlyings {
+        books[u].spot = I32F32::from_bits(word(book, u));
+        books[u].exposures = &exposures[ranges[u].0..ranges[u].1];
+        books[u].positive_equity = marks[u].0;
+        books[u].negative_equity = marks[u].1;
+    }
+    let derivatives = derivatives_risk(&books[..underlyings]).ok()?;
+    let token_base = 8 * (MAX_UNDERLYINGS + positions * POSITION_WORDS);
     let zero = I80F48::ZERO;
     let blank = TokenBalance {
         native: 0,
@@ -135,10 +148,9 @@ fn health_inner(args: &HealthArgs) -> Option<I80F48> {
     };
     let mut balances = [blank; MAX_TOKENS];
     for (t, balance) in balances.iter_mut().enumerate().take(tokens) {
-        let at = token_base + t * 120;
-        let native = word(&book[at..], 0);
+        let at = token_base + t * TOKEN_BYTES;
         *balance = TokenBalance {
-            native,
+            native: word(&book[at..], 0),
             prices: TokenPrices { oracle: wide(book, at + 8), init_asset: wide(book, at + 24), init_liability: wide(book, at + 40) },
             weights: TokenWeights {
                 init_asset: wide(book, at + 56),
