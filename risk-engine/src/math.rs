@@ -1,9 +1,11 @@
 //! Transcendental functions in fixed point: `exp`, `ln`, `sqrt` and the standard normal CDF.
 //!
 //! Inputs and outputs are Q32.32 ([`I32F32`]: range ±2^31, resolution 2^-32 ≈ 2.3e-10).
-//! Internally the polynomial kernels run in Q2.62 (an `i64` with 62 fractional bits, range ±2)
-//! so that the only error visible in Q32.32 is the final rounding plus the documented
-//! truncation of each series. Error bounds (checked by the tests below against `f64`):
+//! The kernels run on unsigned 64-bit fractions (Q64, Q63, Q62) with [`mulhi`], the high half
+//! of a 64 x 64-bit product built from three 32-bit products: on Solana's BPF target that costs
+//! a dozen instructions, where a full signed 128-bit product costs several times more. Table
+//! lookups shrink the polynomial each function needs. Error bounds (checked by the tests below
+//! against `f64`):
 //!
 //! | function | domain | error |
 //! |---|---|---|
@@ -12,63 +14,44 @@
 //! | [`sqrt`] | x >= 0 | exact floor or ceiling of the true root (directed) |
 //! | [`norm_cdf`] | all x | 2e-9 absolute |
 
-use crate::wide::{div_u128_by_u64, mul_i64_wide, to_i64, Rounding};
+use crate::wide::{div_u128_by_u64, mul_i64_wide, mul_u64_wide, to_i64, Rounding};
 use fixed::types::I32F32;
 
 /// ln 2 at 2^-62 scale.
 pub(crate) const LN2_Q62: i64 = 3_196_577_161_300_663_915;
-/// 1 / ln 2 at 2^-32 scale.
-const INV_LN2_Q32: i64 = 6_196_328_019;
-/// sqrt(2) at 2^-62 scale.
-const SQRT2_Q62: i64 = 6_521_908_912_666_391_106;
-/// One at 2^-62 scale.
-pub(crate) const ONE_Q62: i64 = 1 << 62;
 
-/// 1/n! at 2^-62 scale, n = 0..=12 (Taylor coefficients of e^r).
-const INV_FACTORIAL_Q62: [i64; 13] = [
-    4_611_686_018_427_387_904,
-    4_611_686_018_427_387_904,
-    2_305_843_009_213_693_952,
-    768_614_336_404_564_651,
-    192_153_584_101_141_163,
-    38_430_716_820_228_233,
-    6_405_119_470_038_039,
-    915_017_067_148_291,
-    114_377_133_393_536,
-    12_708_570_377_060,
-    1_270_857_037_706,
-    115_532_457_973,
-    9_627_704_831,
-];
-
-/// 1/(2k+1) at 2^-62 scale, k = 0..=9 (series of atanh).
-const INV_ODD_Q62: [i64; 10] = [
-    4_611_686_018_427_387_904,
-    1_537_228_672_809_129_301,
-    922_337_203_685_477_581,
-    658_812_288_346_769_701,
-    512_409_557_603_043_100,
-    419_244_183_493_398_900,
-    354_745_078_340_568_300,
-    307_445_734_561_825_860,
-    271_275_648_142_787_524,
-    242_720_316_759_336_205,
-];
-
-/// Q2.62 product, rounded down. Both factors and the product must lie in (-2, 2).
-#[inline]
-pub(crate) fn mul_q62(a: i64, b: i64) -> i64 {
-    (mul_i64_wide(a, b) >> 62) as i64
+/// High 64 bits of `a x b`, from three 32 x 32-bit products (the low x low product is
+/// dropped): within 3 units below the exact `floor(a b / 2^64)`.
+#[inline(always)]
+pub(crate) fn mulhi(a: u64, b: u64) -> u64 {
+    let (a1, a0) = (a >> 32, a & 0xffff_ffff);
+    let (b1, b0) = (b >> 32, b & 0xffff_ffff);
+    a1.wrapping_mul(b1) + (a1.wrapping_mul(b0) >> 32) + (a0.wrapping_mul(b1) >> 32)
 }
 
-/// Rounds a value at 2^-62 scale held in an `i128` to Q32.32, to nearest.
-#[inline]
-pub(crate) fn q62_to_q32_nearest(value: i128) -> Option<I32F32> {
-    to_i64((value + (1 << 29)) >> 30).map(I32F32::from_bits)
-}
+/// 2^(j/32) at 2^-63 scale, j = 0..32.
+const EXP2_J_Q63: [u64; 32] = [
+    9223372036854775808, 9425337585438007767, 9631725603661576981, 9842632931000616231,
+    10058158527438640871, 10278403519900636096, 10503471249702896438, 10733467321041881441,
+    10968499650544839023, 11208678517905446201, 11454116617628225966, 11704929111906019353,
+    11961233684655323370, 12223150596734848760, 12490802742373206726, 12764315706832201104,
+    13043817825332782212, 13329440243271311081, 13621316977754388159, 13919584980481119318,
+    14224384202002324189, 14535857657386837923, 14854151493325717732, 15179415056705840218,
+    15511800964685064948, 15851465176301844309, 16198567065652879633, 16553269496673159336,
+    16915738899553466671, 17286145348831213003, 17664662643191237676, 18051468387014017850,
+];
+/// ln(2)/32 at 2^-64 scale.
+const LN2_OVER_32_Q64: u64 = 399_572_145_162_582_989;
+/// 32/ln(2) at 2^-32 scale.
+const THIRTY_TWO_OVER_LN2_Q32: i64 = 198_282_496_599;
+/// 1/2!, 1/3!, 1/4!, 1/5! at 2^-64 scale.
+const EXP_TAYLOR_Q64: [u64; 4] = [9223372036854775808, 3074457345618258603, 768614336404564651, 153722867280912930];
 
 /// e^x. `None` when the result exceeds the Q32.32 range (x > 21.48); results below half an ulp
 /// (x < -22.9) are 0.
+///
+/// x = (32k + j) ln2/32 + r with 0 <= r < ln2/32, so e^x = 2^k x 2^(j/32) x e^r, the middle
+/// factor from a table and e^r - 1 from five Taylor terms (truncation < 2e-13 relative).
 pub fn exp(x: I32F32) -> Option<I32F32> {
     let x_bits = x.to_bits();
     // ln(2^31) = 21.487: anything above overflows Q32.32.
@@ -79,31 +62,56 @@ pub fn exp(x: I32F32) -> Option<I32F32> {
     if x_bits < -(23i64 << 32) {
         return Some(I32F32::ZERO);
     }
-    // x = k ln2 + r with k = round(x / ln2), |r| <= ln2 / 2 (plus a rounding sliver).
-    let k = ((mul_i64_wide(x_bits, INV_LN2_Q32) + (1i128 << 63)) >> 64) as i64;
-    let r = ((x_bits as i128) << 30) - mul_i64_wide(k, LN2_Q62);
-    let r = r as i64;
-    // e^r by Horner on the Taylor series; truncation after r^12/12! is below 2^-62 * 0.01.
-    let mut p = INV_FACTORIAL_Q62[12];
-    for &c in INV_FACTORIAL_Q62[..12].iter().rev() {
-        p = mul_q62(p, r) + c;
+    // n = floor(x x 32/ln2), then r = x - n ln2/32 in [0, ln2/32), corrected if the rounded
+    // constant put n one off.
+    let mut n = (mul_i64_wide(x_bits, THIRTY_TWO_OVER_LN2_Q32) >> 64) as i64;
+    let x_q64 = (x_bits as i128) << 32;
+    let step = mul_u64_wide(n.unsigned_abs(), LN2_OVER_32_Q64) as i128;
+    let mut r = if n < 0 { x_q64 + step } else { x_q64 - step };
+    if r < 0 {
+        n -= 1;
+        r += LN2_OVER_32_Q64 as i128;
+    } else if r >= LN2_OVER_32_Q64 as i128 {
+        n += 1;
+        r -= LN2_OVER_32_Q64 as i128;
     }
-    // e^x = e^r * 2^k; e^r at 2^-62 scale becomes Q32.32 by a shift of 30 - k.
-    let shift = 30 - k;
-    let bits = if shift > 0 {
-        if shift >= 64 {
-            0
-        } else {
-            ((p >> (shift - 1)) + 1) >> 1
-        }
+    let r = r as u64;
+    // e^r - 1 = r + r^2 (1/2 + r (1/6 + r (1/24 + r/120))), all at 2^-64 scale.
+    let mut t = EXP_TAYLOR_Q64[3];
+    t = EXP_TAYLOR_Q64[2] + mulhi(r, t);
+    t = EXP_TAYLOR_Q64[1] + mulhi(r, t);
+    t = EXP_TAYLOR_Q64[0] + mulhi(r, t);
+    let em1 = r + mulhi(mulhi(r, r), t);
+    let table = EXP2_J_Q63[(n & 31) as usize];
+    let mantissa = table + mulhi(table, em1); // 2^(j/32) e^r at 2^-63 scale, < 2
+    let k = n >> 5;
+    // Q63 to Q32.32 is a right shift by 31 - k, rounded to nearest.
+    let shift = 31 - k;
+    let bits = if shift >= 64 {
+        0
+    } else if shift > 0 {
+        (((mantissa >> (shift - 1)) + 1) >> 1) as i64
     } else {
-        p.checked_shl((-shift) as u32).filter(|v| v >> (-shift) as u32 == p)?
+        return None;
     };
     Some(I32F32::from_bits(bits))
 }
 
+/// ln(1 + i/16) at 2^-64 scale, i = 0..16.
+const LN_TABLE_Q64: [u64; 16] = [
+    0, 1118326883213202225, 2172713514977912298, 3170077708527314833, 4116271982791902040,
+    5016291654539687950, 5874434477261523444, 6694424765030996596, 7479511080090283979,
+    8232543965583804081, 8956038423510758093, 9652224595068196277, 10323089219652059631,
+    10970409815419252990, 11595783062882186019, 12200648532720179060,
+];
+/// 1/3, 1/5, 1/7 at 2^-64 scale.
+const ATANH_TAYLOR_Q64: [u64; 3] = [6148914691236517205, 3689348814741910323, 2635249153387078802];
+
 /// ln x at 2^-62 scale (an `i128`), for callers that subtract logarithms and need the extra
-/// precision (Black-Scholes' ln(S/K) when vol * sqrt(T) is tiny). `None` for x <= 0.
+/// precision (Black-Scholes' ln(S/K) when vol x sqrt(T) is tiny). `None` for x <= 0.
+///
+/// x = m 2^e with m in [1, 2); m = c (1 + u) with c = 1 + i/16 from a table; ln m = ln c +
+/// 2 atanh(s), s = (m - c)/(m + c) < 0.031, from four terms (truncation < 3e-15).
 pub fn ln_q62(x: I32F32) -> Option<i128> {
     let raw = x.to_bits();
     if raw <= 0 {
@@ -111,124 +119,127 @@ pub fn ln_q62(x: I32F32) -> Option<i128> {
     }
     let raw = raw as u64;
     let msb = 63 - raw.leading_zeros() as i64; // 0..=62
-    // Mantissa m in [1, 2) at 2^-62 scale; x = m * 2^(msb - 32).
-    let mut m = (raw << (62 - msb)) as i64;
-    let mut exponent = msb - 32;
-    if m > SQRT2_Q62 {
-        m >>= 1;
-        exponent += 1;
-    }
-    // ln m = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.1716.
-    let numerator = m - ONE_Q62;
-    let denominator = (m as u64) + (ONE_Q62 as u64);
-    let magnitude = (numerator.unsigned_abs() as u128) << 62;
-    let (s_mag, _) = div_u128_by_u64((magnitude >> 64) as u64, magnitude as u64, denominator)?;
-    let s = if numerator < 0 { -(s_mag as i64) } else { s_mag as i64 };
-    let z = mul_q62(s, s);
-    let mut q = INV_ODD_Q62[9];
-    for &c in INV_ODD_Q62[..9].iter().rev() {
-        q = mul_q62(q, z) + c;
-    }
-    let ln_m = (mul_q62(s, q) as i128) << 1;
-    Some(mul_i64_wide(exponent, LN2_Q62) + ln_m)
+    let m = raw << (63 - msb); // [1, 2) at 2^-63 scale
+    let index = ((m >> 59) & 15) as usize;
+    let c = (1u64 << 63) + ((index as u64) << 59);
+    // s = (m - c) / (m + c) at 2^-64 scale = (m - c) 2^63 / ((m + c) / 2).
+    let numerator = m - c;
+    let half_sum = (m >> 1) + (c >> 1);
+    let (s, _) = div_u128_by_u64(numerator >> 1, numerator << 63, half_sum)?;
+    let z = mulhi(s, s);
+    let mut t = ATANH_TAYLOR_Q64[2];
+    t = ATANH_TAYLOR_Q64[1] + mulhi(z, t);
+    t = ATANH_TAYLOR_Q64[0] + mulhi(z, t);
+    let atanh = s + mulhi(s, mulhi(z, t));
+    // ln m = ln c + 2 atanh(s) < ln 2, at 2^-64 scale; to 2^-62 scale.
+    let ln_m_q62 = ((LN_TABLE_Q64[index] >> 1) + atanh) >> 1;
+    Some(mul_i64_wide(msb - 32, LN2_Q62) + ln_m_q62 as i128)
 }
 
 /// Natural logarithm, rounded to nearest. `None` for x <= 0.
 pub fn ln(x: I32F32) -> Option<I32F32> {
-    q62_to_q32_nearest(ln_q62(x)?)
+    let value = ln_q62(x)?;
+    to_i64((value + (1 << 29)) >> 30).map(I32F32::from_bits)
 }
 
-/// Integer square root of a `u128` and the remainder `n - root^2`, using only constant shifts
-/// (no 128-bit multiply).
-fn isqrt_u128(n: u128) -> (u128, u128) {
-    let mut remainder = n;
-    let mut root: u128 = 0;
-    let mut bit: u128 = 1 << 126;
-    while bit > remainder {
-        bit >>= 2;
+/// Integer square root of a `u64` (floor), by Newton's method from above with 64-bit
+/// division (one instruction on BPF).
+fn isqrt_u64(y: u64) -> u64 {
+    if y < 2 {
+        return y;
     }
-    while bit != 0 {
-        if remainder >= root + bit {
-            remainder -= root + bit;
-            root = (root >> 1) + bit;
-        } else {
-            root >>= 1;
+    let bits = 64 - y.leading_zeros();
+    let mut root = 1u64 << bits.div_ceil(2); // >= sqrt(y)
+    loop {
+        let next = (root + y / root) >> 1;
+        if next >= root {
+            return root;
         }
-        bit >>= 2;
+        root = next;
     }
-    (root, remainder)
 }
 
 /// Square root, rounded in the given direction. `None` for negative input.
+///
+/// The result is `sqrt(raw x 2^32)` in integers. Below 2^32 that fits a 64-bit square root;
+/// above, a 64-bit root of the normalised input gives 31 correct bits and one Newton step
+/// with a 128/64-bit division the rest, then the exact floor is fixed by comparing squares.
 pub fn sqrt(x: I32F32, rounding: Rounding) -> Option<I32F32> {
     let raw = x.to_bits();
     if raw < 0 {
         return None;
     }
-    let scaled = (raw as u128) << 32;
-    let (root, remainder) = isqrt_u128(scaled);
-    let root = if rounding == Rounding::Up && remainder != 0 { root + 1 } else { root };
+    let raw = raw as u64;
+    let (hi, lo) = (raw >> 32, raw << 32); // raw x 2^32 as two words
+    let root = if hi == 0 {
+        isqrt_u64(lo)
+    } else {
+        let half_shift = raw.leading_zeros() / 2; // normalise by an even shift
+        let estimate = isqrt_u64(raw << (2 * half_shift)) << (16 - half_shift);
+        let (quotient, _) = div_u128_by_u64(hi, lo, estimate)?;
+        let mut root = (estimate + quotient) >> 1;
+        let n = ((hi as u128) << 64) | lo as u128;
+        while mul_u64_wide(root, root) > n {
+            root -= 1;
+        }
+        while mul_u64_wide(root + 1, root + 1) <= n {
+            root += 1;
+        }
+        root
+    };
+    let exact = mul_u64_wide(root, root) == (((hi as u128) << 64) | lo as u128);
+    let root = if rounding == Rounding::Up && !exact { root + 1 } else { root };
     Some(I32F32::from_bits(root as i64))
 }
 
-/// Coefficients of Hart's rational approximation (algorithm 5666, as given by West, 2005) in
-/// Q32.32, numerator a0..a6 and denominator b0..b7.
-const HART_A: [i64; 7] = [
-    945_781_296_038,
-    950_105_160_980,
-    481_376_891_542,
-    145_654_650_720,
-    27_375_959_210,
-    3_008_122_356,
-    151_451_270,
+/// Hart's rational approximation (algorithm 5666, as given by West, 2005) rewritten in u = z/8
+/// so every term is a fraction: numerator coefficients a_i 8^i / 2^15 and denominator
+/// coefficients b_i 8^i / 2^19, at 2^-62 scale (all partial sums stay below 4).
+const HART_P_Q62: [u64; 7] = [
+    30991361508581282, 249064367320047271, 1009520510851521171, 2443679536538739405,
+    3674339047001441859, 3229946785838284609, 1300956500356488357,
 ];
-const HART_B: [i64; 8] = [
-    1_891_562_592_076,
-    3_409_458_909_971,
-    2_737_327_112_003,
-    1_273_733_749_672,
-    372_720_406_735,
-    68_995_117_340,
-    7_540_533_049,
-    379_625_062,
+const HART_Q_Q62: [u64; 8] = [
+    3873920188572660, 55860574780963437, 358786939224448507, 1335606640295549548,
+    3126605385697014147, 4630183946222713377, 4048292854730732700, 1630477228166597766,
 ];
 /// Beyond |x| = 10 / sqrt(2) the tail probability is below 8e-13, under one Q32.32 ulp.
 const HART_CUTOFF: i64 = 30_370_005_000;
 
-/// Horner evaluation of a Q32.32 polynomial with coefficients lowest degree first.
-fn horner_q32(coefficients: &[i64], x: I32F32) -> Option<I32F32> {
-    let mut acc = I32F32::from_bits(*coefficients.last()?);
+/// Horner evaluation at `u` (2^-64 scale) of a polynomial with 2^-62-scale coefficients,
+/// lowest degree first.
+#[inline(always)]
+fn horner_q62(coefficients: &[u64], u: u64) -> u64 {
+    let mut acc = coefficients[coefficients.len() - 1];
     for &c in coefficients[..coefficients.len() - 1].iter().rev() {
-        acc = crate::wide::mul_q32(acc, x, Rounding::Down)?.checked_add(I32F32::from_bits(c))?;
+        acc = c + mulhi(acc, u);
     }
-    Some(acc)
+    acc
 }
 
 /// Standard normal cumulative distribution function N(x), in [0, 1].
 pub fn norm_cdf(x: I32F32) -> I32F32 {
     let z = x.abs();
     let tail = if z.to_bits() >= HART_CUTOFF {
-        I32F32::ZERO
+        0
     } else {
-        // N(-z) = e^(-z^2/2) P(z) / Q(z). All steps are in range for z < 7.08.
+        // N(-z) = e^(-z^2/2) P(z) / Q(z) = e^(-z^2/2) (P'(u) / Q'(u)) / 16 with u = z/8.
         let half_square: I32F32 = crate::wide::mul_q32(z, z, Rounding::Down).unwrap_or(I32F32::MAX) >> 1;
-        let e = exp(-half_square).unwrap_or(I32F32::ZERO);
-        let p = horner_q32(&HART_A, z).unwrap_or(I32F32::ZERO);
-        let q = horner_q32(&HART_B, z).unwrap_or(I32F32::MAX);
-        let numerator = crate::wide::mul_i64_wide(e.to_bits(), p.to_bits());
-        // e * P / Q at 2^-32 scale: (e_bits * p_bits) has scale 2^-64, divide by q_bits (2^-32).
-        let magnitude = numerator.unsigned_abs();
-        let (tail, _) =
-            div_u128_by_u64((magnitude >> 64) as u64, magnitude as u64, q.to_bits() as u64).unwrap_or((0, 0));
-        I32F32::from_bits(tail as i64)
+        let e = exp(-half_square).unwrap_or(I32F32::ZERO).to_bits() as u64;
+        let u = (z.to_bits() as u64) << 29; // z/8 at 2^-64 scale
+        let p = horner_q62(&HART_P_Q62, u);
+        let q = horner_q62(&HART_Q_Q62, u);
+        let numerator = mul_u64_wide(e, p); // 2^-94 scale
+        let (ratio, _) = div_u128_by_u64((numerator >> 64) as u64, numerator as u64, q).unwrap_or((0, 0));
+        (ratio >> 4) as i64
     };
+    let tail = I32F32::from_bits(tail);
     if x.to_bits() > 0 {
         I32F32::ONE - tail
     } else {
         tail
     }
 }
-
 
 #[cfg(test)]
 mod tests {
