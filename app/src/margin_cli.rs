@@ -11,7 +11,7 @@
 use anyhow::{anyhow, bail, Result};
 use fixed::types::{I32F32, I80F48};
 use risk_engine::black_scholes::{price_option, OptionInputs, OptionKind};
-use risk_engine::margin::{standard_margin, underlying_margin, Exposure};
+use risk_engine::margin::{standard_margin, underlying_margin, Exposure, UnderlyingBook};
 use risk_engine::risk_array::{compute_risk_array, Instrument, MarketState, RiskArray};
 use risk_engine::scenario::{GridParams, VolShock, MAX_EXTENDED};
 use serde::{Deserialize, Serialize};
@@ -310,8 +310,9 @@ pub fn margin_report(portfolio: &Portfolio) -> Result<MarginReport> {
     for (u, book) in books.iter().enumerate() {
         let exposures: Vec<Exposure> = book.iter().map(|(lots, array)| array.exposure(*lots)).collect();
         let spot = spots[u].0;
-        let margin = underlying_margin(&exposures, spot, &params, scenarios.len()).map_err(|e| anyhow!("{e:?}"))?;
-        let (s_mm, s_im) = standard_margin(&exposures, spot, &params, scenarios.len()).map_err(|e| anyhow!("{e:?}"))?;
+        let book = UnderlyingBook::new(spot, &params, &exposures);
+        let margin = underlying_margin(&book).map_err(|e| anyhow!("{e:?}"))?;
+        let (s_mm, s_im) = standard_margin(&book).map_err(|e| anyhow!("{e:?}"))?;
         mm += margin.maintenance;
         im += margin.initial;
         smm += s_mm;

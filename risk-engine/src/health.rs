@@ -129,9 +129,19 @@ pub struct HealthBreakdown {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HealthOverflow;
 
+/// `integer x value`, exact (an integer times a fixed-point number needs no rounding); one
+/// 64 x 64-bit product when the value's bits fit in 64 bits, as prices per native unit do.
+fn integer_times(integer: i64, value: I80F48) -> Option<I80F48> {
+    let bits = value.to_bits();
+    if let Ok(small) = i64::try_from(bits) {
+        Some(I80F48::from_bits(crate::wide::mul_i64_wide(integer, small)))
+    } else {
+        mul_i80f48(I80F48::from_num(integer), value, Rounding::Down)
+    }
+}
+
 /// Weighted value of one token balance under `kind`, rounded down.
 pub fn token_value(balance: &TokenBalance, kind: HealthKind) -> Result<I80F48, HealthOverflow> {
-    let native = I80F48::from_num(balance.native);
     let (price, weight) = match (kind, balance.native >= 0) {
         (HealthKind::Init, true) => (balance.prices.init_asset, balance.weights.init_asset),
         (HealthKind::Init, false) => (balance.prices.init_liability, balance.weights.init_liability),
@@ -140,7 +150,7 @@ pub fn token_value(balance: &TokenBalance, kind: HealthKind) -> Result<I80F48, H
         (HealthKind::Maint, true) => (balance.prices.oracle, balance.weights.maint_asset),
         (HealthKind::Maint, false) => (balance.prices.oracle, balance.weights.maint_liability),
     };
-    let value = mul_i80f48(native, price, Rounding::Down).ok_or(HealthOverflow)?;
+    let value = integer_times(balance.native, price).ok_or(HealthOverflow)?;
     mul_i80f48(value, weight, Rounding::Down).ok_or(HealthOverflow)
 }
 

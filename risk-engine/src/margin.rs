@@ -17,7 +17,7 @@
 
 use crate::risk_array::{RiskArray, RiskError, MAX_LOTS};
 use crate::scenario::{GridParams, MAX_SCENARIOS};
-use crate::wide::{mul_i80f48, q32_wide_to_i80f48, Rounding};
+use crate::wide::{mul_i80f48_by_q32, q32_wide_to_i80f48, Rounding};
 use fixed::types::{I32F32, I80F48};
 
 /// A position in one market: whole lots (negative = short) and its market's risk-array data,
@@ -32,12 +32,21 @@ pub struct Exposure<'a> {
     pub delta: I32F32,
     /// Whether the market is an option (short options carry a contingency).
     pub is_option: bool,
+    /// Largest |cell| (from the risk array): lets the scenario sums skip per-cell overflow
+    /// checks when `lots x bound` is small enough.
+    pub max_abs_cell: I32F32,
 }
 
 impl RiskArray {
     /// This array as the exposure of a `lots` position.
     pub fn exposure(&self, lots: i64) -> Exposure<'_> {
-        Exposure { lots, cells: &self.pnl[..self.len as usize], delta: self.delta, is_option: self.is_option }
+        Exposure {
+            lots,
+            cells: &self.pnl[..self.len as usize],
+            delta: self.delta,
+            is_option: self.is_option,
+            max_abs_cell: self.max_abs_cell,
+        }
     }
 }
 
@@ -60,59 +69,6 @@ pub struct UnderlyingMargin {
     pub net_delta: I80F48,
 }
 
-/// Computes the requirement of one underlying's positions.
-pub fn underlying_margin(
-    exposures: &[Exposure<'_>],
-    spot: I32F32,
-    params: &GridParams,
-    scenario_count: usize,
-) -> Result<UnderlyingMargin, RiskError> {
-    let mut sums = [0i128; MAX_SCENARIOS];
-    let (mut long_delta, mut short_delta, mut short_option_lots) = (0i128, 0i128, 0i128);
-    for exposure in exposures {
-        if exposure.lots.unsigned_abs() > MAX_LOTS as u64 {
-            return Err(RiskError::QuantityTooLarge);
-        }
-        if exposure.cells.len() != scenario_count {
-            return Err(RiskError::GridMismatch);
-        }
-        for (sum, cell) in sums.iter_mut().zip(exposure.cells) {
-            *sum += crate::wide::mul_q32_by_int(*cell, exposure.lots);
-        }
-        let delta = crate::wide::mul_q32_by_int(exposure.delta, exposure.lots);
-        if delta >= 0 {
-            long_delta += delta;
-        } else {
-            short_delta -= delta;
-        }
-        if exposure.is_option && exposure.lots < 0 {
-            short_option_lots += -(exposure.lots as i128);
-        }
-    }
-    let (worst_scenario, worst) = sums[..scenario_count]
-        .iter()
-        .copied()
-        .enumerate()
-        .fold((0, i128::MAX), |best, (i, v)| if v < best.1 { (i, v) } else { best });
-    let worst = if scenario_count == 0 { 0 } else { worst };
-    let scenario_loss = q32_wide_to_i80f48((-worst).max(0)).ok_or(RiskError::Overflow)?;
-
-    let spot = I80F48::from_num(spot);
-    let net_delta = q32_wide_to_i80f48(long_delta - short_delta).ok_or(RiskError::Overflow)?;
-    let hedged_delta = q32_wide_to_i80f48(long_delta.min(short_delta)).ok_or(RiskError::Overflow)?;
-    let up = |a: I80F48, b: I80F48| mul_i80f48(a, b, Rounding::Up).ok_or(RiskError::Overflow);
-    let delta_rate_sum = up(I80F48::from_num(params.min_delta_net), net_delta.abs())?
-        .checked_add(up(I80F48::from_num(params.min_delta_hedged), hedged_delta)?)
-        .ok_or(RiskError::Overflow)?;
-    let min_delta = up(delta_rate_sum, spot)?;
-    let contingency_per_lot = up(I80F48::from_num(params.short_option_contingency), spot)?;
-    let short_lots = I80F48::checked_from_num(short_option_lots).ok_or(RiskError::Overflow)?;
-    let contingency = up(contingency_per_lot, short_lots)?;
-    let maintenance = scenario_loss.max(min_delta).checked_add(contingency).ok_or(RiskError::Overflow)?;
-    let initial = up(maintenance, I80F48::from_num(params.im_factor))?;
-    Ok(UnderlyingMargin { scenario_loss, worst_scenario, min_delta, contingency, maintenance, initial, net_delta })
-}
-
 /// One underlying's part of an account: its spot, grid, positions and their marks.
 #[derive(Clone, Copy, Debug)]
 pub struct UnderlyingBook<'a> {
@@ -130,13 +86,124 @@ pub struct UnderlyingBook<'a> {
     pub negative_equity: I80F48,
 }
 
+impl<'a> UnderlyingBook<'a> {
+    /// A book of `exposures` at `spot` on grid `params`, with no marks (for requirements only).
+    pub fn new(spot: I32F32, params: &'a GridParams, exposures: &'a [Exposure<'a>]) -> Self {
+        UnderlyingBook {
+            spot,
+            params,
+            scenario_count: params.scenario_count(),
+            exposures,
+            positive_equity: I80F48::ZERO,
+            negative_equity: I80F48::ZERO,
+        }
+    }
+}
+
+/// Computes the requirement of one underlying's positions. (One argument by reference: the
+/// BPF backend passes at most five registers per call.)
+pub fn underlying_margin(book: &UnderlyingBook<'_>) -> Result<UnderlyingMargin, RiskError> {
+    let UnderlyingBook { spot, params, scenario_count, exposures, .. } = *book;
+    // Scenario sums of lots x cell, exact, split as high x 2^31 + low with 0 <= low < 2^31:
+    // per cell two 64-bit products and a carry, no 128-bit arithmetic in the hot loop. The
+    // high part overflows only past 2^94 quote units (an error, never a wrong number).
+    const LOW_BITS: u32 = 31;
+    const LOW_MASK: i64 = (1 << LOW_BITS) - 1;
+    let mut high = [0i64; MAX_SCENARIOS];
+    let mut low = [0i64; MAX_SCENARIOS];
+    let (mut long_delta, mut short_delta, mut short_option_lots) = (0i128, 0i128, 0i128);
+    // Every per-cell high part is below (max|cell| >> 31) + 1 times |lots|; while the sum of
+    // those bounds stays below 2^62 no high sum can overflow and the loop needs no checks.
+    let mut bound_total: u64 = 0;
+    for exposure in exposures {
+        if exposure.lots.unsigned_abs() > MAX_LOTS as u64 {
+            return Err(RiskError::QuantityTooLarge);
+        }
+        if exposure.cells.len() != scenario_count {
+            return Err(RiskError::GridMismatch);
+        }
+        let lots = exposure.lots; // |lots| < 2^31
+        let high_bound = ((exposure.max_abs_cell.to_bits() as u64) >> LOW_BITS) + 1; // < 2^32
+        bound_total = bound_total.saturating_add(high_bound * lots.unsigned_abs());
+        let cells = exposure.cells.iter();
+        if bound_total < 1 << 62 {
+            // Unchecked and in chunks of four, so the compiler unrolls the hot loop.
+            let add = |h: &mut i64, l: &mut i64, cell: &I32F32| {
+                let bits = cell.to_bits();
+                let sum_low = *l + (bits & LOW_MASK) * lots;
+                *h += (bits >> LOW_BITS) * lots + (sum_low >> LOW_BITS);
+                *l = sum_low & LOW_MASK;
+            };
+            let (high, low) = (&mut high[..scenario_count], &mut low[..scenario_count]);
+            let mut chunks = high.chunks_exact_mut(4).zip(low.chunks_exact_mut(4)).zip(exposure.cells.chunks_exact(4));
+            for ((h, l), c) in &mut chunks {
+                for i in 0..4 {
+                    add(&mut h[i], &mut l[i], &c[i]);
+                }
+            }
+            let done = scenario_count - scenario_count % 4;
+            for ((h, l), c) in high[done..].iter_mut().zip(low[done..].iter_mut()).zip(&exposure.cells[done..]) {
+                add(h, l, c);
+            }
+        } else {
+            for ((h, l), cell) in high.iter_mut().zip(low.iter_mut()).zip(cells) {
+                let bits = cell.to_bits();
+                // |(bits >> 31) x lots| < 2^63 and (bits & mask) x lots < 2^62.
+                let sum_low = *l + (bits & LOW_MASK) * lots;
+                let part = (bits >> LOW_BITS) * lots + (sum_low >> LOW_BITS);
+                *h = h.checked_add(part).ok_or(RiskError::Overflow)?;
+                *l = sum_low & LOW_MASK;
+            }
+        }
+        let delta = crate::wide::mul_q32_by_i32(exposure.delta, lots as i32);
+        if delta >= 0 {
+            long_delta += delta;
+        } else {
+            short_delta -= delta;
+        }
+        if exposure.is_option && exposure.lots < 0 {
+            short_option_lots += -(exposure.lots as i128);
+        }
+    }
+    // With 0 <= low < 2^31, (high, low) orders like the sum itself: find the minimum without
+    // 128-bit compares, then widen it once.
+    let mut worst_scenario = 0;
+    let mut best = (high[0], low[0]);
+    for (i, pair) in high[..scenario_count].iter().zip(&low[..scenario_count]).enumerate().skip(1) {
+        if (*pair.0, *pair.1) < best {
+            best = (*pair.0, *pair.1);
+            worst_scenario = i;
+        }
+    }
+    let worst =
+        if scenario_count == 0 { 0 } else { ((high[worst_scenario] as i128) << LOW_BITS) + low[worst_scenario] as i128 };
+    let scenario_loss = q32_wide_to_i80f48((-worst).max(0)).ok_or(RiskError::Overflow)?;
+
+    let net_delta = q32_wide_to_i80f48(long_delta - short_delta).ok_or(RiskError::Overflow)?;
+    let hedged_delta = q32_wide_to_i80f48(long_delta.min(short_delta)).ok_or(RiskError::Overflow)?;
+    let up = |a: I80F48, b: I32F32| mul_i80f48_by_q32(a, b, Rounding::Up).ok_or(RiskError::Overflow);
+    let hedged_charge = if hedged_delta == 0 { I80F48::ZERO } else { up(hedged_delta, params.min_delta_hedged)? };
+    let delta_rate_sum = up(net_delta.abs(), params.min_delta_net)?.checked_add(hedged_charge).ok_or(RiskError::Overflow)?;
+    let min_delta = up(delta_rate_sum, spot)?;
+    // No short options, no contingency (and no multiplications).
+    let contingency = if short_option_lots == 0 {
+        I80F48::ZERO
+    } else {
+        let short_lots = q32_wide_to_i80f48(short_option_lots << 32).ok_or(RiskError::Overflow)?;
+        up(up(short_lots, params.short_option_contingency)?, spot)?
+    };
+    let maintenance = scenario_loss.max(min_delta).checked_add(contingency).ok_or(RiskError::Overflow)?;
+    let initial = up(maintenance, params.im_factor)?;
+    Ok(UnderlyingMargin { scenario_loss, worst_scenario, min_delta, contingency, maintenance, initial, net_delta })
+}
+
 /// Aggregates the derivatives side of an account over its underlyings: requirements summed
 /// (no credit across underlyings in v1) and marks split by sign, ready for
 /// [`crate::health::compute_health`].
 pub fn derivatives_risk(books: &[UnderlyingBook<'_>]) -> Result<crate::health::DerivativesRisk, RiskError> {
     let mut risk = crate::health::DerivativesRisk::default();
     for book in books {
-        let margin = underlying_margin(book.exposures, book.spot, book.params, book.scenario_count)?;
+        let margin = underlying_margin(book)?;
         let add = |a: I80F48, b: I80F48| a.checked_add(b).ok_or(RiskError::Overflow);
         risk.maintenance = add(risk.maintenance, margin.maintenance)?;
         risk.initial = add(risk.initial, margin.initial)?;
@@ -148,16 +215,11 @@ pub fn derivatives_risk(books: &[UnderlyingBook<'_>]) -> Result<crate::health::D
 
 /// Standard margin of one underlying's positions: each position margined alone, summed.
 /// Returns `(maintenance, initial)` in quote units.
-pub fn standard_margin(
-    exposures: &[Exposure<'_>],
-    spot: I32F32,
-    params: &GridParams,
-    scenario_count: usize,
-) -> Result<(I80F48, I80F48), RiskError> {
+pub fn standard_margin(book: &UnderlyingBook<'_>) -> Result<(I80F48, I80F48), RiskError> {
     let mut maintenance = I80F48::ZERO;
     let mut initial = I80F48::ZERO;
-    for exposure in exposures {
-        let alone = underlying_margin(core::slice::from_ref(exposure), spot, params, scenario_count)?;
+    for exposure in book.exposures {
+        let alone = underlying_margin(&UnderlyingBook { exposures: core::slice::from_ref(exposure), ..*book })?;
         maintenance = maintenance.checked_add(alone.maintenance).ok_or(RiskError::Overflow)?;
         initial = initial.checked_add(alone.initial).ok_or(RiskError::Overflow)?;
     }
@@ -195,8 +257,9 @@ mod tests {
         let arrays = arrays(spot, specs);
         let exposures: Vec<_> = arrays.iter().zip(lots).map(|(array, &lots)| array.exposure(lots)).collect();
         let params = GridParams::default();
-        let pm = underlying_margin(&exposures, I32F32::from_num(spot), &params, 35).unwrap();
-        let (sm, _) = standard_margin(&exposures, I32F32::from_num(spot), &params, 35).unwrap();
+        let book = UnderlyingBook::new(I32F32::from_num(spot), &params, &exposures);
+        let pm = underlying_margin(&book).unwrap();
+        let (sm, _) = standard_margin(&book).unwrap();
         (pm, sm)
     }
 
@@ -256,7 +319,8 @@ mod tests {
             let first = exposures[0];
             exposures[0] = Exposure { lots: first.lots / 3, ..first };
             exposures.push(Exposure { lots: first.lots - first.lots / 3, ..first });
-            let split = underlying_margin(&exposures, I32F32::from_num(150.0), &GridParams::default(), 35).unwrap();
+            let params = GridParams::default();
+            let split = underlying_margin(&UnderlyingBook::new(I32F32::from_num(150.0), &params, &exposures)).unwrap();
             // Contingency nets per position, so compare scenario loss and delta parts exactly.
             prop_assert_eq!(split.scenario_loss, pm.scenario_loss);
             prop_assert_eq!(split.net_delta, pm.net_delta);
@@ -268,8 +332,10 @@ mod tests {
         let arrays = arrays(150.0, &[(None, 0.0)]);
         let params = GridParams::default();
         let too_big = [arrays[0].exposure(MAX_LOTS + 1)];
-        assert_eq!(underlying_margin(&too_big, I32F32::from_num(150), &params, 35), Err(RiskError::QuantityTooLarge));
+        let spot = I32F32::from_num(150);
+        assert_eq!(underlying_margin(&UnderlyingBook::new(spot, &params, &too_big)), Err(RiskError::QuantityTooLarge));
         let ok = [arrays[0].exposure(1)];
-        assert_eq!(underlying_margin(&ok, I32F32::from_num(150), &params, 27), Err(RiskError::GridMismatch));
+        let mismatched = UnderlyingBook { scenario_count: 27, ..UnderlyingBook::new(spot, &params, &ok) };
+        assert_eq!(underlying_margin(&mismatched), Err(RiskError::GridMismatch));
     }
 }

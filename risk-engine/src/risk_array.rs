@@ -67,6 +67,9 @@ pub struct RiskArray {
     pub value: I32F32,
     /// Whether the instrument is an option (short options carry a contingency charge).
     pub is_option: bool,
+    /// Largest |cell|: bounds every `lots x cell` product, so a health check can skip per-cell
+    /// overflow checks when the bound allows.
+    pub max_abs_cell: I32F32,
 }
 
 /// Why an array or a requirement could not be computed.
@@ -110,6 +113,7 @@ pub fn compute_risk_array(
         delta: I32F32::ONE,
         value: I32F32::ZERO,
         is_option: false,
+        max_abs_cell: I32F32::ZERO,
     };
     match state.instrument {
         Instrument::Linear => {
@@ -141,6 +145,7 @@ pub fn compute_risk_array(
             }
         }
     }
+    array.max_abs_cell = array.pnl[..array.len as usize].iter().map(|c| c.abs()).max().unwrap_or(I32F32::ZERO);
     Ok(array)
 }
 

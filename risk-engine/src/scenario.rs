@@ -192,6 +192,12 @@ impl GridParams {
         Ok(())
     }
 
+    /// Number of scenarios of this grid, without building them (health checks only need the
+    /// count to match the risk arrays).
+    pub const fn scenario_count(&self) -> usize {
+        self.price_steps as usize * 3 + self.extended_count as usize
+    }
+
     /// The scenarios of this grid.
     pub fn scenarios(&self) -> Result<ScenarioSet, GridError> {
         self.validate()?;
@@ -252,6 +258,7 @@ mod tests {
     fn default_grid_has_35_scenarios_reaching_the_range() {
         let set = GridParams::default().scenarios().unwrap();
         assert_eq!(set.len(), 35);
+        assert_eq!(GridParams::default().scenario_count(), 35);
         let first = set.as_slice()[0];
         assert_eq!(first.price_move, -I32F32::from_num(0.16));
         assert_eq!(set.as_slice()[26].price_move, I32F32::from_num(0.16));

@@ -6,7 +6,8 @@
 //! Instruction data: one opcode byte, then little-endian arguments.
 //! - 0 noop: the baseline (entrypoint and argument parsing).
 //! - 1 health: `positions u8, collateral u8, underlyings u8`; account 0 holds the book
-//!   (see `bench/cu-bench`): spots, then per position `lots, delta, value, is_option, cells[35]`
+//!   (see `bench/cu-bench`): spots, then per position `lots, delta, value, is_option,
+//!   max_abs_cell, cells[35]`
 //!   (i64 each), then per token `native i64, prices 3 x i128, weights 4 x i128`.
 //! - 2 refresh a risk array: `spot, strike, vol, days (Q32.32 bits), kind u8`.
 //! - 3 Black-Scholes value and delta: same arguments.
@@ -29,7 +30,7 @@ nostd_panic_handler!();
 /// Scenarios of the default grid.
 const SCENARIOS: usize = 35;
 /// i64 words per position record.
-const POSITION_WORDS: usize = 4 + SCENARIOS;
+const POSITION_WORDS: usize = 5 + SCENARIOS;
 const MAX_POSITIONS: usize = 16;
 const MAX_TOKENS: usize = 8;
 const MAX_UNDERLYINGS: usize = 4;
@@ -43,10 +44,11 @@ fn arg_i64(data: &[u8], index: usize) -> i64 {
     i64::from_le_bytes(bytes)
 }
 
+/// The `index`-th little-endian i64 word of `data` (a plain load, not a memcpy syscall).
 fn word(data: &[u8], index: usize) -> i64 {
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&data[8 * index..8 * index + 8]);
-    i64::from_le_bytes(bytes)
+    assert!(8 * index + 8 <= data.len());
+    // SAFETY: bounds checked above; the read is unaligned-safe.
+    i64::from_le(unsafe { core::ptr::read_unaligned(data.as_ptr().add(8 * index) as *const i64) })
 }
 
 fn wide(data: &[u8], offset: usize) -> I80F48 {
@@ -96,8 +98,8 @@ fn health(args: &HealthArgs, out: &mut I80F48) -> bool {
 fn health_inner(args: &HealthArgs) -> Option<I80F48> {
     let HealthArgs { book, positions, tokens, underlyings } = *args;
     let params = DEFAULT_GRID;
-    let scenario_count = params.scenarios().ok()?.len();
-    let empty = Exposure { lots: 0, cells: &[], delta: I32F32::ZERO, is_option: false };
+    let scenario_count = params.scenario_count();
+    let empty = Exposure { lots: 0, cells: &[], delta: I32F32::ZERO, is_option: false, max_abs_cell: I32F32::ZERO };
     let mut exposures = [empty; MAX_POSITIONS];
     let mut books = [UnderlyingBook {
         spot: I32F32::ZERO,
@@ -119,9 +121,14 @@ fn health_inner(args: &HealthArgs) -> Option<I80F48> {
             // SAFETY: account data is 8-byte aligned and the cells are i64 words; I32F32 is a
             // transparent i64.
             let cells: &[I32F32] =
-                unsafe { core::slice::from_raw_parts(book.as_ptr().add(8 * (base + 4)) as *const I32F32, SCENARIOS) };
-            exposures[next] =
-                Exposure { lots, cells, delta: I32F32::from_bits(word(book, base + 1)), is_option: word(book, base + 3) != 0 };
+                unsafe { core::slice::from_raw_parts(book.as_ptr().add(8 * (base + 5)) as *const I32F32, SCENARIOS) };
+            exposures[next] = Exposure {
+                lots,
+                cells,
+                delta: I32F32::from_bits(word(book, base + 1)),
+                is_option: word(book, base + 3) != 0,
+                max_abs_cell: I32F32::from_bits(word(book, base + 4)),
+            };
             let mark = q32_wide_to_i80f48(mul_q32_by_int(I32F32::from_bits(word(book, base + 2)), lots))?;
             if mark >= 0 {
                 marks[u].0 = marks[u].0.checked_add(mark)?;

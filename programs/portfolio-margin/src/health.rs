@@ -217,16 +217,16 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
     for underlying_key in &needed {
         let priced = view.underlyings.iter().find(|u| u.key == *underlying_key).ok_or(MarginError::HealthAccountsMismatch)?;
         let params = priced.underlying.grid.params();
-        let scenarios = params.scenarios().map_err(|_| error!(MarginError::InvalidGridParams))?;
         let mut collateral = None;
         let linked = priced.underlying.collateral_bank;
         if let Some(balance) = account.balance_index(&linked).filter(|_| linked != Pubkey::default()).map(|i| account.balances[i]) {
             let bank = view.banks.iter().find(|b| b.key == balance.bank).ok_or(MarginError::HealthAccountsMismatch)?;
             let lots = collateral_lots(balance.balance_native, bank.bank, priced.underlying)?;
+            let scenarios = params.scenarios().map_err(|_| error!(MarginError::InvalidGridParams))?;
             let state = MarketState { instrument: Instrument::Linear, spot: priced.spot_per_lot, vol: I32F32::ZERO };
             collateral = Some((lots, compute_risk_array(&state, &params, &scenarios).map_err(|_| overflow())?));
         }
-        prepared.push(Prepared { priced, params, scenario_count: scenarios.len(), collateral });
+        prepared.push(Prepared { priced, params, scenario_count: params.scenario_count(), collateral });
     }
     let mut exposure_lists: Vec<Vec<Exposure>> = Vec::with_capacity(prepared.len());
     let mut marks = Vec::with_capacity(prepared.len());

@@ -57,6 +57,8 @@ pub struct Market {
     pub array_vol_bits: i64,
     /// Unix time of the last refresh (0 = never).
     pub array_updated_ts: i64,
+    /// Largest |cell| of the array (Q32.32 bits).
+    pub array_max_abs_cell_bits: i64,
     /// Option strike per lot, whole quote native units; 0 for perps.
     pub strike_per_lot_native: i64,
     /// Option expiry, unix seconds; 0 for perps.
@@ -111,11 +113,11 @@ pub struct Market {
     /// PDA bump.
     pub bump: u8,
     /// Space for future fields.
-    pub reserved: [u8; 64],
+    pub reserved: [u8; 56],
 }
 
 const _: () =
-    assert!(core::mem::size_of::<Market>() == 2 * 32 + MAX_SCENARIOS * 8 + 18 * 8 + 6 * 4 + 2 * 2 + 4 + 64);
+    assert!(core::mem::size_of::<Market>() == 2 * 32 + MAX_SCENARIOS * 8 + 19 * 8 + 6 * 4 + 2 * 2 + 4 + 56);
 
 impl Market {
     /// The market's kind.
@@ -162,6 +164,7 @@ impl Market {
             cells,
             delta: I32F32::from_bits(self.array_delta_bits),
             is_option: self.is_option(),
+            max_abs_cell: I32F32::from_bits(self.array_max_abs_cell_bits),
         }
     }
 
@@ -176,5 +179,6 @@ impl Market {
         self.array_spot_bits = spot.to_bits();
         self.array_vol_bits = vol.to_bits();
         self.array_updated_ts = now;
+        self.array_max_abs_cell_bits = array.max_abs_cell.to_bits();
     }
 }
