@@ -89,6 +89,88 @@ fn ratio_saturating(numerator_q62: i128, denominator: I32F32) -> I32F32 {
     }
 }
 
+/// An option's strike-and-tenor terms, computed once and reused across many spots and vols
+/// (a risk-array refresh prices the same option in every scenario).
+#[derive(Clone, Copy, Debug)]
+pub struct OptionPricer {
+    kind: OptionKind,
+    strike: I32F32,
+    ln_strike_q62: i128,
+    sqrt_t: I32F32,
+}
+
+/// A spot's terms for one pricer: ln(S/K) and K/S, shared by every vol at that spot.
+#[derive(Clone, Copy, Debug)]
+pub struct SpotTerms {
+    spot: I32F32,
+    ln_moneyness_q62: i128,
+    strike_over_spot: I32F32,
+}
+
+impl OptionPricer {
+    /// Prepares an option with `strike` (> 0) and `days_to_expiry` (>= 0).
+    pub fn new(kind: OptionKind, strike: I32F32, days_to_expiry: I32F32) -> Result<Self, PricingError> {
+        if strike <= 0 {
+            return Err(PricingError::NonPositivePrice);
+        }
+        if days_to_expiry < 0 {
+            return Err(PricingError::NegativeInput);
+        }
+        let sqrt_days = sqrt(days_to_expiry, Rounding::Down).ok_or(PricingError::NegativeInput)?;
+        let sqrt_t = mul_q32(sqrt_days, INV_SQRT_365, Rounding::Down).ok_or(PricingError::Overflow)?;
+        let ln_strike_q62 = ln_q62(strike).ok_or(PricingError::NonPositivePrice)?;
+        Ok(OptionPricer { kind, strike, ln_strike_q62, sqrt_t })
+    }
+
+    /// The terms of `spot` (> 0).
+    pub fn spot_terms(&self, spot: I32F32) -> Result<SpotTerms, PricingError> {
+        if spot <= 0 {
+            return Err(PricingError::NonPositivePrice);
+        }
+        let ln_spot = ln_q62(spot).ok_or(PricingError::NonPositivePrice)?;
+        let strike_over_spot = div_q32(self.strike, spot, Rounding::Down).ok_or(PricingError::Overflow)?;
+        Ok(SpotTerms { spot, ln_moneyness_q62: ln_spot - self.ln_strike_q62, strike_over_spot })
+    }
+
+    /// Value and delta at a prepared spot and `vol` (>= 0).
+    pub fn price(&self, terms: &SpotTerms, vol: I32F32) -> Result<OptionValue, PricingError> {
+        if vol < 0 {
+            return Err(PricingError::NegativeInput);
+        }
+        let sigma_sqrt_t = mul_q32(vol, self.sqrt_t, Rounding::Down).ok_or(PricingError::Overflow)?;
+        if sigma_sqrt_t == 0 {
+            return Ok(intrinsic(&OptionInputs {
+                spot: terms.spot,
+                strike: self.strike,
+                vol,
+                days_to_expiry: I32F32::ZERO,
+                kind: self.kind,
+            }));
+        }
+        let d1 = ratio_saturating(terms.ln_moneyness_q62, sigma_sqrt_t)
+            .checked_add(sigma_sqrt_t >> 1)
+            .ok_or(PricingError::Overflow)?;
+        let d2 = d1.checked_sub(sigma_sqrt_t).ok_or(PricingError::Overflow)?;
+        let n_d1 = norm_cdf(d1);
+        let n_d2 = norm_cdf(d2);
+        // Per unit of spot: call = N(d1) - k N(d2); put = k (1 - N(d2)) - (1 - N(d1)).
+        let k = terms.strike_over_spot;
+        let (per_spot, delta) = match self.kind {
+            OptionKind::Call => {
+                let strike_leg = mul_q32(k, n_d2, Rounding::Down).ok_or(PricingError::Overflow)?;
+                (n_d1 - strike_leg, n_d1)
+            }
+            OptionKind::Put => {
+                let strike_leg = mul_q32(k, I32F32::ONE - n_d2, Rounding::Down).ok_or(PricingError::Overflow)?;
+                (strike_leg - (I32F32::ONE - n_d1), n_d1 - I32F32::ONE)
+            }
+        };
+        let per_spot = per_spot.max(I32F32::ZERO);
+        let value = mul_q32(per_spot, terms.spot, Rounding::Down).ok_or(PricingError::Overflow)?;
+        Ok(OptionValue { value, delta })
+    }
+}
+
 /// Black-Scholes value and delta (r = 0).
 pub fn price_option(inputs: &OptionInputs) -> Result<OptionValue, PricingError> {
     if inputs.spot <= 0 || inputs.strike <= 0 {
@@ -97,37 +179,8 @@ pub fn price_option(inputs: &OptionInputs) -> Result<OptionValue, PricingError> 
     if inputs.vol < 0 || inputs.days_to_expiry < 0 {
         return Err(PricingError::NegativeInput);
     }
-    let sqrt_days = sqrt(inputs.days_to_expiry, Rounding::Down).ok_or(PricingError::NegativeInput)?;
-    let sqrt_t = mul_q32(sqrt_days, INV_SQRT_365, Rounding::Down).ok_or(PricingError::Overflow)?;
-    let sigma_sqrt_t = mul_q32(inputs.vol, sqrt_t, Rounding::Down).ok_or(PricingError::Overflow)?;
-    if sigma_sqrt_t == 0 {
-        return Ok(intrinsic(inputs));
-    }
-    let ln_spot = ln_q62(inputs.spot).ok_or(PricingError::NonPositivePrice)?;
-    let ln_strike = ln_q62(inputs.strike).ok_or(PricingError::NonPositivePrice)?;
-    let half_variance = sigma_sqrt_t >> 1;
-    let d1 = ratio_saturating(ln_spot - ln_strike, sigma_sqrt_t)
-        .checked_add(half_variance)
-        .ok_or(PricingError::Overflow)?;
-    let d2 = d1.checked_sub(sigma_sqrt_t).ok_or(PricingError::Overflow)?;
-    let strike_over_spot = div_q32(inputs.strike, inputs.spot, Rounding::Down).ok_or(PricingError::Overflow)?;
-    let n_d1 = norm_cdf(d1);
-    let n_d2 = norm_cdf(d2);
-    // Per unit of spot: call = N(d1) - k N(d2); put = k (1 - N(d2)) - (1 - N(d1)).
-    let (per_spot, delta) = match inputs.kind {
-        OptionKind::Call => {
-            let strike_leg = mul_q32(strike_over_spot, n_d2, Rounding::Down).ok_or(PricingError::Overflow)?;
-            (n_d1 - strike_leg, n_d1)
-        }
-        OptionKind::Put => {
-            let strike_leg =
-                mul_q32(strike_over_spot, I32F32::ONE - n_d2, Rounding::Down).ok_or(PricingError::Overflow)?;
-            (strike_leg - (I32F32::ONE - n_d1), n_d1 - I32F32::ONE)
-        }
-    };
-    let per_spot = per_spot.max(I32F32::ZERO);
-    let value = mul_q32(per_spot, inputs.spot, Rounding::Down).ok_or(PricingError::Overflow)?;
-    Ok(OptionValue { value, delta })
+    let pricer = OptionPricer::new(inputs.kind, inputs.strike, inputs.days_to_expiry)?;
+    pricer.price(&pricer.spot_terms(inputs.spot)?, inputs.vol)
 }
 
 #[cfg(test)]

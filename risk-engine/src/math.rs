@@ -171,23 +171,19 @@ pub fn sqrt(x: I32F32, rounding: Rounding) -> Option<I32F32> {
     }
     let raw = raw as u64;
     let (hi, lo) = (raw >> 32, raw << 32); // raw x 2^32 as two words
+    let n = ((hi as u128) << 64) | lo as u128;
     let root = if hi == 0 {
         isqrt_u64(lo)
     } else {
         let half_shift = raw.leading_zeros() / 2; // normalise by an even shift
         let estimate = isqrt_u64(raw << (2 * half_shift)) << (16 - half_shift);
+        // One Newton step from an estimate with 31 correct bits lands on floor(sqrt(n)) or one
+        // above it (Newton's iterate never falls below the floor).
         let (quotient, _) = div_u128_by_u64(hi, lo, estimate)?;
-        let mut root = (estimate + quotient) >> 1;
-        let n = ((hi as u128) << 64) | lo as u128;
-        while mul_u64_wide(root, root) > n {
-            root -= 1;
-        }
-        while mul_u64_wide(root + 1, root + 1) <= n {
-            root += 1;
-        }
-        root
+        let root = (estimate + quotient) >> 1;
+        if mul_u64_wide(root, root) > n { root - 1 } else { root }
     };
-    let exact = mul_u64_wide(root, root) == (((hi as u128) << 64) | lo as u128);
+    let exact = mul_u64_wide(root, root) == n;
     let root = if rounding == Rounding::Up && !exact { root + 1 } else { root };
     Some(I32F32::from_bits(root as i64))
 }

@@ -19,7 +19,7 @@
 //! unit of vol at the shocked vols, which are at most `(1 + vol_up x scale)` times the base vol.
 //! The property test in this module checks the bound on random markets.
 
-use crate::black_scholes::{price_option, OptionInputs, OptionKind, PricingError};
+use crate::black_scholes::{OptionKind, OptionPricer, PricingError, SpotTerms};
 use crate::scenario::{GridError, GridParams, ScenarioSet, VolShock, MAX_SCENARIOS};
 use crate::wide::{mul_q32, Rounding};
 use fixed::types::I32F32;
@@ -123,23 +123,34 @@ pub fn compute_risk_array(
             }
         }
         Instrument::Option { kind, strike, days_to_expiry } => {
-            let base_inputs = OptionInputs { spot: state.spot, strike, vol: state.vol, days_to_expiry, kind };
-            let base = price_option(&base_inputs)?;
+            // Strike and tenor terms once; ln(S'/K) once per price move (shared by its three
+            // vol states); then two normal CDFs per scenario.
+            let pricer = OptionPricer::new(kind, strike, days_to_expiry)?;
+            let base = pricer.price(&pricer.spot_terms(state.spot)?, state.vol)?;
             array.delta = base.delta;
             array.value = base.value;
             array.is_option = true;
             let scale = params.vol_shock_scale(days_to_expiry)?;
             let vol_up = params.shocked_vol(state.vol, VolShock::Up, scale)?;
             let vol_down = params.shocked_vol(state.vol, VolShock::Down, scale)?;
+            let mut terms: Option<(I32F32, SpotTerms)> = None;
             for (cell, scenario) in array.pnl.iter_mut().zip(scenarios.as_slice()) {
-                let factor = I32F32::ONE.checked_add(scenario.price_move).ok_or(RiskError::Overflow)?;
-                let spot = mul_q32(state.spot, factor, Rounding::Down).ok_or(RiskError::Overflow)?;
+                let spot_terms = match terms {
+                    Some((price_move, t)) if price_move == scenario.price_move => t,
+                    _ => {
+                        let factor = I32F32::ONE.checked_add(scenario.price_move).ok_or(RiskError::Overflow)?;
+                        let spot = mul_q32(state.spot, factor, Rounding::Down).ok_or(RiskError::Overflow)?;
+                        let t = pricer.spot_terms(spot)?;
+                        terms = Some((scenario.price_move, t));
+                        t
+                    }
+                };
                 let vol = match scenario.vol_shock {
                     VolShock::Up => vol_up,
                     VolShock::Same => state.vol,
                     VolShock::Down => vol_down,
                 };
-                let shocked = price_option(&OptionInputs { spot, vol, ..base_inputs })?;
+                let shocked = pricer.price(&spot_terms, vol)?;
                 let pnl = shocked.value.checked_sub(base.value).ok_or(RiskError::Overflow)?;
                 *cell = mul_q32(pnl, scenario.weight, Rounding::Down).ok_or(RiskError::Overflow)?;
             }
