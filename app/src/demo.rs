@@ -68,7 +68,12 @@ pub async fn setup_market(bank: &mut LocalBank) -> Result<DemoMarket> {
     let admin = bank.payer();
     let usdc_mint = bank.create_mint(&spl_token::ID, 6, &[]).await?.pubkey();
     let sol_mint = bank.create_mint(&spl_token::ID, 9, &[]).await?.pubkey();
-    let params = GroupParams { unrealized_init_weight_ppm: 500_000, conf_multiplier_ppm: 2 * PPM };
+    let params = GroupParams {
+        unrealized_init_weight_ppm: 500_000,
+        conf_multiplier_ppm: 2 * PPM,
+        liquidation_fee_ppm: 20_000,
+        insurance_share_ppm: 250_000,
+    };
     bank.send(&[sdk::create_group(&admin.pubkey(), &admin.pubkey(), &usdc_mint, 0, params)], &[]).await?;
     let group = sdk::group_address(&admin.pubkey(), 0);
     let (usdc_oracle, sol_oracle) = (Pubkey::new_unique(), Pubkey::new_unique());
@@ -349,22 +354,7 @@ pub async fn fill_health_accounts(
     accounts: &[Pubkey],
     market_key: &Pubkey,
 ) -> Result<Vec<anchor_lang::prelude::AccountMeta>> {
-    let mut metas: Vec<anchor_lang::prelude::AccountMeta> = Vec::new();
-    for account in accounts {
-        let snapshot = HealthSnapshot::load(bank, &market.group, account).await?;
-        let mut predicted = snapshot.account;
-        // The fill may open a position here and a quote balance.
-        let state: portfolio_margin::state::Market = bank.load(market_key).await;
-        let _ = predicted.position_index_or_insert(market_key, &state);
-        let _ = predicted.balance_index_or_insert(&market.usdc.bank, 0);
-        let snapshot = HealthSnapshot::load_for(bank, &market.group, predicted, &[*market_key]).await?;
-        for meta in snapshot.health_accounts(&predicted) {
-            if !metas.iter().any(|m| m.pubkey == meta.pubkey) {
-                metas.push(meta);
-            }
-        }
-    }
-    Ok(metas)
+    crate::health::fill_health_accounts_for(bank, &market.group, &market.usdc.bank, accounts, market_key).await
 }
 
 /// A block trade: `buyer` buys `lots` from `seller` at `price_per_lot_native`, both owners signing.

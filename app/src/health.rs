@@ -179,3 +179,46 @@ impl HealthSnapshot {
         keys.into_iter().map(|k| AccountMeta::new_readonly(k, false)).collect()
     }
 }
+
+/// Adds `key` as a read-only account unless present.
+pub fn push_unique(metas: &mut Vec<AccountMeta>, key: Pubkey) {
+    if !metas.iter().any(|m| m.pubkey == key) {
+        metas.push(AccountMeta::new_readonly(key, false));
+    }
+}
+
+/// Health accounts of several accounts as they are now (the union; extras are ignored
+/// on-chain).
+pub async fn union_health_accounts(bank: &mut LocalBank, group: &Pubkey, accounts: &[Pubkey]) -> anyhow::Result<Vec<AccountMeta>> {
+    let mut metas = Vec::new();
+    for account in accounts {
+        let snapshot = HealthSnapshot::load(bank, group, account).await?;
+        for meta in snapshot.health_accounts(&snapshot.account) {
+            push_unique(&mut metas, meta.pubkey);
+        }
+    }
+    Ok(metas)
+}
+
+/// Health accounts covering `accounts` after a fill in `market`, which may open a position
+/// there and a balance in the quote bank.
+pub async fn fill_health_accounts_for(
+    bank: &mut LocalBank,
+    group: &Pubkey,
+    quote_bank: &Pubkey,
+    accounts: &[Pubkey],
+    market: &Pubkey,
+) -> anyhow::Result<Vec<AccountMeta>> {
+    let mut metas = Vec::new();
+    let state: Market = bank.load(market).await;
+    for account in accounts {
+        let mut predicted: MarginAccount = bank.load(account).await;
+        let _ = predicted.position_index_or_insert(market, &state);
+        let _ = predicted.balance_index_or_insert(quote_bank, 0);
+        let snapshot = HealthSnapshot::load_for(bank, group, predicted, &[*market]).await?;
+        for meta in snapshot.health_accounts(&predicted) {
+            push_unique(&mut metas, meta.pubkey);
+        }
+    }
+    Ok(metas)
+}

@@ -5,8 +5,10 @@
 //! health with the same engine the program runs ([`health`]), the `pm margin` and
 //! `pm price-option` calculators ([`margin_cli`]) and the local demo ([`demo`]).
 
+pub mod crash;
 pub mod demo;
 pub mod health;
+pub mod keeper;
 pub mod local_bank;
 pub mod margin_cli;
 pub mod pyth;

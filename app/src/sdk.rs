@@ -449,3 +449,81 @@ pub fn settle_expired_option(keys: &MarketKeys, accounts_to_settle: &[Pubkey]) -
         accounts_to_settle.iter().map(|k| AccountMeta::new(*k, false)).collect(),
     )
 }
+
+/// `fund_insurance` from `source` (owned by `funder`).
+pub fn fund_insurance(group: &Pubkey, quote: &BankKeys, source: &Pubkey, funder: &Pubkey, amount_native: u64) -> Instruction {
+    build(
+        accounts::FundInsurance {
+            group: *group,
+            quote_bank: quote.bank,
+            vault: quote.vault,
+            mint: quote.mint,
+            source: *source,
+            funder: *funder,
+            token_program: quote.token_program,
+        },
+        instruction::FundInsurance { amount_native },
+        vec![],
+    )
+}
+
+/// `liquidate_position`: `liquidator` takes `lots` of `liquidatee`'s position in the market.
+pub fn liquidate_position(
+    keys: &MarketKeys,
+    liquidator: &Pubkey,
+    liquidator_authority: &Pubkey,
+    liquidatee: &Pubkey,
+    lots: i64,
+    health_accounts: Vec<AccountMeta>,
+) -> Instruction {
+    build(
+        accounts::LiquidatePosition {
+            group: keys.group,
+            market: keys.market,
+            underlying: keys.underlying,
+            oracle: keys.oracle,
+            quote_bank: keys.quote_bank,
+            liquidator: *liquidator,
+            liquidator_authority: *liquidator_authority,
+            liquidatee: *liquidatee,
+        },
+        instruction::LiquidatePosition { lots },
+        health_accounts,
+    )
+}
+
+/// `liquidate_token`: `liquidator` pays `liability_native` of `liquidatee`'s quote debt for
+/// its collateral in `asset_bank`.
+#[allow(clippy::too_many_arguments)]
+pub fn liquidate_token(
+    group: &Pubkey,
+    quote_bank: &Pubkey,
+    asset_bank: &Pubkey,
+    liquidator: &Pubkey,
+    liquidator_authority: &Pubkey,
+    liquidatee: &Pubkey,
+    liability_native: i64,
+    health_accounts: Vec<AccountMeta>,
+) -> Instruction {
+    build(
+        accounts::LiquidateToken {
+            group: *group,
+            quote_bank: *quote_bank,
+            asset_bank: *asset_bank,
+            liquidator: *liquidator,
+            liquidator_authority: *liquidator_authority,
+            liquidatee: *liquidatee,
+        },
+        instruction::LiquidateToken { liability_native },
+        health_accounts,
+    )
+}
+
+/// `resolve_bankruptcy` for `account`; `perp_markets` must be every perp market of the group.
+pub fn resolve_bankruptcy(group: &Pubkey, quote_bank: &Pubkey, account: &Pubkey, perp_markets: &[Pubkey]) -> Instruction {
+    build(
+        accounts::ResolveBankruptcy { group: *group, quote_bank: *quote_bank, account: *account },
+        instruction::ResolveBankruptcy {},
+        perp_markets.iter().map(|k| AccountMeta::new(*k, false)).collect(),
+    )
+}

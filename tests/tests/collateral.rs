@@ -403,7 +403,7 @@ async fn reinitialising_a_group_or_an_account_fails_and_changes_nothing() {
     let group_state: Group = bank.load(&market.group).await;
     let before = snapshot_accounts(&mut bank, &[market.group, trader.account]).await;
     // Same admin and index: the group PDA exists already.
-    let params = GroupParams { unrealized_init_weight_ppm: 0, conf_multiplier_ppm: 0 };
+    let params = GroupParams { unrealized_init_weight_ppm: 0, conf_multiplier_ppm: 0, liquidation_fee_ppm: 0, insurance_share_ppm: 0 };
     let ix = sdk::create_group(&market.admin.pubkey(), &Pubkey::new_unique(), &market.sol.mint, 0, params);
     assert!(bank.send(&[ix], &[]).await.is_err());
     let ix = sdk::create_margin_account(&market.group, &trader.owner.pubkey(), &trader.owner.pubkey(), 0);
@@ -550,7 +550,7 @@ async fn group_parameters_are_validated() {
     let mut bank = LocalBank::start().await;
     let admin = bank.payer();
     let mint = bank.create_mint(&spl_token::ID, 6, &[]).await.unwrap().pubkey();
-    let bad = GroupParams { unrealized_init_weight_ppm: PPM + 1, conf_multiplier_ppm: 0 };
+    let bad = GroupParams { unrealized_init_weight_ppm: PPM + 1, conf_multiplier_ppm: 0, liquidation_fee_ppm: 0, insurance_share_ppm: 0 };
     let ix = sdk::create_group(&admin.pubkey(), &admin.pubkey(), &mint, 3, bad);
     assert_margin_error(bank.send(&[ix], &[]).await, MarginError::InvalidGroupParams);
     assert!(bank.account_data(&sdk::group_address(&admin.pubkey(), 3)).await.is_none());

@@ -14,7 +14,7 @@ pub enum MarginError {
     InvalidMaxPriceAge,
     #[msg("max_confidence_ppm must be between 1 and 200000 (20%)")]
     InvalidMaxConfidence,
-    #[msg("unrealized_init_weight_ppm must be at most 1000000 and conf_multiplier_ppm at most 10000000")]
+    #[msg("Group parameters out of range: unrealized weight <= 1e6 ppm, conf multiplier <= 1e7 ppm, liquidation fee <= 1e5 ppm, insurance share <= 1e6 ppm")]
     InvalidGroupParams,
     #[msg("The quote mint must have between 0 and 12 decimals")]
     InvalidQuoteMint,
@@ -163,4 +163,27 @@ pub enum MarginError {
     SettlementWindowPassed,
     #[msg("Settlement price not set: call settle_expired_option with the oracle first")]
     SettlementPriceNotSet,
+    // --- liquidation and bankruptcy ---
+    #[msg("Account is not liquidatable: its maintenance health is not negative")]
+    NotLiquidatable,
+    #[msg("Liquidation is complete: the account's liquidation-end health is not negative")]
+    LiquidationComplete,
+    #[msg("Liquidation step is larger than needed to bring liquidation-end health to zero: take less")]
+    LiquidationExceedsTarget,
+    #[msg("Liquidation step would not improve the liquidatee's liquidation-end health")]
+    LiquidationDoesNotImprove,
+    #[msg("The liquidator cannot be the liquidatee")]
+    LiquidatorIsLiquidatee,
+    #[msg("Amount exceeds the liquidatee's position, liability or collateral")]
+    LiquidationAmountTooLarge,
+    #[msg("Token liquidation swaps a quote liability for another token: pass a non-quote asset bank")]
+    AssetIsQuote,
+    #[msg("Account still holds assets or positions: liquidate them before resolving bankruptcy")]
+    NotBankrupt,
+    #[msg("Account has no quote liability to cover")]
+    NoLiability,
+    #[msg("Every perp market of the group must be passed (writable) to socialise a loss")]
+    PerpMarketsMissing,
+    #[msg("No open interest to socialise the remaining loss over: fund the insurance fund")]
+    NothingToSocialize,
 }

@@ -180,10 +180,8 @@ pub fn position_equity(position: &crate::state::PositionSlot, market: &Market, s
     } else if market.is_option() {
         mul_q32_by_int(option_value_per_lot(market, spot)?, position.base_lots)
     } else {
-        let funding_owed = (position.base_lots as i128)
-            .checked_mul(market.funding_index_native as i128 - position.funding_index_native as i128)
-            .ok_or_else(overflow)?;
-        let cash = (position.quote_native as i128 - funding_owed) << 32;
+        let owed = crate::positions::perp_cash_owed(position, market)?;
+        let cash = (position.quote_native as i128 - owed as i128) << 32;
         mul_q32_by_int(spot, position.base_lots).checked_add(cash).ok_or_else(overflow)?
     };
     q32_wide_to_i80f48(wide).ok_or_else(overflow)
@@ -286,7 +284,7 @@ pub struct HealthInputs<'a> {
     now: i64,
 }
 
-fn find<'a, 'info>(infos: &'a [AccountInfo<'info>], key: &Pubkey) -> Option<&'a AccountInfo<'info>> {
+pub fn find<'a, 'info>(infos: &'a [AccountInfo<'info>], key: &Pubkey) -> Option<&'a AccountInfo<'info>> {
     infos.iter().find(|i| i.key == key)
 }
 

@@ -11,6 +11,7 @@ use anchor_lang::prelude::*;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod liquidation;
 pub mod instructions;
 pub mod oracle;
 pub mod positions;
@@ -143,6 +144,26 @@ pub mod portfolio_margin {
     /// Fixes an expired option's settlement price and pays the accounts passed (permissionless).
     pub fn settle_expired_option<'info>(ctx: Context<'info, SettleExpiredOption<'info>>) -> Result<()> {
         instructions::settle_expired_option(ctx)
+    }
+
+    /// Adds quote tokens to the insurance fund (anyone).
+    pub fn fund_insurance(ctx: Context<FundInsurance>, amount_native: u64) -> Result<()> {
+        instructions::fund_insurance(ctx, amount_native)
+    }
+
+    /// Takes over `lots` of an unhealthy account's position at the mark minus the fee.
+    pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, lots: i64) -> Result<()> {
+        instructions::liquidate_position(ctx, lots)
+    }
+
+    /// Pays `liability_native` of an unhealthy account's quote debt for its collateral plus the fee.
+    pub fn liquidate_token<'info>(ctx: Context<'info, LiquidateToken<'info>>, liability_native: i64) -> Result<()> {
+        instructions::liquidate_token(ctx, liability_native)
+    }
+
+    /// Covers a bankrupt account from the insurance fund, then socialises the rest.
+    pub fn resolve_bankruptcy<'info>(ctx: Context<'info, ResolveBankruptcy<'info>>) -> Result<()> {
+        instructions::resolve_bankruptcy(ctx)
     }
 
     /// Fails unless health of `kind` >= `min_health_native`; returns the breakdown.

@@ -22,6 +22,7 @@ impl MarginAccount {
         self.positions[i] = PositionSlot {
             market: *market_key,
             funding_index_native: market.funding_index_native,
+            loss_per_lot_native: market.loss_per_lot_native,
             market_index: market.market_index,
             underlying_index: market.underlying_index,
             in_use: 1,
@@ -44,16 +45,26 @@ impl MarginAccount {
     }
 }
 
-/// Moves funding accrued since the position's snapshot into its quote amount: longs pay
-/// `lots x index change`, shorts receive it.
-pub fn settle_funding(position: &mut PositionSlot, market: &Market) -> Result<()> {
+/// What a perp position owes since its snapshots: funding (`lots x index change`: longs pay,
+/// shorts receive) plus its share of socialised losses (`|lots| x loss change`: both sides
+/// pay). Whole quote native units.
+pub fn perp_cash_owed(position: &PositionSlot, market: &Market) -> Result<i64> {
     if market.is_option() {
-        return Ok(());
+        return Ok(0);
     }
-    let change = market.funding_index_native.checked_sub(position.funding_index_native).ok_or(MarginError::MathOverflow)?;
-    let owed = position.base_lots.checked_mul(change).ok_or(MarginError::MathOverflow)?;
+    let funding_change = market.funding_index_native.checked_sub(position.funding_index_native).ok_or(MarginError::MathOverflow)?;
+    let loss_change = market.loss_per_lot_native.checked_sub(position.loss_per_lot_native).ok_or(MarginError::MathOverflow)?;
+    let funding = position.base_lots.checked_mul(funding_change).ok_or(MarginError::MathOverflow)?;
+    let loss = (position.base_lots.unsigned_abs() as i64).checked_mul(loss_change).ok_or(MarginError::MathOverflow)?;
+    funding.checked_add(loss).ok_or(error!(MarginError::MathOverflow))
+}
+
+/// Moves what a perp position owes (funding and socialised losses) into its quote amount.
+pub fn settle_funding(position: &mut PositionSlot, market: &Market) -> Result<()> {
+    let owed = perp_cash_owed(position, market)?;
     position.quote_native = position.quote_native.checked_sub(owed).ok_or(MarginError::MathOverflow)?;
     position.funding_index_native = market.funding_index_native;
+    position.loss_per_lot_native = market.loss_per_lot_native;
     Ok(())
 }
 

@@ -63,5 +63,7 @@ pub fn add_perp_market(ctx: Context<AddMarket>, config: PerpConfig) -> Result<()
     init_market(&ctx, &mut market, MarketKind::Perp, config.price_band_ppm)?;
     market.funding_period_seconds = config.funding_period_seconds;
     market.max_funding_rate_ppm = config.max_funding_rate_ppm;
+    let mut group = ctx.accounts.group.load_mut()?;
+    group.perp_market_count = group.perp_market_count.checked_add(1).ok_or(MarginError::MathOverflow)?;
     Ok(())
 }

@@ -13,6 +13,10 @@ pub struct GroupParams {
     pub unrealized_init_weight_ppm: u32,
     /// Confidence multiple (ppm, <= 1e7) applied to conservative init prices.
     pub conf_multiplier_ppm: u32,
+    /// Liquidation fee (ppm, <= 100_000), paid by the liquidatee.
+    pub liquidation_fee_ppm: u32,
+    /// Share of the liquidation fee going to the insurance fund (ppm, <= 1e6).
+    pub insurance_share_ppm: u32,
 }
 
 #[derive(Accounts)]
@@ -36,7 +40,10 @@ pub struct CreateGroup<'info> {
 
 pub fn create_group(ctx: Context<CreateGroup>, group_index: u32, params: GroupParams) -> Result<()> {
     require!(
-        params.unrealized_init_weight_ppm <= PPM && params.conf_multiplier_ppm <= 10 * PPM,
+        params.unrealized_init_weight_ppm <= PPM
+            && params.conf_multiplier_ppm <= 10 * PPM
+            && params.liquidation_fee_ppm <= 100_000
+            && params.insurance_share_ppm <= PPM,
         MarginError::InvalidGroupParams
     );
     require!(ctx.accounts.quote_mint.decimals <= 12, MarginError::InvalidQuoteMint);
@@ -47,6 +54,8 @@ pub fn create_group(ctx: Context<CreateGroup>, group_index: u32, params: GroupPa
     group.group_index = group_index;
     group.unrealized_init_weight_ppm = params.unrealized_init_weight_ppm;
     group.conf_multiplier_ppm = params.conf_multiplier_ppm;
+    group.liquidation_fee_ppm = params.liquidation_fee_ppm;
+    group.insurance_share_ppm = params.insurance_share_ppm;
     group.quote_decimals = ctx.accounts.quote_mint.decimals;
     group.bump = ctx.bumps.group;
     emit!(GroupCreated {

@@ -39,8 +39,18 @@ pub struct Group {
     pub market_count: u16,
     /// Explicit padding.
     pub padding: [u8; 4],
-    /// Space for future fields.
-    pub reserved: [u8; 24],
+    /// Insurance fund, quote native units held in the quote bank's vault. Receives a share of
+    /// liquidation fees and covers bankrupt accounts first.
+    pub insurance_fund_native: i64,
+    /// Liquidation fee, ppm of the price per lot (positions) or of the liability (tokens),
+    /// paid by the liquidatee.
+    pub liquidation_fee_ppm: u32,
+    /// Share of the liquidation fee that goes to the insurance fund, ppm.
+    pub insurance_share_ppm: u32,
+    /// Number of perpetual markets listed (bankruptcy socialisation needs all of them).
+    pub perp_market_count: u16,
+    /// Explicit padding.
+    pub padding2: [u8; 6],
 }
 
 const _: () = assert!(core::mem::size_of::<Group>() == 3 * 32 + 4 * 3 + 2 + 2 + 64);

@@ -50,8 +50,10 @@ pub struct PositionSlot {
     pub padding: [u8; 5],
     /// Underlying's index in its group.
     pub underlying_index: u16,
-    /// Space for future fields.
-    pub reserved: [u8; 14],
+    /// Explicit padding.
+    pub padding2: [u8; 6],
+    /// Market socialised-loss index when it was last charged into `quote_native`.
+    pub loss_per_lot_native: i64,
 }
 
 const _: () = assert!(core::mem::size_of::<PositionSlot>() == 80);

@@ -112,12 +112,15 @@ pub struct Market {
     pub settled: u8,
     /// PDA bump.
     pub bump: u8,
+    /// Socialised loss per lot, whole quote native units, cumulative: every position, long or
+    /// short, pays `|lots| x increase` (see `resolve_bankruptcy`).
+    pub loss_per_lot_native: i64,
     /// Space for future fields.
-    pub reserved: [u8; 56],
+    pub reserved: [u8; 48],
 }
 
 const _: () =
-    assert!(core::mem::size_of::<Market>() == 2 * 32 + MAX_SCENARIOS * 8 + 19 * 8 + 6 * 4 + 2 * 2 + 4 + 56);
+    assert!(core::mem::size_of::<Market>() == 2 * 32 + MAX_SCENARIOS * 8 + 20 * 8 + 6 * 4 + 2 * 2 + 4 + 48);
 
 impl Market {
     /// The market's kind.

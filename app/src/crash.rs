@@ -1,0 +1,183 @@
+//! The crash simulation: many accounts with varied books, a 30% gap down in the oracle and a
+//! vol spike, then the keeper until no account is liquidatable. Afterwards every account is
+//! healthy or resolved, and every vault reconciles exactly with the balances it backs.
+
+use crate::demo::{
+    block_trade, model_price_per_lot, new_trader, post_price, setup_derivatives, setup_market, DemoMarket, Derivatives, Trader,
+};
+use crate::health::HealthSnapshot;
+use crate::keeper::{is_bankrupt, Keeper, KeeperReport};
+use crate::local_bank::LocalBank;
+use crate::sdk;
+use anchor_lang::prelude::Pubkey;
+use anyhow::Result;
+use portfolio_margin::positions::perp_cash_owed;
+use portfolio_margin::state::{Group, MarginAccount, Market};
+use risk_engine::health::HealthKind;
+use solana_signer::Signer;
+
+const SOL: u64 = 1_000_000_000;
+const USDC: u64 = 1_000_000;
+const LOTS_PER_SOL: i64 = 1_000;
+
+/// What the simulation found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrashReport {
+    pub accounts: usize,
+    /// Accounts with negative maintenance health right after the crash.
+    pub liquidatable_after_crash: usize,
+    pub keeper: KeeperReport,
+    /// Accounts still liquidatable or bankrupt after the keeper (must be 0).
+    pub unresolved: usize,
+    /// Insurance fund before and after, quote native units.
+    pub insurance_before: i64,
+    pub insurance_after: i64,
+    /// USDC vault tokens vs balances + insurance + open perp cash.
+    pub usdc_vault: i64,
+    pub usdc_claims: i64,
+    /// SOL vault tokens vs balances.
+    pub sol_vault: i64,
+    pub sol_claims: i64,
+}
+
+/// One trader's book, by index: hedged collars, naked short puts, leveraged long perps, long
+/// calls, multi-collateral long perps, SOL against a short perp.
+async fn open_book(bank: &mut LocalBank, market: &DemoMarket, d: &Derivatives, dealer: &Trader, i: usize) -> Result<Trader> {
+    let size = 1 + (i % 4) as u64; // 1..4
+    let (usdc, sol) = match i % 6 {
+        0 => (0, 5 * size),
+        1 => (300 * size, 0),
+        2 => (700 * size, 0),
+        3 => (400 * size, 0),
+        4 => (150 * size, 2 * size),
+        _ => (0, 4 * size),
+    };
+    let trader = new_trader(bank, market, usdc * USDC, sol * SOL).await?;
+    let owner = trader.owner.insecure_clone();
+    if usdc > 0 {
+        bank.send(&[sdk::deposit(&trader.account, &market.usdc, &trader.usdc_wallet, &owner.pubkey(), usdc * USDC)], &[&owner]).await?;
+    }
+    if sol > 0 {
+        bank.send(&[sdk::deposit(&trader.account, &market.sol, &trader.sol_wallet, &owner.pubkey(), sol * SOL)], &[&owner]).await?;
+    }
+    let lots = size as i64 * LOTS_PER_SOL;
+    let call = model_price_per_lot(bank, &d.call.keys.market).await;
+    let put = model_price_per_lot(bank, &d.put.keys.market).await;
+    match i % 6 {
+        0 => {
+            block_trade(bank, market, &d.call.keys, dealer, &trader, 5 * lots, call).await?;
+            block_trade(bank, market, &d.put.keys, &trader, dealer, 5 * lots, put).await?;
+        }
+        1 => block_trade(bank, market, &d.put.keys, dealer, &trader, 4 * lots, put).await.map(|_| ())?,
+        2 => block_trade(bank, market, &d.perp.keys, &trader, dealer, 20 * lots, 150_000).await.map(|_| ())?,
+        3 => block_trade(bank, market, &d.call.keys, &trader, dealer, 10 * lots, call).await.map(|_| ())?,
+        4 => block_trade(bank, market, &d.perp.keys, &trader, dealer, 6 * lots, 150_000).await.map(|_| ())?,
+        _ => block_trade(bank, market, &d.perp.keys, dealer, &trader, 4 * lots, 150_000).await.map(|_| ())?,
+    }
+    Ok(trader)
+}
+
+/// Sum of balances in `bank_key` over `accounts`, plus (for the quote bank) the cash held in
+/// open perp positions, funding and socialised losses owed included.
+async fn claims(bank: &mut LocalBank, accounts: &[Pubkey], bank_key: &Pubkey, with_perp_cash: bool) -> Result<i64> {
+    let mut total = 0i64;
+    for key in accounts {
+        let account: MarginAccount = bank.load(key).await;
+        total += account.balance_index(bank_key).map(|i| account.balances[i].balance_native).unwrap_or(0);
+        if with_perp_cash {
+            for position in account.positions.iter().filter(|p| p.in_use == 1) {
+                let market: Market = bank.load(&position.market).await;
+                if !market.is_option() {
+                    total += position.quote_native - perp_cash_owed(position, &market).map_err(|e| anyhow::anyhow!("{e}"))?;
+                }
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Runs the simulation with `traders` accounts on a fresh embedded bank.
+pub async fn run(traders: usize, verbose: bool) -> Result<CrashReport> {
+    let mut bank = LocalBank::start().await;
+    let market = setup_market(&mut bank).await?;
+    let d = setup_derivatives(&mut bank, &market).await?;
+    let admin = market.admin.pubkey();
+
+    // The dealer takes the other side of every book; the keeper liquidates with its own account.
+    let dealer = new_trader(&mut bank, &market, 20_000_000 * USDC, 0).await?;
+    let owner = dealer.owner.insecure_clone();
+    bank.send(&[sdk::deposit(&dealer.account, &market.usdc, &dealer.usdc_wallet, &owner.pubkey(), 20_000_000 * USDC)], &[&owner]).await?;
+    let keeper_trader = new_trader(&mut bank, &market, 2_000_000 * USDC, 0).await?;
+    let owner = keeper_trader.owner.insecure_clone();
+    bank.send(&[sdk::deposit(&keeper_trader.account, &market.usdc, &keeper_trader.usdc_wallet, &owner.pubkey(), 1_000_000 * USDC)], &[&owner])
+        .await?;
+    // Seed the insurance fund from the keeper's remaining wallet.
+    bank.send(&[sdk::fund_insurance(&market.group, &market.usdc, &keeper_trader.usdc_wallet, &owner.pubkey(), 2_000 * USDC)], &[&owner]).await?;
+
+    let mut accounts = vec![dealer.account, keeper_trader.account];
+    for i in 0..traders {
+        let trader = open_book(&mut bank, &market, &d, &dealer, i).await?;
+        accounts.push(trader.account);
+        if verbose && (i + 1) % 50 == 0 {
+            println!("  opened {} books", i + 1);
+        }
+    }
+
+    // The crash: SOL gaps 30% down and implied vol jumps from 60% to 90%.
+    post_price(&mut bank, &market.sol.oracle, market.sol_feed, 105.0).await;
+    post_price(&mut bank, &market.usdc.oracle, market.usdc_feed, 1.0).await;
+    let vol = fixed::types::I32F32::from_num(0.9).to_bits();
+    for keys in [d.call.keys, d.put.keys] {
+        bank.send(&[sdk::set_volatility(&market.group, &admin, &keys.market, vol)], &[]).await?;
+    }
+    for keys in [d.perp.keys, d.call.keys, d.put.keys] {
+        bank.send(&[sdk::refresh_risk_array(&keys)], &[]).await?;
+    }
+    let mut liquidatable = 0;
+    for account in &accounts {
+        let snapshot = HealthSnapshot::load(&mut bank, &market.group, account).await?;
+        if snapshot.health(HealthKind::Maint)?.health < 0 {
+            liquidatable += 1;
+        }
+    }
+    let group: Group = bank.load(&market.group).await;
+    let insurance_before = group.insurance_fund_native;
+    if verbose {
+        println!("  crash: SOL $150 -> $105, vol 60% -> 90%: {liquidatable} of {} accounts liquidatable", accounts.len());
+    }
+
+    let keeper = Keeper {
+        group: market.group,
+        quote: market.usdc,
+        liquidator: keeper_trader,
+        markets: vec![d.perp.keys, d.call.keys, d.put.keys],
+        perp_markets: vec![d.perp.keys.market],
+    };
+    let report = keeper.run(&mut bank, &accounts, 20, verbose).await?;
+
+    let mut unresolved = 0;
+    for account in &accounts {
+        let snapshot = HealthSnapshot::load(&mut bank, &market.group, account).await?;
+        let maint = snapshot.health(HealthKind::Maint)?.health;
+        if maint < 0 || is_bankrupt(&snapshot.account, &market.usdc.bank) {
+            unresolved += 1;
+        }
+    }
+    let group: Group = bank.load(&market.group).await;
+    let usdc_vault = bank.token_balance(&market.usdc.vault).await as i64;
+    let sol_vault = bank.token_balance(&market.sol.vault).await as i64;
+    let usdc_claims = claims(&mut bank, &accounts, &market.usdc.bank, true).await? + group.insurance_fund_native;
+    let sol_claims = claims(&mut bank, &accounts, &market.sol.bank, false).await?;
+    Ok(CrashReport {
+        accounts: accounts.len(),
+        liquidatable_after_crash: liquidatable,
+        keeper: report,
+        unresolved,
+        insurance_before,
+        insurance_after: group.insurance_fund_native,
+        usdc_vault,
+        usdc_claims,
+        sol_vault,
+        sol_claims,
+    })
+}

@@ -1,0 +1,276 @@
+//! The keeper: finds unhealthy margin accounts and liquidates them, unhealthiest first, with the
+//! same health computation the program runs, then resolves bankruptcies.
+//!
+//! Each round: refresh every market's risk array (permissionless), compute every account's
+//! maintenance and liquidation-end health off-chain, then for each liquidatable account take
+//! one step at a time: its largest position first (the smallest number of lots that brings its
+//! liquidation-end health to zero, found by bisection on the exact simulation the program
+//! runs), then its quote debt against its collateral, and once nothing is left, resolve the
+//! bankruptcy. A step another keeper got to first fails with a liquidation error: that is a
+//! normal outcome, counted and skipped, so several keepers can run at once.
+
+use crate::demo::Trader;
+use crate::health::{fill_health_accounts_for, push_unique, union_health_accounts, HealthSnapshot};
+use crate::local_bank::LocalBank;
+use crate::sdk::{self, BankKeys, MarketKeys};
+use anchor_lang::prelude::Pubkey;
+use anyhow::Result;
+use portfolio_margin::error::MarginError;
+use portfolio_margin::health::{option_value_per_lot, spot_per_lot};
+use portfolio_margin::liquidation::{position_terms, simulate_position, simulate_token, TokenTerms};
+use portfolio_margin::oracle::{check_update, OracleConfig};
+use portfolio_margin::state::{MarginAccount, Market};
+use risk_engine::health::HealthKind;
+use solana_signer::Signer;
+
+/// What a keeper run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeeperReport {
+    pub rounds: u32,
+    pub refreshes: u32,
+    pub position_liquidations: u32,
+    pub token_liquidations: u32,
+    pub bankruptcies: u32,
+    /// Steps another keeper (or a price move) made unnecessary.
+    pub lost_races: u32,
+}
+
+/// A keeper acting with its own margin account.
+pub struct Keeper {
+    pub group: Pubkey,
+    pub quote: BankKeys,
+    pub liquidator: Trader,
+    /// Every market of the group (refreshed each round).
+    pub markets: Vec<MarketKeys>,
+    /// Every perp market of the group (bankruptcy socialisation needs them all).
+    pub perp_markets: Vec<Pubkey>,
+}
+
+/// The next step for one account.
+enum Step {
+    Position { keys: MarketKeys, lots: i64 },
+    Token { asset_bank: Pubkey, liability_native: i64 },
+    Bankruptcy,
+}
+
+/// Errors that mean "nothing to do here any more", not a failure.
+fn is_lost_race(error: &solana_program_test::BanksClientError) -> bool {
+    let code = format!("{error:?}");
+    [MarginError::NotLiquidatable, MarginError::LiquidationComplete, MarginError::NoLiability, MarginError::NoPosition]
+        .iter()
+        .any(|e| code.contains(&format!("Custom({})", *e as u32 + anchor_lang::error::ERROR_CODE_OFFSET)))
+}
+
+impl Keeper {
+    /// Runs rounds until no account is liquidatable or bankrupt (or `max_rounds`).
+    pub async fn run(&self, bank: &mut LocalBank, accounts: &[Pubkey], max_rounds: u32, verbose: bool) -> Result<KeeperReport> {
+        let mut report = KeeperReport::default();
+        while report.rounds < max_rounds {
+            report.rounds += 1;
+            for keys in &self.markets {
+                if bank.send(&[sdk::refresh_risk_array(keys)], &[]).await.is_ok() {
+                    report.refreshes += 1;
+                }
+            }
+            // Unhealthiest first.
+            let mut queue = Vec::new();
+            for account in accounts {
+                if *account == self.liquidator.account {
+                    continue;
+                }
+                let snapshot = HealthSnapshot::load(bank, &self.group, account).await?;
+                if let Some(step_health) = self.needs_work(&snapshot)? {
+                    queue.push((step_health, *account));
+                }
+            }
+            if queue.is_empty() {
+                break;
+            }
+            queue.sort_by_key(|(health, _)| *health);
+            if verbose {
+                println!("  round {}: {} accounts to liquidate or resolve", report.rounds, queue.len());
+            }
+            for (_, account) in queue {
+                self.work_account(bank, &account, &mut report).await?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// `Some(maintenance health)` when the account is liquidatable or bankrupt.
+    fn needs_work(&self, snapshot: &HealthSnapshot) -> Result<Option<i128>> {
+        let account = &snapshot.account;
+        if is_bankrupt(account, &self.quote.bank) {
+            return Ok(Some(i128::MIN));
+        }
+        let maint = snapshot.health(HealthKind::Maint)?.health;
+        let end = snapshot.health(HealthKind::LiquidationEnd)?.health;
+        let liquidatable = maint < 0 || (account.being_liquidated == 1 && end < 0);
+        Ok(liquidatable.then(|| maint.to_bits()))
+    }
+
+    /// Takes steps on one account until it is healthy, resolved, or a step is refused.
+    async fn work_account(&self, bank: &mut LocalBank, account: &Pubkey, report: &mut KeeperReport) -> Result<()> {
+        for _ in 0..64 {
+            let snapshot = HealthSnapshot::load(bank, &self.group, account).await?;
+            let Some(_) = self.needs_work(&snapshot)? else { return Ok(()) };
+            let Some(step) = self.next_step(bank, &snapshot).await? else { return Ok(()) };
+            let liquidator = &self.liquidator;
+            let result = match &step {
+                Step::Position { keys, lots } => {
+                    let metas = fill_health_accounts_for(bank, &self.group, &self.quote.bank, &[liquidator.account, *account], &keys.market).await?;
+                    let ix = sdk::liquidate_position(keys, &liquidator.account, &liquidator.owner.pubkey(), account, *lots, metas);
+                    bank.send_v0(&[ix], &[&liquidator.owner]).await
+                }
+                Step::Token { asset_bank, liability_native } => {
+                    let mut metas = union_health_accounts(bank, &self.group, &[liquidator.account, *account]).await?;
+                    let asset: portfolio_margin::state::CollateralBank = bank.load(asset_bank).await;
+                    for key in [*asset_bank, asset.oracle, self.quote.bank, self.quote.oracle] {
+                        push_unique(&mut metas, key);
+                    }
+                    let ix = sdk::liquidate_token(
+                        &self.group,
+                        &self.quote.bank,
+                        asset_bank,
+                        &liquidator.account,
+                        &liquidator.owner.pubkey(),
+                        account,
+                        *liability_native,
+                        metas,
+                    );
+                    bank.send_v0(&[ix], &[&liquidator.owner]).await
+                }
+                Step::Bankruptcy => {
+                    bank.send(&[sdk::resolve_bankruptcy(&self.group, &self.quote.bank, account, &self.perp_markets)], &[]).await
+                }
+            };
+            match result {
+                Ok(_) => match step {
+                    Step::Position { .. } => report.position_liquidations += 1,
+                    Step::Token { .. } => report.token_liquidations += 1,
+                    Step::Bankruptcy => report.bankruptcies += 1,
+                },
+                Err(e) if is_lost_race(&e) => {
+                    report.lost_races += 1;
+                    return Ok(());
+                }
+                Err(e) => return Err(anyhow::anyhow!("liquidating {account}: {e:?}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// The next step for an account that needs work, sized exactly.
+    async fn next_step(&self, bank: &mut LocalBank, snapshot: &HealthSnapshot) -> Result<Option<Step>> {
+        let victim = snapshot.account;
+        if is_bankrupt(&victim, &self.quote.bank) {
+            return Ok(Some(Step::Bankruptcy));
+        }
+        let liquidator: MarginAccount = bank.load(&self.liquidator.account).await;
+        let end = |a: &MarginAccount| snapshot.health_of(a, HealthKind::LiquidationEnd).map(|h| h.health);
+        // Largest position first, by notional.
+        let mut best: Option<(i128, Pubkey)> = None;
+        for position in victim.positions.iter().filter(|p| p.in_use == 1) {
+            let market = snapshot.markets[&position.market];
+            if market.settled == 1 || market.is_expired(snapshot.now) {
+                continue;
+            }
+            let notional = (position.base_lots.unsigned_abs() as i128) * (market.array_spot_bits as i128);
+            if best.is_none_or(|(n, _)| notional > n) {
+                best = Some((notional, position.market));
+            }
+        }
+        if let Some((_, market_key)) = best {
+            let market: Market = snapshot.markets[&market_key];
+            let underlying = snapshot.underlyings[&market.underlying];
+            let update = &snapshot.oracles[&underlying.oracle];
+            let config = OracleConfig::of_underlying(&underlying);
+            let reading = check_update(update, &config.feed_id, config.max_age_seconds, config.max_confidence_ppm, snapshot.now)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let spot = spot_per_lot(&reading, &snapshot.group, &underlying).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mark = if market.is_option() { option_value_per_lot(&market, spot).map_err(|e| anyhow::anyhow!("{e}"))? } else { spot };
+            let held = victim.positions[victim.position_index(&market_key).expect("held")].base_lots;
+            let terms = position_terms(&snapshot.group, held, mark, spot);
+            let quote_index = snapshot.banks.get(&self.quote.bank).map(|b| b.bank_index).unwrap_or(0);
+            let after = |n: i64| -> Result<fixed::types::I80F48> {
+                let (_, v, _) = simulate_position(&liquidator, &victim, &market_key, &market, &self.quote.bank, quote_index, &terms, n)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                end(&v)
+            };
+            let lots = smallest_reaching_zero(held.unsigned_abs() as i64, after)?;
+            let keys = MarketKeys { group: self.group, market: market_key, underlying: market.underlying, oracle: underlying.oracle, quote_bank: self.quote.bank };
+            return Ok(Some(Step::Position { keys, lots }));
+        }
+        // No position left: swap the quote debt for collateral, the largest balance first.
+        let debt = victim.balance_index(&self.quote.bank).map(|i| victim.balances[i].balance_native).unwrap_or(0);
+        if debt < 0 {
+            let asset = victim
+                .active_balances()
+                .filter(|b| b.bank != self.quote.bank && b.balance_native > 0)
+                .max_by_key(|b| b.balance_native)
+                .map(|b| b.bank);
+            if let Some(asset_bank) = asset {
+                let price = |key: &Pubkey| -> Result<(fixed::types::I80F48, u16)> {
+                    let b = snapshot.banks[key];
+                    let config = OracleConfig::of_bank(&b);
+                    let reading = check_update(&snapshot.oracles[&b.oracle], &config.feed_id, config.max_age_seconds, config.max_confidence_ppm, snapshot.now)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    Ok((reading.token_prices(&snapshot.group, b.mint_decimals).map_err(|e| anyhow::anyhow!("{e}"))?.oracle, b.bank_index))
+                };
+                let (quote_price, quote_bank_index) = price(&self.quote.bank)?;
+                let (asset_price, asset_bank_index) = price(&asset_bank)?;
+                let terms = TokenTerms { quote_bank: self.quote.bank, quote_bank_index, quote_price, asset_bank, asset_bank_index, asset_price };
+                // The most debt the collateral can pay for, then the smallest amount reaching zero.
+                let affordable = |x: i64| simulate_token(&snapshot.group, &terms, &liquidator, &victim, x).is_ok();
+                let mut max = -debt;
+                if !affordable(max) {
+                    let (mut lo, mut hi) = (0, max);
+                    while hi - lo > 1 {
+                        let mid = lo + (hi - lo) / 2;
+                        if affordable(mid) {
+                            lo = mid;
+                        } else {
+                            hi = mid;
+                        }
+                    }
+                    max = lo;
+                }
+                if max == 0 {
+                    return Ok(None);
+                }
+                let after = |x: i64| -> Result<fixed::types::I80F48> {
+                    let (_, v, _) = simulate_token(&snapshot.group, &terms, &liquidator, &victim, x).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    end(&v)
+                };
+                let liability_native = smallest_reaching_zero(max, after)?;
+                return Ok(Some(Step::Token { asset_bank, liability_native }));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Bankrupt: no positions, no positive balance, a negative quote balance.
+pub fn is_bankrupt(account: &MarginAccount, quote_bank: &Pubkey) -> bool {
+    account.positions.iter().all(|p| p.in_use == 0)
+        && account.active_balances().all(|b| b.balance_native <= 0)
+        && account.balance_index(quote_bank).is_some_and(|i| account.balances[i].balance_native < 0)
+}
+
+/// The smallest `n` in 1..=max with `after(n) >= 0`, or `max` if none reaches zero.
+fn smallest_reaching_zero(max: i64, after: impl Fn(i64) -> Result<fixed::types::I80F48>) -> Result<i64> {
+    if after(max)? < 0 {
+        return Ok(max);
+    }
+    let (mut lo, mut hi) = (0i64, max); // after(lo) < 0 (or lo = 0), after(hi) >= 0
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if after(mid)? >= 0 {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Ok(hi)
+}
+

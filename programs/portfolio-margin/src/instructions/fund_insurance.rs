@@ -1,0 +1,55 @@
+//! `fund_insurance` (anyone): moves quote tokens into the quote bank's vault on behalf of the
+//! group's insurance fund.
+
+use crate::error::MarginError;
+use crate::state::{CollateralBank, Group};
+use anchor_lang::prelude::*;
+use anchor_spl::token_interface::{self, Mint, TokenAccount, TokenInterface, TransferChecked};
+
+#[derive(Accounts)]
+pub struct FundInsurance<'info> {
+    #[account(mut)]
+    pub group: AccountLoader<'info, Group>,
+    #[account(
+        mut,
+        has_one = group @ MarginError::WrongGroup,
+        has_one = vault @ MarginError::WrongVault,
+        has_one = mint @ MarginError::WrongMint,
+        has_one = token_program @ MarginError::WrongTokenProgram,
+    )]
+    pub quote_bank: AccountLoader<'info, CollateralBank>,
+    #[account(mut)]
+    pub vault: InterfaceAccount<'info, TokenAccount>,
+    pub mint: InterfaceAccount<'info, Mint>,
+    #[account(mut, token::mint = mint, token::token_program = token_program)]
+    pub source: InterfaceAccount<'info, TokenAccount>,
+    pub funder: Signer<'info>,
+    pub token_program: Interface<'info, TokenInterface>,
+}
+
+pub fn fund_insurance(ctx: Context<FundInsurance>, amount_native: u64) -> Result<()> {
+    require!(amount_native > 0, MarginError::ZeroAmount);
+    require_keys_eq!(ctx.accounts.quote_bank.key(), ctx.accounts.group.load()?.quote_bank, MarginError::NoQuoteBank);
+    let before = ctx.accounts.vault.amount;
+    token_interface::transfer_checked(
+        CpiContext::new(
+            ctx.accounts.token_program.key(),
+            TransferChecked {
+                from: ctx.accounts.source.to_account_info(),
+                mint: ctx.accounts.mint.to_account_info(),
+                to: ctx.accounts.vault.to_account_info(),
+                authority: ctx.accounts.funder.to_account_info(),
+            },
+        ),
+        amount_native,
+        ctx.accounts.mint.decimals,
+    )?;
+    ctx.accounts.vault.reload()?;
+    let received = ctx.accounts.vault.amount.checked_sub(before).ok_or(MarginError::MathOverflow)?;
+    let credit = i64::try_from(received).map_err(|_| MarginError::MathOverflow)?;
+    let mut group = ctx.accounts.group.load_mut()?;
+    group.insurance_fund_native = group.insurance_fund_native.checked_add(credit).ok_or(MarginError::MathOverflow)?;
+    let mut bank = ctx.accounts.quote_bank.load_mut()?;
+    bank.total_deposits_native = bank.total_deposits_native.checked_add(received).ok_or(MarginError::MathOverflow)?;
+    Ok(())
+}

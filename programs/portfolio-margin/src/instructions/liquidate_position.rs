@@ -1,0 +1,85 @@
+//! `liquidate_position` (permissionless): a liquidator takes over `lots` of an unhealthy
+//! account's position in one market at the mark price (oracle for perps, model value for
+//! options) adjusted by the liquidation fee in the liquidator's favour. Bounds and checks are
+//! those of `crate::liquidation`: the liquidatee's liquidation-end health must improve and not
+//! overshoot zero, the liquidator must keep init health >= 0. Health accounts of both sides go
+//! in `remaining_accounts`.
+
+use crate::error::MarginError;
+use crate::health::{check_array_fresh, option_value_per_lot, spot_per_lot};
+use crate::liquidation::{check_liquidator, check_step, position_terms, simulate_position, start};
+use crate::oracle::{read_oracle_account, OracleConfig};
+use crate::state::{CollateralBank, Group, MarginAccount, Market, Underlying};
+use anchor_lang::prelude::*;
+
+#[derive(Accounts)]
+pub struct LiquidatePosition<'info> {
+    #[account(mut)]
+    pub group: AccountLoader<'info, Group>,
+    #[account(mut, has_one = group @ MarginError::WrongGroup, has_one = underlying @ MarginError::WrongUnderlying)]
+    pub market: AccountLoader<'info, Market>,
+    pub underlying: AccountLoader<'info, Underlying>,
+    /// CHECK: checked against the underlying's oracle configuration.
+    pub oracle: UncheckedAccount<'info>,
+    pub quote_bank: AccountLoader<'info, CollateralBank>,
+    #[account(mut, has_one = group @ MarginError::WrongGroup)]
+    pub liquidator: AccountLoader<'info, MarginAccount>,
+    pub liquidator_authority: Signer<'info>,
+    #[account(mut, has_one = group @ MarginError::WrongGroup)]
+    pub liquidatee: AccountLoader<'info, MarginAccount>,
+}
+
+pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, lots: i64) -> Result<()> {
+    let a = &ctx.accounts;
+    require_keys_neq!(a.liquidator.key(), a.liquidatee.key(), MarginError::LiquidatorIsLiquidatee);
+    require!(lots > 0, MarginError::ZeroQuantity);
+    let now = Clock::get()?.unix_timestamp;
+    let group_key = a.group.key();
+    let market_key = a.market.key();
+    let group = *a.group.load()?;
+    require_keys_eq!(a.quote_bank.key(), group.quote_bank, MarginError::NoQuoteBank);
+    let quote_bank_index = a.quote_bank.load()?.bank_index;
+    let liquidator = *a.liquidator.load()?;
+    require!(liquidator.is_owner_or_delegate(&a.liquidator_authority.key()), MarginError::NotOwnerOrDelegate);
+    let liquidatee = *a.liquidatee.load()?;
+    let market = *a.market.load()?;
+    require!(market.settled == 0 && !market.is_expired(now), MarginError::MarketExpired);
+
+    // Mark price per lot: the oracle for perps, the model value for options.
+    let underlying = *a.underlying.load()?;
+    let reading = read_oracle_account(&OracleConfig::of_underlying(&underlying), &a.oracle, now)?;
+    let spot = spot_per_lot(&reading, &group, &underlying)?;
+    let mark = if market.is_option() {
+        check_array_fresh(&market_key, &market, &underlying, spot, now)?;
+        option_value_per_lot(&market, spot)?
+    } else {
+        spot
+    };
+    let mut infos = ctx.remaining_accounts.to_vec();
+    infos.extend([a.market.to_account_info(), a.underlying.to_account_info(), a.oracle.to_account_info(), a.quote_bank.to_account_info()]);
+    let before_end = start(&group, &group_key, &liquidatee, &infos)?;
+
+    let index = liquidatee.position_index(&market_key).ok_or(MarginError::NoPosition)?;
+    let held = liquidatee.positions[index].base_lots;
+    require!(lots as u64 <= held.unsigned_abs(), MarginError::LiquidationAmountTooLarge);
+    let terms = position_terms(&group, held, mark, spot);
+    let quote_bank = group.quote_bank;
+    let simulate =
+        |n: i64| simulate_position(&liquidator, &liquidatee, &market_key, &market, &quote_bank, quote_bank_index, &terms, n);
+    let (taker, mut victim, interest_change) = simulate(lots)?;
+    let smaller = if lots > 1 { Some(simulate(lots - 1)?.1) } else { None };
+    let after_end = check_step(&group, &group_key, before_end, &victim, smaller.as_ref(), &infos)?;
+    check_liquidator(&group, &group_key, &taker, &infos)?;
+
+    victim.being_liquidated = u8::from(after_end < 0);
+    *a.liquidator.load_mut()? = taker;
+    *a.liquidatee.load_mut()? = victim;
+    let mut market = a.market.load_mut()?;
+    market.open_interest_lots = market.open_interest_lots.checked_add(interest_change).ok_or(MarginError::MathOverflow)?;
+    let mut group = a.group.load_mut()?;
+    group.insurance_fund_native = group
+        .insurance_fund_native
+        .checked_add(lots.checked_mul(terms.insurance_fee_per_lot_native).ok_or(MarginError::MathOverflow)?)
+        .ok_or(MarginError::MathOverflow)?;
+    Ok(())
+}

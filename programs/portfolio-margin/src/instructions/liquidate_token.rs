@@ -1,0 +1,81 @@
+//! `liquidate_token` (permissionless): a liquidator pays `liability_native` of an unhealthy
+//! account's negative quote balance and receives that value of the account's collateral in
+//! `asset_bank`, at the oracle prices plus the liquidation fee. The insurance share of the fee
+//! is paid by the liquidator out of its discount. Bounds and checks are those of
+//! `crate::liquidation`. Health accounts of both sides go in `remaining_accounts`.
+
+use crate::error::MarginError;
+use crate::health::find;
+use crate::liquidation::{check_liquidator, check_step, simulate_token, start, TokenTerms};
+use crate::oracle::{read_oracle_account, OracleConfig};
+use crate::state::{CollateralBank, Group, MarginAccount};
+use anchor_lang::prelude::*;
+use fixed::types::I80F48;
+
+#[derive(Accounts)]
+pub struct LiquidateToken<'info> {
+    #[account(mut)]
+    pub group: AccountLoader<'info, Group>,
+    #[account(has_one = group @ MarginError::WrongGroup)]
+    pub quote_bank: AccountLoader<'info, CollateralBank>,
+    #[account(has_one = group @ MarginError::WrongGroup)]
+    pub asset_bank: AccountLoader<'info, CollateralBank>,
+    #[account(mut, has_one = group @ MarginError::WrongGroup)]
+    pub liquidator: AccountLoader<'info, MarginAccount>,
+    pub liquidator_authority: Signer<'info>,
+    #[account(mut, has_one = group @ MarginError::WrongGroup)]
+    pub liquidatee: AccountLoader<'info, MarginAccount>,
+}
+
+/// Oracle price of one native unit of `bank`'s token in quote native units.
+fn oracle_price(group: &Group, bank: &CollateralBank, infos: &[AccountInfo], now: i64) -> Result<I80F48> {
+    let config = OracleConfig::of_bank(bank);
+    let info = find(infos, &config.oracle).ok_or(MarginError::OracleKeyMismatch)?;
+    Ok(read_oracle_account(&config, info, now)?.token_prices(group, bank.mint_decimals)?.oracle)
+}
+
+pub fn liquidate_token<'info>(ctx: Context<'info, LiquidateToken<'info>>, liability_native: i64) -> Result<()> {
+    let a = &ctx.accounts;
+    require_keys_neq!(a.liquidator.key(), a.liquidatee.key(), MarginError::LiquidatorIsLiquidatee);
+    require!(liability_native > 0, MarginError::ZeroAmount);
+    let now = Clock::get()?.unix_timestamp;
+    let group_key = a.group.key();
+    let group = *a.group.load()?;
+    require_keys_eq!(a.quote_bank.key(), group.quote_bank, MarginError::NoQuoteBank);
+    require_keys_neq!(a.asset_bank.key(), group.quote_bank, MarginError::AssetIsQuote);
+    let quote_bank = *a.quote_bank.load()?;
+    let asset_bank = *a.asset_bank.load()?;
+    let liquidator = *a.liquidator.load()?;
+    require!(liquidator.is_owner_or_delegate(&a.liquidator_authority.key()), MarginError::NotOwnerOrDelegate);
+    let liquidatee = *a.liquidatee.load()?;
+
+    let mut infos = ctx.remaining_accounts.to_vec();
+    infos.extend([a.quote_bank.to_account_info(), a.asset_bank.to_account_info()]);
+    let before_end = start(&group, &group_key, &liquidatee, &infos)?;
+    let quote_price = oracle_price(&group, &quote_bank, &infos, now)?;
+    let asset_price = oracle_price(&group, &asset_bank, &infos, now)?;
+
+    let terms = TokenTerms {
+        quote_bank: a.quote_bank.key(),
+        quote_bank_index: quote_bank.bank_index,
+        quote_price,
+        asset_bank: a.asset_bank.key(),
+        asset_bank_index: asset_bank.bank_index,
+        asset_price,
+    };
+    let liability = liquidatee.balance_index(&terms.quote_bank).map(|i| liquidatee.balances[i].balance_native).unwrap_or(0);
+    require!(liability < 0, MarginError::NoLiability);
+    require!(liability_native <= -liability, MarginError::LiquidationAmountTooLarge);
+    let simulate = |x: i64| simulate_token(&group, &terms, &liquidator, &liquidatee, x);
+    let (taker, mut victim, insurance) = simulate(liability_native)?;
+    let smaller = if liability_native > 1 { Some(simulate(liability_native - 1)?.1) } else { None };
+    let after_end = check_step(&group, &group_key, before_end, &victim, smaller.as_ref(), &infos)?;
+    check_liquidator(&group, &group_key, &taker, &infos)?;
+
+    victim.being_liquidated = u8::from(after_end < 0);
+    *a.liquidator.load_mut()? = taker;
+    *a.liquidatee.load_mut()? = victim;
+    let mut group = a.group.load_mut()?;
+    group.insurance_fund_native = group.insurance_fund_native.checked_add(insurance).ok_or(MarginError::MathOverflow)?;
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! `resolve_bankruptcy` (permissionless): an account with no assets and no positions but a
+//! negative quote balance is bankrupt. The insurance fund covers the hole first. What remains
+//! is socialised over every open perp position in the group:
+//!
+//! - each perp market takes a share proportional to its open interest x the spot per lot of
+//!   its last risk array (whole native units; the last market with interest takes the rounding
+//!   remainder);
+//! - in each market, every position, long or short, pays `|lots| x increase` of the market's
+//!   loss index, the increase rounded up so the positions pay at least the share; the excess
+//!   (below one native unit per lot) goes to the insurance fund.
+//!
+//! Every perp market of the group must be passed (writable) in `remaining_accounts`. The
+//! bankrupt account is left empty and usable.
+
+use crate::error::MarginError;
+use crate::state::{CollateralBank, Group, MarginAccount, Market};
+use anchor_lang::prelude::*;
+
+#[derive(Accounts)]
+pub struct ResolveBankruptcy<'info> {
+    #[account(mut)]
+    pub group: AccountLoader<'info, Group>,
+    #[account(has_one = group @ MarginError::WrongGroup)]
+    pub quote_bank: AccountLoader<'info, CollateralBank>,
+    #[account(mut, has_one = group @ MarginError::WrongGroup)]
+    pub account: AccountLoader<'info, MarginAccount>,
+}
+
+/// Splits `loss` over markets by weight (exactly, remainder to the last weighted market) and
+/// returns each market's loss-index increase per lot and the total charged.
+pub fn socialize(loss: i64, open_interest: &[i64], weights: &[i128]) -> Result<(Vec<i64>, i64)> {
+    let total: i128 = weights.iter().sum();
+    require!(total > 0, MarginError::NothingToSocialize);
+    let last = weights.iter().rposition(|w| *w > 0).ok_or(MarginError::NothingToSocialize)?;
+    let mut assigned = 0i64;
+    let mut increases = vec![0i64; weights.len()];
+    let mut charged = 0i64;
+    for (i, weight) in weights.iter().enumerate() {
+        if *weight == 0 {
+            continue;
+        }
+        let share = if i == last { loss - assigned } else { (loss as i128 * weight / total) as i64 };
+        assigned += share;
+        let payers = 2 * open_interest[i]; // longs and shorts
+        let increase = (share + payers - 1) / payers;
+        increases[i] = increase;
+        charged = charged.checked_add(increase.checked_mul(payers).ok_or(MarginError::MathOverflow)?).ok_or(MarginError::MathOverflow)?;
+    }
+    Ok((increases, charged))
+}
+
+pub fn resolve_bankruptcy<'info>(ctx: Context<'info, ResolveBankruptcy<'info>>) -> Result<()> {
+    let quote_key = ctx.accounts.quote_bank.key();
+    let group_key = ctx.accounts.group.key();
+    let mut group = ctx.accounts.group.load_mut()?;
+    require_keys_eq!(quote_key, group.quote_bank, MarginError::NoQuoteBank);
+    let mut account = ctx.accounts.account.load_mut()?;
+    require!(account.positions.iter().all(|p| p.in_use == 0), MarginError::NotBankrupt);
+    require!(
+        account.active_balances().all(|b| b.bank == quote_key || b.balance_native == 0),
+        MarginError::NotBankrupt
+    );
+    let index = account.balance_index(&quote_key).ok_or(MarginError::NoLiability)?;
+    let hole = -account.balances[index].balance_native;
+    require!(hole > 0, MarginError::NoLiability);
+
+    let covered = hole.min(group.insurance_fund_native.max(0));
+    let remaining = hole - covered;
+    group.insurance_fund_native -= covered;
+    if remaining > 0 {
+        let loaders: Vec<AccountLoader<Market>> =
+            ctx.remaining_accounts.iter().map(AccountLoader::<Market>::try_from).collect::<Result<_>>()?;
+        let mut seen: Vec<Pubkey> = Vec::new();
+        let (mut interest, mut weights) = (Vec::new(), Vec::new());
+        for loader in &loaders {
+            let market = loader.load()?;
+            require!(
+                market.group == group_key && !market.is_option() && !seen.contains(&loader.key()),
+                MarginError::PerpMarketsMissing
+            );
+            seen.push(loader.key());
+            interest.push(market.open_interest_lots);
+            weights.push(market.open_interest_lots as i128 * (market.array_spot_bits as i128 >> 32));
+        }
+        require!(seen.len() == group.perp_market_count as usize, MarginError::PerpMarketsMissing);
+        let (increases, charged) = socialize(remaining, &interest, &weights)?;
+        for (loader, increase) in loaders.iter().zip(increases) {
+            let mut market = loader.load_mut()?;
+            market.loss_per_lot_native = market.loss_per_lot_native.checked_add(increase).ok_or(MarginError::MathOverflow)?;
+        }
+        // Positions pay at least the remaining loss; the excess is the insurance fund's.
+        group.insurance_fund_native += charged - remaining;
+        msg!("socialised {} over perp open interest ({} charged)", remaining, charged);
+    }
+    account.balances[index].balance_native = 0;
+    account.release_if_zero(index);
+    account.being_liquidated = 0;
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! Rules every liquidation step follows (the instructions are `liquidate_position` and
+//! `liquidate_token`).
+//!
+//! - An account becomes liquidatable when its maintenance health is negative; the first step
+//!   marks it `being_liquidated`.
+//! - While marked, steps continue until its liquidation-end health (init weights, oracle
+//!   prices, initial requirement) is >= 0, and never beyond: a step that leaves it positive is
+//!   rejected if one unit less would also have reached zero.
+//! - Every step must strictly improve the liquidatee's liquidation-end health.
+//! - The liquidator acts with its own margin account, cannot be the liquidatee, and must have
+//!   init health >= 0 afterwards.
+//! - The liquidatee pays the group's liquidation fee; the insurance share of it goes to the
+//!   insurance fund, the rest to the liquidator as a price improvement.
+
+use crate::error::MarginError;
+use crate::health::HealthInputs;
+use crate::state::{Group, MarginAccount, PPM};
+use anchor_lang::prelude::*;
+use fixed::types::I80F48;
+use risk_engine::health::HealthKind;
+
+/// Health of `kind` for `account`, loading what it needs from `infos`.
+pub fn health_of(group: &Group, group_key: &Pubkey, account: &MarginAccount, infos: &[AccountInfo], kind: HealthKind) -> Result<I80F48> {
+    Ok(HealthInputs::load(group, group_key, account, infos)?.health(group, account, kind)?.health)
+}
+
+/// Checks that `liquidatee` may be liquidated now and returns its liquidation-end health.
+pub fn start(group: &Group, group_key: &Pubkey, liquidatee: &MarginAccount, infos: &[AccountInfo]) -> Result<I80F48> {
+    let inputs = HealthInputs::load(group, group_key, liquidatee, infos)?;
+    if liquidatee.being_liquidated == 0 {
+        let maint = inputs.health(group, liquidatee, HealthKind::Maint)?.health;
+        require!(maint < 0, MarginError::NotLiquidatable);
+    }
+    let end = inputs.health(group, liquidatee, HealthKind::LiquidationEnd)?.health;
+    require!(end < 0, MarginError::LiquidationComplete);
+    Ok(end)
+}
+
+/// Checks a proposed step: `after` is the liquidatee after it, `smaller` the liquidatee after a
+/// step one unit smaller (`None` when the step is one unit). Returns the liquidation-end health
+/// after.
+pub fn check_step(
+    group: &Group,
+    group_key: &Pubkey,
+    before_end: I80F48,
+    after: &MarginAccount,
+    smaller: Option<&MarginAccount>,
+    infos: &[AccountInfo],
+) -> Result<I80F48> {
+    let after_end = health_of(group, group_key, after, infos, HealthKind::LiquidationEnd)?;
+    require!(after_end > before_end, MarginError::LiquidationDoesNotImprove);
+    if after_end > 0 {
+        if let Some(smaller) = smaller {
+            let smaller_end = health_of(group, group_key, smaller, infos, HealthKind::LiquidationEnd)?;
+            require!(smaller_end < 0, MarginError::LiquidationExceedsTarget);
+        }
+    }
+    Ok(after_end)
+}
+
+/// Fails unless the liquidator has init health >= 0.
+pub fn check_liquidator(group: &Group, group_key: &Pubkey, liquidator: &MarginAccount, infos: &[AccountInfo]) -> Result<()> {
+    let init = health_of(group, group_key, liquidator, infos, HealthKind::Init)?;
+    require!(init >= 0, MarginError::InitHealthNegative);
+    Ok(())
+}
+
+/// Splits a fee of `fee_native` into (liquidator part, insurance part).
+pub fn split_fee(group: &Group, fee_native: i64) -> (i64, i64) {
+    let insurance = ((fee_native as i128 * group.insurance_share_ppm as i128) / PPM as i128) as i64;
+    (fee_native - insurance, insurance)
+}
+
+/// Price and fees of taking over a position, per lot, whole quote native units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PositionTerms {
+    /// Price the fill executes at: the mark moved by the liquidator's part of the fee.
+    pub price_per_lot_native: i64,
+    /// Insurance part of the fee, paid by the liquidatee per lot.
+    pub insurance_fee_per_lot_native: i64,
+    /// Whether the liquidatee is long (it sells) or short (it buys back).
+    pub liquidatee_long: bool,
+}
+
+/// Terms for a position of `held_lots` with mark `mark` (per lot) and spot per lot `spot`:
+/// the fee is the group's liquidation fee on the spot per lot, rounded up; prices round against
+/// the liquidatee.
+pub fn position_terms(group: &Group, held_lots: i64, mark: fixed::types::I32F32, spot: fixed::types::I32F32) -> PositionTerms {
+    let scale = (PPM as i128) << 32;
+    let fee = ((spot.to_bits() as i128 * group.liquidation_fee_ppm as i128 + scale - 1) / scale) as i64;
+    let (liquidator_fee, insurance_fee) = split_fee(group, fee);
+    let liquidatee_long = held_lots > 0;
+    let price = if liquidatee_long {
+        (mark.floor().to_num::<i64>() - liquidator_fee).max(0)
+    } else {
+        mark.ceil().to_num::<i64>() + liquidator_fee
+    };
+    PositionTerms { price_per_lot_native: price, insurance_fee_per_lot_native: insurance_fee, liquidatee_long }
+}
+
+/// Applies a takeover of `lots` on copies of both accounts. Returns (liquidator, liquidatee,
+/// change of long open interest).
+#[allow(clippy::too_many_arguments)]
+pub fn simulate_position(
+    liquidator: &MarginAccount,
+    liquidatee: &MarginAccount,
+    market_key: &Pubkey,
+    market: &crate::state::Market,
+    quote_bank: &Pubkey,
+    quote_bank_index: u16,
+    terms: &PositionTerms,
+    lots: i64,
+) -> Result<(MarginAccount, MarginAccount, i64)> {
+    let (mut taker, mut victim) = (*liquidator, *liquidatee);
+    let victim_lots = if terms.liquidatee_long { -lots } else { lots };
+    let price = terms.price_per_lot_native;
+    let taker_fill = crate::positions::apply_fill(&mut taker, market_key, market, quote_bank, quote_bank_index, -victim_lots, price)?;
+    let victim_fill = crate::positions::apply_fill(&mut victim, market_key, market, quote_bank, quote_bank_index, victim_lots, price)?;
+    let paid = lots.checked_mul(terms.insurance_fee_per_lot_native).ok_or(MarginError::MathOverflow)?;
+    victim.add_to_balance(quote_bank, quote_bank_index, -paid)?;
+    Ok((taker, victim, taker_fill.long_interest_change() + victim_fill.long_interest_change()))
+}
+
+/// The token side of a liquidation: which banks, at which oracle prices per native unit.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenTerms {
+    pub quote_bank: Pubkey,
+    pub quote_bank_index: u16,
+    pub quote_price: I80F48,
+    pub asset_bank: Pubkey,
+    pub asset_bank_index: u16,
+    pub asset_price: I80F48,
+}
+
+/// Collateral (asset native units) given for `liability_native` of quote debt: value x (1 + fee)
+/// at the oracle prices, rounded up (against the liquidatee).
+pub fn asset_for_liability(group: &Group, terms: &TokenTerms, liability_native: i64) -> Result<i64> {
+    let value = I80F48::from_num(liability_native).checked_mul(terms.quote_price).ok_or(MarginError::MathOverflow)?;
+    let factor = I80F48::from_num(PPM + group.liquidation_fee_ppm) / I80F48::from_num(PPM);
+    let with_fee = value.checked_mul(factor).ok_or(MarginError::MathOverflow)?;
+    let units = with_fee.checked_div(terms.asset_price).ok_or(MarginError::MathOverflow)?;
+    Ok(units.ceil().to_num::<i64>())
+}
+
+/// Applies a token liquidation of `liability_native` on copies of both accounts. Returns
+/// (liquidator, liquidatee, insurance fee).
+pub fn simulate_token(
+    group: &Group,
+    terms: &TokenTerms,
+    liquidator: &MarginAccount,
+    liquidatee: &MarginAccount,
+    liability_native: i64,
+) -> Result<(MarginAccount, MarginAccount, i64)> {
+    let asset = asset_for_liability(group, terms, liability_native)?;
+    let collateral =
+        liquidatee.balance_index(&terms.asset_bank).map(|i| liquidatee.balances[i].balance_native).unwrap_or(0);
+    require!(asset <= collateral, MarginError::LiquidationAmountTooLarge);
+    let fee = ((liability_native as i128 * group.liquidation_fee_ppm as i128) / PPM as i128) as i64;
+    let (_, insurance) = split_fee(group, fee);
+    let (mut taker, mut victim) = (*liquidator, *liquidatee);
+    victim.add_to_balance(&terms.quote_bank, terms.quote_bank_index, liability_native)?;
+    victim.add_to_balance(&terms.asset_bank, terms.asset_bank_index, -asset)?;
+    taker.add_to_balance(&terms.quote_bank, terms.quote_bank_index, -(liability_native + insurance))?;
+    taker.add_to_balance(&terms.asset_bank, terms.asset_bank_index, asset)?;
+    Ok((taker, victim, insurance))
+}

@@ -1,0 +1,251 @@
+//! Liquidation, the insurance fund and bankruptcy on the embedded bank, and the crash
+//! simulation. Every rejected instruction is checked for its exact error and for leaving the
+//! touched accounts unchanged.
+
+use anchor_lang::prelude::{AccountMeta, Pubkey};
+use pm_client::demo::{block_trade, setup_derivatives, Derivatives};
+use pm_client::health::{fill_health_accounts_for, HealthSnapshot};
+use pm_client::local_bank::LocalBank;
+use pm_client::pyth::PythPrice;
+use pm_client::sdk;
+use pm_integration_tests::*;
+use portfolio_margin::error::MarginError;
+use portfolio_margin::state::{Group, MarginAccount, Market};
+use risk_engine::health::HealthKind;
+use solana_signer::Signer;
+
+const USDC: u64 = 1_000_000;
+
+struct World {
+    bank: LocalBank,
+    market: DemoMarket,
+    d: Derivatives,
+    /// 1,000 USDC, long 30 SOL perp at $150.
+    victim: Trader,
+    /// The counterparty: 1,000,000 USDC.
+    dealer: Trader,
+    /// The liquidator: 100,000 USDC.
+    keeper: Trader,
+}
+
+async fn funded(bank: &mut LocalBank, market: &DemoMarket, usdc: u64) -> Trader {
+    let trader = new_trader(bank, market, usdc * USDC, 0).await.unwrap();
+    let owner = trader.owner.insecure_clone();
+    bank.send(&[sdk::deposit(&trader.account, &market.usdc, &trader.usdc_wallet, &owner.pubkey(), usdc * USDC)], &[&owner]).await.unwrap();
+    trader
+}
+
+async fn world() -> World {
+    let mut bank = LocalBank::start().await;
+    let market = setup_market(&mut bank).await.unwrap();
+    let d = setup_derivatives(&mut bank, &market).await.unwrap();
+    let victim = funded(&mut bank, &market, 1_000).await;
+    let dealer = funded(&mut bank, &market, 1_000_000).await;
+    let keeper = funded(&mut bank, &market, 100_000).await;
+    block_trade(&mut bank, &market, &d.perp.keys, &victim, &dealer, 30_000, 150_000).await.unwrap();
+    World { bank, market, d, victim, dealer, keeper }
+}
+
+/// Moves SOL to `price` and refreshes every array.
+async fn move_sol(w: &mut World, price: f64) {
+    post_price(&mut w.bank, &w.market.sol.oracle, w.market.sol_feed, price).await;
+    post_price(&mut w.bank, &w.market.usdc.oracle, w.market.usdc_feed, 1.0).await;
+    for keys in [w.d.perp.keys, w.d.call.keys, w.d.put.keys] {
+        w.bank.send(&[sdk::refresh_risk_array(&keys)], &[]).await.unwrap();
+    }
+}
+
+async fn health(w: &mut World, account: &Pubkey, kind: HealthKind) -> i64 {
+    onchain_health(&mut w.bank, &w.market.group, account, kind).await.unwrap().health_native
+}
+
+async fn liquidate(w: &mut World, lots: i64) -> Result<pm_client::local_bank::TxOutcome, solana_program_test::BanksClientError> {
+    let keys = w.d.perp.keys;
+    let metas = fill_health_accounts_for(&mut w.bank, &w.market.group, &w.market.usdc.bank, &[w.keeper.account, w.victim.account], &keys.market)
+        .await
+        .unwrap();
+    let ix = sdk::liquidate_position(&keys, &w.keeper.account, &w.keeper.owner.pubkey(), &w.victim.account, lots, metas);
+    w.bank.send(&[ix], &[&w.keeper.owner]).await
+}
+
+fn touched(w: &World) -> Vec<Pubkey> {
+    vec![w.victim.account, w.keeper.account, w.market.group, w.d.perp.keys.market]
+}
+
+#[tokio::test]
+async fn a_healthy_account_cannot_be_liquidated() {
+    let mut w = world().await;
+    let victim = w.victim.account;
+    assert!(health(&mut w, &victim, HealthKind::Maint).await > 0);
+    let keys = touched(&w);
+    let before = snapshot(&mut w.bank, &keys).await;
+    assert_margin_error(liquidate(&mut w, 1_000).await, MarginError::NotLiquidatable);
+    assert_eq!(before, snapshot(&mut w.bank, &keys).await);
+}
+
+#[tokio::test]
+async fn liquidation_steps_improve_health_pay_the_fee_exactly_and_stop_at_the_target() {
+    let mut w = world().await;
+    // $150 -> $135: a $450 loss on 30 SOL leaves $550 against a $648 maintenance requirement.
+    move_sol(&mut w, 135.0).await;
+    let victim = w.victim.account;
+    assert!(health(&mut w, &victim, HealthKind::Maint).await < 0);
+    let end_0 = health(&mut w, &victim, HealthKind::LiquidationEnd).await;
+
+    // The same account on both sides.
+    let keys = w.d.perp.keys;
+    let metas = fill_health_accounts_for(&mut w.bank, &w.market.group, &w.market.usdc.bank, &[victim], &keys.market).await.unwrap();
+    let ix = sdk::liquidate_position(&keys, &victim, &w.victim.owner.pubkey(), &victim, 100, metas);
+    let state = touched(&w);
+    let before = snapshot(&mut w.bank, &state).await;
+    assert_margin_error(w.bank.send(&[ix], &[&w.victim.owner]).await, MarginError::LiquidatorIsLiquidatee);
+    // Taking the whole position overshoots the target.
+    assert_margin_error(liquidate(&mut w, 30_000).await, MarginError::LiquidationExceedsTarget);
+    assert_eq!(before, snapshot(&mut w.bank, &state).await);
+
+    // A first step of 2 SOL: exact prices and fee.
+    let group: Group = w.bank.load(&w.market.group).await;
+    let (keeper_quote, insurance) = (quote(&mut w.bank, &w.keeper.account, &w.market).await, group.insurance_fund_native);
+    liquidate(&mut w, 2_000).await.unwrap();
+    // Fee: 2% of $135 per lot = 2,700 native per lot; 25% (675) to the insurance fund, 2,025 as
+    // the liquidator's price improvement: it buys at 135,000 - 2,025 = 132,975 per lot.
+    let group: Group = w.bank.load(&w.market.group).await;
+    assert_eq!(group.insurance_fund_native - insurance, 2_000 * 675);
+    let keeper_state: MarginAccount = w.bank.load(&w.keeper.account).await;
+    let slot = keeper_state.positions[keeper_state.position_index(&keys.market).unwrap()];
+    assert_eq!((slot.base_lots, slot.quote_native), (2_000, -2_000 * 132_975));
+    assert_eq!(quote(&mut w.bank, &w.keeper.account, &w.market).await, keeper_quote);
+    let end_1 = health(&mut w, &victim, HealthKind::LiquidationEnd).await;
+    assert!(end_1 > end_0, "{end_1} > {end_0}");
+    let state_victim: MarginAccount = w.bank.load(&victim).await;
+    assert_eq!(state_victim.being_liquidated, 1);
+
+    // Then exactly what brings it to zero, as the keeper computes it: accepted, and the
+    // liquidation is over.
+    let snapshot_v = HealthSnapshot::load(&mut w.bank, &w.market.group, &victim).await.unwrap();
+    let lots = exact_lots(&mut w, &snapshot_v).await;
+    liquidate(&mut w, lots).await.unwrap();
+    let end_2 = health(&mut w, &victim, HealthKind::LiquidationEnd).await;
+    assert!(end_2 >= 0 && end_2 > end_1);
+    let state_victim: MarginAccount = w.bank.load(&victim).await;
+    assert_eq!(state_victim.being_liquidated, 0);
+    // Past the target: refused, nothing changes.
+    let before = snapshot(&mut w.bank, &state).await;
+    assert_margin_error(liquidate(&mut w, 1).await, MarginError::NotLiquidatable);
+    assert_eq!(before, snapshot(&mut w.bank, &state).await);
+}
+
+/// The smallest takeover bringing liquidation-end health to zero (the keeper's search).
+async fn exact_lots(w: &mut World, snapshot: &HealthSnapshot) -> i64 {
+    use portfolio_margin::liquidation::{position_terms, simulate_position};
+    let market: Market = w.bank.load(&w.d.perp.keys.market).await;
+    let spot = fixed::types::I32F32::from_bits(market.array_spot_bits);
+    let held = snapshot.account.positions[snapshot.account.position_index(&w.d.perp.keys.market).unwrap()].base_lots;
+    let terms = position_terms(&snapshot.group, held, spot, spot);
+    let keeper: MarginAccount = w.bank.load(&w.keeper.account).await;
+    let end = |n: i64| {
+        let (_, v, _) = simulate_position(&keeper, &snapshot.account, &w.d.perp.keys.market, &market, &w.market.usdc.bank, 0, &terms, n).unwrap();
+        snapshot.health_of(&v, HealthKind::LiquidationEnd).unwrap().health
+    };
+    (1..=held).find(|n| end(*n) >= 0).unwrap()
+}
+
+async fn quote(bank: &mut LocalBank, account: &Pubkey, market: &DemoMarket) -> i64 {
+    let state: MarginAccount = bank.load(account).await;
+    state.balance_index(&market.usdc.bank).map(|i| state.balances[i].balance_native).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_liquidator_left_below_initial_health_is_refused() {
+    let mut w = world().await;
+    move_sol(&mut w, 135.0).await;
+    // A liquidator with $20 cannot take on 10 SOL of perp.
+    let poor = funded(&mut w.bank, &w.market, 20).await;
+    w.keeper = poor;
+    let state = touched(&w);
+    let before = snapshot(&mut w.bank, &state).await;
+    assert_margin_error(liquidate(&mut w, 10_000).await, MarginError::InitHealthNegative);
+    assert_eq!(before, snapshot(&mut w.bank, &state).await);
+}
+
+#[tokio::test]
+async fn stale_oracles_and_stale_arrays_stop_liquidations() {
+    let mut w = world().await;
+    move_sol(&mut w, 135.0).await;
+    let state = touched(&w);
+    let before = snapshot(&mut w.bank, &state).await;
+    // The oracle is older than a minute.
+    let now = w.bank.now().await;
+    w.bank.set_pyth_price(&w.market.sol.oracle, &PythPrice::usd(w.market.sol_feed, 135.0, 5, now - 120), None);
+    assert_margin_error(liquidate(&mut w, 1_000).await, MarginError::OracleStale);
+    // A fresh price 3% away from the arrays' reference: the arrays are stale.
+    post_price(&mut w.bank, &w.market.sol.oracle, w.market.sol_feed, 131.0).await;
+    assert_margin_error(liquidate(&mut w, 1_000).await, MarginError::RiskArrayStale);
+    // The wrong oracle account: a genuine update for the feed, not the configured account.
+    let spoof = Pubkey::new_unique();
+    post_price(&mut w.bank, &spoof, w.market.sol_feed, 131.0).await;
+    let keys = sdk::MarketKeys { oracle: spoof, ..w.d.perp.keys };
+    let metas: Vec<AccountMeta> = vec![];
+    let ix = sdk::liquidate_position(&keys, &w.keeper.account, &w.keeper.owner.pubkey(), &w.victim.account, 1_000, metas);
+    assert_margin_error(w.bank.send(&[ix], &[&w.keeper.owner]).await, MarginError::OracleKeyMismatch);
+    assert_eq!(before, snapshot(&mut w.bank, &state).await);
+}
+
+#[tokio::test]
+async fn bankruptcy_needs_an_empty_account_then_the_insurance_fund_then_socialisation() {
+    let mut w = world().await;
+    // $150 -> $100: a $1,500 loss against $1,000. Liquidate the whole position, then the
+    // account owes quote with nothing left.
+    move_sol(&mut w, 100.0).await;
+    let victim = w.victim.account;
+    let perps = [w.d.perp.keys.market];
+    let ix = sdk::resolve_bankruptcy(&w.market.group, &w.market.usdc.bank, &victim, &perps);
+    assert_margin_error(w.bank.send(&[ix.clone()], &[]).await, MarginError::NotBankrupt);
+    liquidate(&mut w, 30_000).await.unwrap();
+    let debt = quote(&mut w.bank, &victim, &w.market).await;
+    assert!(debt < 0, "{debt}");
+    let victim_state: MarginAccount = w.bank.load(&victim).await;
+    assert!(victim_state.positions.iter().all(|p| p.in_use == 0));
+
+    // The insurance fund (only the fees so far) is exhausted: the rest is socialised over the
+    // perp open interest (the dealer's and the keeper's 30 SOL each).
+    let group: Group = w.bank.load(&w.market.group).await;
+    let insurance = group.insurance_fund_native;
+    assert!(insurance < -debt);
+    // Every perp market must be passed.
+    let missing = sdk::resolve_bankruptcy(&w.market.group, &w.market.usdc.bank, &victim, &[]);
+    assert_margin_error(w.bank.send(&[missing], &[]).await, MarginError::PerpMarketsMissing);
+    let market_before: Market = w.bank.load(&w.d.perp.keys.market).await;
+    w.bank.send(&[ix.clone()], &[]).await.unwrap();
+    let market_after: Market = w.bank.load(&w.d.perp.keys.market).await;
+    let group: Group = w.bank.load(&w.market.group).await;
+    let remaining = -debt - insurance;
+    let increase = market_after.loss_per_lot_native - market_before.loss_per_lot_native;
+    let charged = increase * 2 * market_after.open_interest_lots;
+    assert_eq!(increase, (remaining + 2 * 30_000 - 1) / (2 * 30_000));
+    assert!(charged >= remaining && charged - remaining < 2 * 30_000);
+    assert_eq!(group.insurance_fund_native, charged - remaining, "the rounding excess goes to the insurance fund");
+    assert_eq!(quote(&mut w.bank, &victim, &w.market).await, 0);
+    // The account is empty and usable: it can deposit again.
+    let owner = w.victim.owner.insecure_clone();
+    w.bank.mint_to(&w.market.usdc.mint, &w.victim.usdc_wallet, &anchor_spl::token::spl_token::ID, USDC).await.unwrap();
+    w.bank.send(&[sdk::deposit(&victim, &w.market.usdc, &w.victim.usdc_wallet, &owner.pubkey(), USDC)], &[&owner]).await.unwrap();
+    // Resolving again: nothing to cover.
+    assert_margin_error(w.bank.send(&[ix], &[]).await, MarginError::NoLiability);
+    // The socialised loss is owed by both perp holders.
+    let snapshot_dealer = HealthSnapshot::load(&mut w.bank, &w.market.group, &w.dealer.account).await.unwrap();
+    let dealer_slot = snapshot_dealer.account.positions[snapshot_dealer.account.position_index(&perps[0]).unwrap()];
+    let owed = portfolio_margin::positions::perp_cash_owed(&dealer_slot, &market_after).unwrap();
+    assert_eq!(owed, 30_000 * increase);
+}
+
+#[tokio::test]
+async fn the_crash_simulation_liquidates_everything_and_reconciles_to_the_native_unit() {
+    let report = pm_client::crash::run(204, false).await.unwrap();
+    println!("{report:#?}");
+    assert!(report.liquidatable_after_crash > 20, "the crash should hurt: {report:?}");
+    assert!(report.keeper.position_liquidations > 0 && report.keeper.bankruptcies > 0, "{report:?}");
+    assert_eq!(report.unresolved, 0, "every account healthy or resolved: {report:?}");
+    assert_eq!(report.usdc_vault, report.usdc_claims, "USDC vault vs balances + insurance + perp cash");
+    assert_eq!(report.sol_vault, report.sol_claims, "SOL vault vs balances");
+}
