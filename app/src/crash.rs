@@ -6,7 +6,7 @@ use crate::demo::{
     block_trade, model_price_per_lot, new_trader, post_price, setup_derivatives, setup_market, DemoMarket, Derivatives, Trader,
 };
 use crate::health::HealthSnapshot;
-use crate::keeper::{is_bankrupt, Keeper, KeeperReport};
+use crate::keeper::{is_bankrupt, Keeper, KeeperReport, Liquidator};
 use crate::local_bank::LocalBank;
 use crate::sdk;
 use anchor_lang::prelude::Pubkey;
@@ -149,7 +149,7 @@ pub async fn run(traders: usize, verbose: bool) -> Result<CrashReport> {
     let keeper = Keeper {
         group: market.group,
         quote: market.usdc,
-        liquidator: keeper_trader,
+        liquidator: Liquidator { owner: keeper_trader.owner.insecure_clone(), account: keeper_trader.account },
         markets: vec![d.perp.keys, d.call.keys, d.put.keys],
         perp_markets: vec![d.perp.keys.market],
     };

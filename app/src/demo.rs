@@ -219,6 +219,29 @@ pub async fn run() -> Result<()> {
         bank.send(&[sdk::refresh_risk_array(&keys)], &[]).await?;
     }
     print_health(&mut bank, &market, &trader).await?;
+    println!("\n== crash: 60 more accounts with hedged, naked, leveraged, long-option and multi-collateral books ==");
+    let report = crate::crash::run(60, true).await?;
+    println!(
+        "  keeper: {} rounds, {} position liquidations, {} token liquidations, {} bankruptcies resolved ({} lost races)",
+        report.keeper.rounds,
+        report.keeper.position_liquidations,
+        report.keeper.token_liquidations,
+        report.keeper.bankruptcies,
+        report.keeper.lost_races
+    );
+    println!(
+        "  insurance fund {} -> {}; unresolved accounts: {}",
+        usd(report.insurance_before),
+        usd(report.insurance_after),
+        report.unresolved
+    );
+    println!(
+        "  reconciliation: USDC vault {} = balances + insurance + perp cash {}; SOL vault {} = balances {}",
+        report.usdc_vault, report.usdc_claims, report.sol_vault, report.sol_claims
+    );
+    if report.unresolved != 0 || report.usdc_vault != report.usdc_claims || report.sol_vault != report.sol_claims {
+        return Err(anyhow!("the crash left unresolved accounts or unreconciled vaults: {report:?}"));
+    }
     println!("\ndemo complete");
     Ok(())
 }

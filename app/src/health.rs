@@ -2,7 +2,7 @@
 //! program runs (`portfolio_margin::health::compute_health`), so a client knows before signing
 //! what the chain will enforce, and which accounts to pass.
 
-use crate::local_bank::LocalBank;
+use crate::chain::Chain;
 use anchor_lang::prelude::{AccountMeta, Pubkey};
 use anchor_lang::AccountDeserialize;
 use portfolio_margin::health::{
@@ -35,15 +35,20 @@ fn reading(update: &PriceUpdateV2, config: &OracleConfig, now: i64) -> anyhow::R
 
 impl HealthSnapshot {
     /// Reads the group, the account and everything its health needs from the embedded bank.
-    pub async fn load(bank: &mut LocalBank, group_key: &Pubkey, account_key: &Pubkey) -> anyhow::Result<Self> {
-        let account: MarginAccount = bank.load(account_key).await;
-        Self::load_for(bank, group_key, account, &[]).await
+    pub async fn load<C: Chain>(chain: &mut C, group_key: &Pubkey, account_key: &Pubkey) -> anyhow::Result<Self> {
+        let account: MarginAccount = chain.read(account_key).await?;
+        Self::load_for(chain, group_key, account, &[]).await
     }
 
     /// Like [`HealthSnapshot::load`] for an account given by value, also loading `extra_markets`
     /// (markets an instruction is about to open positions in).
-    pub async fn load_for(bank: &mut LocalBank, group_key: &Pubkey, account: MarginAccount, extra_markets: &[Pubkey]) -> anyhow::Result<Self> {
-        let group: Group = bank.load(group_key).await;
+    pub async fn load_for<C: Chain>(
+        chain: &mut C,
+        group_key: &Pubkey,
+        account: MarginAccount,
+        extra_markets: &[Pubkey],
+    ) -> anyhow::Result<Self> {
+        let group: Group = chain.read(group_key).await?;
         let mut snapshot = HealthSnapshot {
             group_key: *group_key,
             group,
@@ -52,31 +57,31 @@ impl HealthSnapshot {
             markets: HashMap::new(),
             underlyings: HashMap::new(),
             oracles: HashMap::new(),
-            now: bank.now().await,
+            now: chain.now().await?,
         };
         for balance in account.active_balances() {
-            snapshot.banks.insert(balance.bank, bank.load(&balance.bank).await);
+            snapshot.banks.insert(balance.bank, chain.read(&balance.bank).await?);
         }
         if group.quote_bank != Pubkey::default() {
-            snapshot.banks.insert(group.quote_bank, bank.load(&group.quote_bank).await);
+            snapshot.banks.insert(group.quote_bank, chain.read(&group.quote_bank).await?);
         }
         let market_keys: Vec<Pubkey> =
             account.positions.iter().filter(|p| p.in_use == 1).map(|p| p.market).chain(extra_markets.iter().copied()).collect();
         for key in market_keys {
-            let market: Market = bank.load(&key).await;
+            let market: Market = chain.read(&key).await?;
             snapshot.markets.insert(key, market);
-            let underlying: Underlying = bank.load(&market.underlying).await;
+            let underlying: Underlying = chain.read(&market.underlying).await?;
             snapshot.underlyings.insert(market.underlying, underlying);
         }
         for bank_state in snapshot.banks.clone().values() {
             if bank_state.underlying != Pubkey::default() {
-                snapshot.underlyings.insert(bank_state.underlying, bank.load(&bank_state.underlying).await);
+                snapshot.underlyings.insert(bank_state.underlying, chain.read(&bank_state.underlying).await?);
             }
         }
         let oracle_keys: Vec<Pubkey> =
             snapshot.banks.values().map(|b| b.oracle).chain(snapshot.underlyings.values().map(|u| u.oracle)).collect();
         for key in oracle_keys {
-            let data = bank.account_data(&key).await.ok_or_else(|| anyhow::anyhow!("oracle {key} missing"))?;
+            let data = chain.account_data(&key).await?.ok_or_else(|| anyhow::anyhow!("oracle {key} missing"))?;
             snapshot.oracles.insert(key, PriceUpdateV2::try_deserialize(&mut &data[..])?);
         }
         Ok(snapshot)
@@ -189,10 +194,10 @@ pub fn push_unique(metas: &mut Vec<AccountMeta>, key: Pubkey) {
 
 /// Health accounts of several accounts as they are now (the union; extras are ignored
 /// on-chain).
-pub async fn union_health_accounts(bank: &mut LocalBank, group: &Pubkey, accounts: &[Pubkey]) -> anyhow::Result<Vec<AccountMeta>> {
+pub async fn union_health_accounts<C: Chain>(chain: &mut C, group: &Pubkey, accounts: &[Pubkey]) -> anyhow::Result<Vec<AccountMeta>> {
     let mut metas = Vec::new();
     for account in accounts {
-        let snapshot = HealthSnapshot::load(bank, group, account).await?;
+        let snapshot = HealthSnapshot::load(chain, group, account).await?;
         for meta in snapshot.health_accounts(&snapshot.account) {
             push_unique(&mut metas, meta.pubkey);
         }
@@ -202,20 +207,20 @@ pub async fn union_health_accounts(bank: &mut LocalBank, group: &Pubkey, account
 
 /// Health accounts covering `accounts` after a fill in `market`, which may open a position
 /// there and a balance in the quote bank.
-pub async fn fill_health_accounts_for(
-    bank: &mut LocalBank,
+pub async fn fill_health_accounts_for<C: Chain>(
+    chain: &mut C,
     group: &Pubkey,
     quote_bank: &Pubkey,
     accounts: &[Pubkey],
     market: &Pubkey,
 ) -> anyhow::Result<Vec<AccountMeta>> {
     let mut metas = Vec::new();
-    let state: Market = bank.load(market).await;
+    let state: Market = chain.read(market).await?;
     for account in accounts {
-        let mut predicted: MarginAccount = bank.load(account).await;
+        let mut predicted: MarginAccount = chain.read(account).await?;
         let _ = predicted.position_index_or_insert(market, &state);
         let _ = predicted.balance_index_or_insert(quote_bank, 0);
-        let snapshot = HealthSnapshot::load_for(bank, group, predicted, &[*market]).await?;
+        let snapshot = HealthSnapshot::load_for(chain, group, predicted, &[*market]).await?;
         for meta in snapshot.health_accounts(&predicted) {
             push_unique(&mut metas, meta.pubkey);
         }

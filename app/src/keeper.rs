@@ -9,9 +9,8 @@
 //! bankruptcy. A step another keeper got to first fails with a liquidation error: that is a
 //! normal outcome, counted and skipped, so several keepers can run at once.
 
-use crate::demo::Trader;
 use crate::health::{fill_health_accounts_for, push_unique, union_health_accounts, HealthSnapshot};
-use crate::local_bank::LocalBank;
+use crate::chain::{Chain, ChainError};
 use crate::sdk::{self, BankKeys, MarketKeys};
 use anchor_lang::prelude::Pubkey;
 use anyhow::Result;
@@ -35,35 +34,79 @@ pub struct KeeperReport {
     pub lost_races: u32,
 }
 
+/// The keeper's own margin account and the key that signs for it (owner or delegate).
+pub struct Liquidator {
+    pub owner: solana_keypair::Keypair,
+    pub account: Pubkey,
+}
+
 /// A keeper acting with its own margin account.
 pub struct Keeper {
     pub group: Pubkey,
     pub quote: BankKeys,
-    pub liquidator: Trader,
+    pub liquidator: Liquidator,
     /// Every market of the group (refreshed each round).
     pub markets: Vec<MarketKeys>,
     /// Every perp market of the group (bankruptcy socialisation needs them all).
     pub perp_markets: Vec<Pubkey>,
 }
 
+/// How a sent step ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The step went through.
+    Done,
+    /// Someone else got there first (or the price moved): nothing to do.
+    LostRace,
+}
+
 /// The next step for one account.
-enum Step {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Take over `lots` of the position in a market.
     Position { keys: MarketKeys, lots: i64 },
+    /// Pay `liability_native` of quote debt for collateral in `asset_bank`.
     Token { asset_bank: Pubkey, liability_native: i64 },
+    /// Resolve the bankruptcy.
     Bankruptcy,
 }
 
 /// Errors that mean "nothing to do here any more", not a failure.
-fn is_lost_race(error: &solana_program_test::BanksClientError) -> bool {
-    let code = format!("{error:?}");
+pub fn is_lost_race(error: &ChainError) -> bool {
     [MarginError::NotLiquidatable, MarginError::LiquidationComplete, MarginError::NoLiability, MarginError::NoPosition]
         .iter()
-        .any(|e| code.contains(&format!("Custom({})", *e as u32 + anchor_lang::error::ERROR_CODE_OFFSET)))
+        .any(|e| error.custom_code == Some(*e as u32 + anchor_lang::error::ERROR_CODE_OFFSET))
 }
 
 impl Keeper {
+    /// Finds the group's quote bank and markets on `chain` (a cluster: the embedded bank cannot
+    /// list accounts).
+    pub async fn discover<C: Chain>(chain: &mut C, group: Pubkey, liquidator: Liquidator) -> Result<Keeper> {
+        use anchor_lang::Discriminator;
+        let state: portfolio_margin::state::Group = chain.read(&group).await?;
+        let quote_bank: portfolio_margin::state::CollateralBank = chain.read(&state.quote_bank).await?;
+        let quote = BankKeys::of(state.quote_bank, &quote_bank);
+        let mut markets = Vec::new();
+        let mut perp_markets = Vec::new();
+        for (key, data) in chain.group_accounts(Market::DISCRIMINATOR, &group).await? {
+            let market: Market = bytemuck::pod_read_unaligned(&data[8..8 + core::mem::size_of::<Market>()]);
+            let underlying: portfolio_margin::state::Underlying = chain.read(&market.underlying).await?;
+            markets.push(MarketKeys { group, market: key, underlying: market.underlying, oracle: underlying.oracle, quote_bank: quote.bank });
+            if !market.is_option() {
+                perp_markets.push(key);
+            }
+        }
+        Ok(Keeper { group, quote, liquidator, markets, perp_markets })
+    }
+
+    /// Every margin account of the group on `chain` (a cluster).
+    pub async fn margin_accounts<C: Chain>(&self, chain: &mut C) -> Result<Vec<Pubkey>> {
+        use anchor_lang::Discriminator;
+        Ok(chain.group_accounts(MarginAccount::DISCRIMINATOR, &self.group).await?.into_iter().map(|(k, _)| k).collect())
+    }
+
     /// Runs rounds until no account is liquidatable or bankrupt (or `max_rounds`).
-    pub async fn run(&self, bank: &mut LocalBank, accounts: &[Pubkey], max_rounds: u32, verbose: bool) -> Result<KeeperReport> {
+    pub async fn run<C: Chain>(&self, bank: &mut C, accounts: &[Pubkey], max_rounds: u32, verbose: bool) -> Result<KeeperReport> {
         let mut report = KeeperReport::default();
         while report.rounds < max_rounds {
             report.rounds += 1;
@@ -110,63 +153,77 @@ impl Keeper {
     }
 
     /// Takes steps on one account until it is healthy, resolved, or a step is refused.
-    async fn work_account(&self, bank: &mut LocalBank, account: &Pubkey, report: &mut KeeperReport) -> Result<()> {
+    async fn work_account<C: Chain>(&self, chain: &mut C, account: &Pubkey, report: &mut KeeperReport) -> Result<()> {
         for _ in 0..64 {
-            let snapshot = HealthSnapshot::load(bank, &self.group, account).await?;
-            let Some(_) = self.needs_work(&snapshot)? else { return Ok(()) };
-            let Some(step) = self.next_step(bank, &snapshot).await? else { return Ok(()) };
-            let liquidator = &self.liquidator;
-            let result = match &step {
-                Step::Position { keys, lots } => {
-                    let metas = fill_health_accounts_for(bank, &self.group, &self.quote.bank, &[liquidator.account, *account], &keys.market).await?;
-                    let ix = sdk::liquidate_position(keys, &liquidator.account, &liquidator.owner.pubkey(), account, *lots, metas);
-                    bank.send_v0(&[ix], &[&liquidator.owner]).await
-                }
-                Step::Token { asset_bank, liability_native } => {
-                    let mut metas = union_health_accounts(bank, &self.group, &[liquidator.account, *account]).await?;
-                    let asset: portfolio_margin::state::CollateralBank = bank.load(asset_bank).await;
-                    for key in [*asset_bank, asset.oracle, self.quote.bank, self.quote.oracle] {
-                        push_unique(&mut metas, key);
-                    }
-                    let ix = sdk::liquidate_token(
-                        &self.group,
-                        &self.quote.bank,
-                        asset_bank,
-                        &liquidator.account,
-                        &liquidator.owner.pubkey(),
-                        account,
-                        *liability_native,
-                        metas,
-                    );
-                    bank.send_v0(&[ix], &[&liquidator.owner]).await
-                }
-                Step::Bankruptcy => {
-                    bank.send(&[sdk::resolve_bankruptcy(&self.group, &self.quote.bank, account, &self.perp_markets)], &[]).await
-                }
-            };
-            match result {
-                Ok(_) => match step {
+            let Some(step) = self.plan(chain, account).await? else { return Ok(()) };
+            match self.execute(chain, account, &step).await? {
+                Outcome::Done => match step {
                     Step::Position { .. } => report.position_liquidations += 1,
                     Step::Token { .. } => report.token_liquidations += 1,
                     Step::Bankruptcy => report.bankruptcies += 1,
                 },
-                Err(e) if is_lost_race(&e) => {
+                Outcome::LostRace => {
                     report.lost_races += 1;
                     return Ok(());
                 }
-                Err(e) => return Err(anyhow::anyhow!("liquidating {account}: {e:?}")),
             }
         }
         Ok(())
     }
 
+    /// The next step for `account`, if it needs one.
+    pub async fn plan<C: Chain>(&self, chain: &mut C, account: &Pubkey) -> Result<Option<Step>> {
+        let snapshot = HealthSnapshot::load(chain, &self.group, account).await?;
+        if self.needs_work(&snapshot)?.is_none() {
+            return Ok(None);
+        }
+        self.next_step(chain, &snapshot).await
+    }
+
+    /// Sends a planned step. A step made unnecessary in the meantime (another keeper, a price
+    /// move) is [`Outcome::LostRace`], not an error.
+    pub async fn execute<C: Chain>(&self, chain: &mut C, account: &Pubkey, step: &Step) -> Result<Outcome> {
+        let liquidator = &self.liquidator;
+        let result = match step {
+            Step::Position { keys, lots } => {
+                let metas = fill_health_accounts_for(chain, &self.group, &self.quote.bank, &[liquidator.account, *account], &keys.market).await?;
+                let ix = sdk::liquidate_position(keys, &liquidator.account, &liquidator.owner.pubkey(), account, *lots, metas);
+                chain.send_large(&[ix], &[&liquidator.owner]).await
+            }
+            Step::Token { asset_bank, liability_native } => {
+                let mut metas = union_health_accounts(chain, &self.group, &[liquidator.account, *account]).await?;
+                let asset: portfolio_margin::state::CollateralBank = chain.read(asset_bank).await?;
+                for key in [*asset_bank, asset.oracle, self.quote.bank, self.quote.oracle] {
+                    push_unique(&mut metas, key);
+                }
+                let ix = sdk::liquidate_token(
+                    &self.group,
+                    &self.quote.bank,
+                    asset_bank,
+                    &liquidator.account,
+                    &liquidator.owner.pubkey(),
+                    account,
+                    *liability_native,
+                    metas,
+                );
+                chain.send_large(&[ix], &[&liquidator.owner]).await
+            }
+            Step::Bankruptcy => chain.send(&[sdk::resolve_bankruptcy(&self.group, &self.quote.bank, account, &self.perp_markets)], &[]).await,
+        };
+        match result {
+            Ok(_) => Ok(Outcome::Done),
+            Err(e) if is_lost_race(&e) => Ok(Outcome::LostRace),
+            Err(e) => Err(anyhow::anyhow!("liquidating {account}: {e}")),
+        }
+    }
+
     /// The next step for an account that needs work, sized exactly.
-    async fn next_step(&self, bank: &mut LocalBank, snapshot: &HealthSnapshot) -> Result<Option<Step>> {
+    async fn next_step<C: Chain>(&self, bank: &mut C, snapshot: &HealthSnapshot) -> Result<Option<Step>> {
         let victim = snapshot.account;
         if is_bankrupt(&victim, &self.quote.bank) {
             return Ok(Some(Step::Bankruptcy));
         }
-        let liquidator: MarginAccount = bank.load(&self.liquidator.account).await;
+        let liquidator: MarginAccount = bank.read(&self.liquidator.account).await?;
         let end = |a: &MarginAccount| snapshot.health_of(a, HealthKind::LiquidationEnd).map(|h| h.health);
         // Largest position first, by notional.
         let mut best: Option<(i128, Pubkey)> = None;

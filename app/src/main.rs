@@ -40,6 +40,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The keeper: liquidates unhealthy accounts and resolves bankruptcies.
+    Keeper {
+        #[command(subcommand)]
+        command: KeeperCommand,
+    },
     /// Portfolio vs standard margin for every portfolio in a directory, as a Markdown table.
     StrategyTable {
         #[arg(long, default_value = "strategies")]
@@ -48,6 +53,57 @@ enum Command {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum KeeperCommand {
+    /// Scan and liquidate. With --url: against that cluster, forever (or --once). Without: on
+    /// an embedded bank after a simulated crash of --simulate-crash accounts.
+    Run {
+        /// JSON-RPC URL of the cluster (e.g. http://127.0.0.1:8899).
+        #[arg(long)]
+        url: Option<String>,
+        /// Fee payer and liquidator authority, a Solana CLI keypair file.
+        #[arg(long, default_value = "~/.config/solana/id.json")]
+        keypair: String,
+        /// The group to keep.
+        #[arg(long)]
+        group: Option<String>,
+        /// The keeper's own margin account (owned or delegated to the keypair).
+        #[arg(long)]
+        liquidator_account: Option<String>,
+        /// Seconds between scans against a cluster.
+        #[arg(long, default_value_t = 5)]
+        interval_secs: u64,
+        /// Scan once and exit.
+        #[arg(long)]
+        once: bool,
+        /// Embedded bank: number of accounts in the simulated crash.
+        #[arg(long, default_value_t = 60)]
+        simulate_crash: usize,
+    },
+}
+
+async fn keeper_on_cluster(url: &str, keypair: &str, group: &str, liquidator_account: &str, interval_secs: u64, once: bool) -> anyhow::Result<()> {
+    use pm_client::chain::{read_keypair_file, RpcChain};
+    use pm_client::keeper::{Keeper, Liquidator};
+    let expanded = keypair.replacen('~', &std::env::var("HOME").unwrap_or_default(), 1);
+    let owner = read_keypair_file(std::path::Path::new(&expanded))?;
+    let parse = |s: &str, what: &str| s.parse::<anchor_lang::prelude::Pubkey>().map_err(|e| anyhow::anyhow!("--{what} {s}: {e}"));
+    let group = parse(group, "group")?;
+    let account = parse(liquidator_account, "liquidator-account")?;
+    let mut chain = RpcChain::new(url, owner.insecure_clone());
+    let keeper = Keeper::discover(&mut chain, group, Liquidator { owner, account }).await?;
+    println!("keeping group {group}: {} markets ({} perps)", keeper.markets.len(), keeper.perp_markets.len());
+    loop {
+        let accounts = keeper.margin_accounts(&mut chain).await?;
+        let report = keeper.run(&mut chain, &accounts, 10, true).await?;
+        println!("scanned {} accounts: {report:?}", accounts.len());
+        if once {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(interval_secs)).await;
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -73,6 +129,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 print!("{}", margin_cli::format_report(&report));
             }
             Ok(())
+        }
+        Command::Keeper { command: KeeperCommand::Run { url, keypair, group, liquidator_account, interval_secs, once, simulate_crash } } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            match url {
+                Some(url) => {
+                    let group = group.ok_or_else(|| anyhow::anyhow!("--group is required with --url"))?;
+                    let account = liquidator_account.ok_or_else(|| anyhow::anyhow!("--liquidator-account is required with --url"))?;
+                    runtime.block_on(keeper_on_cluster(&url, &keypair, &group, &account, interval_secs, once))
+                }
+                None => runtime.block_on(async {
+                    println!("embedded bank: {simulate_crash} accounts, then a 30% crash and the keeper");
+                    let report = pm_client::crash::run(simulate_crash, true).await?;
+                    println!("{report:#?}");
+                    Ok(())
+                }),
+            }
         }
         Command::StrategyTable { dir, out } => {
             let table = margin_cli::strategy_table(&dir)?;

@@ -249,3 +249,77 @@ async fn the_crash_simulation_liquidates_everything_and_reconciles_to_the_native
     assert_eq!(report.usdc_vault, report.usdc_claims, "USDC vault vs balances + insurance + perp cash");
     assert_eq!(report.sol_vault, report.sol_claims, "SOL vault vs balances");
 }
+
+fn keeper_for(w: &World, who: &Trader) -> pm_client::keeper::Keeper {
+    pm_client::keeper::Keeper {
+        group: w.market.group,
+        quote: w.market.usdc,
+        liquidator: pm_client::keeper::Liquidator { owner: who.owner.insecure_clone(), account: who.account },
+        markets: vec![w.d.perp.keys, w.d.call.keys, w.d.put.keys],
+        perp_markets: vec![w.d.perp.keys.market],
+    }
+}
+
+#[tokio::test]
+async fn two_keepers_racing_one_wins_the_other_loses_quietly() {
+    use pm_client::keeper::{Outcome, Step};
+    let mut w = world().await;
+    move_sol(&mut w, 135.0).await;
+    let second = funded(&mut w.bank, &w.market, 100_000).await;
+    let (a, b) = (keeper_for(&w, &w.keeper), keeper_for(&w, &second));
+    let victim = w.victim.account;
+    // Both plan the same step; B sends first and completes the liquidation.
+    let step_a = a.plan(&mut w.bank, &victim).await.unwrap().expect("a step");
+    assert!(matches!(step_a, Step::Position { .. }));
+    let report = b.run(&mut w.bank, &[victim], 5, false).await.unwrap();
+    assert_eq!(report.position_liquidations, 1);
+    // A's stale step is a lost race, not an error, and changes nothing.
+    let state = touched(&w);
+    let before = snapshot(&mut w.bank, &state).await;
+    assert_eq!(a.execute(&mut w.bank, &victim, &step_a).await.unwrap(), Outcome::LostRace);
+    assert_eq!(before, snapshot(&mut w.bank, &state).await);
+    // And a full run of A finds nothing left to do.
+    let report = a.run(&mut w.bank, &[victim], 5, false).await.unwrap();
+    assert_eq!((report.position_liquidations, report.token_liquidations, report.bankruptcies), (0, 0, 0));
+}
+
+#[tokio::test]
+async fn token_liquidation_swaps_quote_debt_for_collateral_at_the_oracle_plus_the_fee() {
+    let mut w = world().await;
+    // A second victim: 2 SOL of collateral, a settled loss of 400 USDC (as a closed perp would
+    // leave it). At $150 x 2 x 0.95 = $285 of init collateral it is under water.
+    let victim = new_trader(&mut w.bank, &w.market, 0, 2 * 1_000_000_000).await.unwrap();
+    let owner = victim.owner.insecure_clone();
+    w.bank.send(&[sdk::deposit(&victim.account, &w.market.sol, &victim.sol_wallet, &owner.pubkey(), 2_000_000_000)], &[&owner]).await.unwrap();
+    force_balance(&mut w.bank, &victim.account, &w.market.usdc.bank, -280 * USDC as i64).await;
+    let keeper = keeper_for(&w, &w.keeper);
+    let step = keeper.plan(&mut w.bank, &victim.account).await.unwrap().expect("liquidatable");
+    let pm_client::keeper::Step::Token { asset_bank, liability_native } = step else { panic!("expected a token step: {step:?}") };
+    assert_eq!(asset_bank, w.market.sol.bank);
+    let metas = pm_client::health::union_health_accounts(&mut w.bank, &w.market.group, &[w.keeper.account, victim.account]).await.unwrap();
+    let metas: Vec<AccountMeta> = metas.into_iter().chain([w.market.sol.bank, w.market.sol.oracle, w.market.usdc.bank, w.market.usdc.oracle].map(|k| AccountMeta::new_readonly(k, false))).collect();
+    let ix = |amount: i64| sdk::liquidate_token(&w.market.group, &w.market.usdc.bank, &asset_bank, &w.keeper.account, &w.keeper.owner.pubkey(), &victim.account, amount, metas.clone());
+    let state = vec![victim.account, w.keeper.account, w.market.group];
+    let before = snapshot(&mut w.bank, &state).await;
+    // Quote as the asset, and more than needed, are refused.
+    let quote_as_asset = sdk::liquidate_token(&w.market.group, &w.market.usdc.bank, &w.market.usdc.bank, &w.keeper.account, &w.keeper.owner.pubkey(), &victim.account, 1, metas.clone());
+    assert_margin_error(w.bank.send(&[quote_as_asset], &[&w.keeper.owner]).await, MarginError::AssetIsQuote);
+    assert_margin_error(w.bank.send(&[ix(liability_native + 1_000_000)], &[&w.keeper.owner]).await, MarginError::LiquidationExceedsTarget);
+    assert_eq!(before, snapshot(&mut w.bank, &state).await);
+    let group: Group = w.bank.load(&w.market.group).await;
+    let keeper_quote = quote(&mut w.bank, &w.keeper.account, &w.market).await;
+    w.bank.send(&[ix(liability_native)], &[&w.keeper.owner]).await.unwrap();
+    // The victim's debt shrank by exactly the amount; it gave SOL worth amount x 1.02 at $150
+    // (rounded up); the keeper paid the amount plus the insurance quarter of the 2% fee.
+    assert_eq!(quote(&mut w.bank, &victim.account, &w.market).await, -280 * USDC as i64 + liability_native);
+    // 1 lamport = 0.15 micro-USD: SOL given = amount x 1.02 / 0.15, rounded up.
+    let sol_given = (liability_native as i128 * 102_000 + 14_999) / 15_000;
+    let victim_state: MarginAccount = w.bank.load(&victim.account).await;
+    let sol_left = victim_state.balances[victim_state.balance_index(&w.market.sol.bank).unwrap()].balance_native;
+    assert!((2_000_000_000 - sol_left) as i128 - sol_given <= 1, "{} vs {sol_given}", 2_000_000_000 - sol_left);
+    let insurance = liability_native * 20_000 / 1_000_000 / 4;
+    let group_after: Group = w.bank.load(&w.market.group).await;
+    assert_eq!(group_after.insurance_fund_native - group.insurance_fund_native, insurance);
+    assert_eq!(quote(&mut w.bank, &w.keeper.account, &w.market).await, keeper_quote - liability_native - insurance);
+    assert!(health(&mut w, &victim.account, HealthKind::LiquidationEnd).await >= 0);
+}

@@ -1,0 +1,208 @@
+//! Where the client reads accounts and sends transactions: the embedded bank
+//! ([`LocalBank`]) or a cluster over JSON-RPC ([`RpcChain`]). The keeper and off-chain health
+//! are written against [`Chain`], so the code the tests exercise on the embedded bank is the
+//! code that runs against a cluster.
+
+use crate::local_bank::{LocalBank, TxOutcome};
+use anchor_lang::prelude::Pubkey;
+use anchor_lang::solana_program::instruction::Instruction;
+use anyhow::{anyhow, Result};
+use solana_keypair::Keypair;
+use solana_signer::Signer;
+
+/// A failed transaction: the program's custom error code when there is one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainError {
+    /// `Custom(code)` of the failing instruction, if the program returned one.
+    pub custom_code: Option<u32>,
+    /// The transport's description.
+    pub message: String,
+}
+
+impl std::fmt::Display for ChainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for ChainError {}
+
+fn custom_code(error: &solana_transaction_error::TransactionError) -> Option<u32> {
+    match error {
+        solana_transaction_error::TransactionError::InstructionError(_, solana_instruction_error::InstructionError::Custom(code)) => {
+            Some(*code)
+        }
+        _ => None,
+    }
+}
+
+/// Reading accounts and sending transactions.
+#[allow(async_fn_in_trait)] // used with concrete types only; no Send bound needed
+pub trait Chain {
+    /// Raw data of an account, if it exists.
+    async fn account_data(&mut self, key: &Pubkey) -> Result<Option<Vec<u8>>>;
+    /// The cluster's unix time (the clock sysvar).
+    async fn now(&mut self) -> Result<i64>;
+    /// Sends one transaction signed by the fee payer and `signers`.
+    async fn send(&mut self, instructions: &[Instruction], signers: &[&Keypair]) -> std::result::Result<TxOutcome, ChainError>;
+    /// Sends one transaction that may need an address lookup table (many accounts).
+    async fn send_large(&mut self, instructions: &[Instruction], signers: &[&Keypair]) -> std::result::Result<TxOutcome, ChainError>;
+    /// Program accounts with the given discriminator whose group (at offset 8) is `group`.
+    async fn group_accounts(&mut self, discriminator: &[u8], group: &Pubkey) -> Result<Vec<(Pubkey, Vec<u8>)>>;
+
+    /// A zero-copy program account (after its 8-byte discriminator).
+    async fn read<T: bytemuck::Pod>(&mut self, key: &Pubkey) -> Result<T> {
+        let data = self.account_data(key).await?.ok_or_else(|| anyhow!("account {key} does not exist"))?;
+        let size = core::mem::size_of::<T>();
+        if data.len() < 8 + size {
+            return Err(anyhow!("account {key} is too small for the expected type"));
+        }
+        Ok(bytemuck::pod_read_unaligned(&data[8..8 + size]))
+    }
+}
+
+impl Chain for LocalBank {
+    async fn account_data(&mut self, key: &Pubkey) -> Result<Option<Vec<u8>>> {
+        Ok(LocalBank::account_data(self, key).await)
+    }
+
+    async fn now(&mut self) -> Result<i64> {
+        Ok(LocalBank::now(self).await)
+    }
+
+    async fn send(&mut self, instructions: &[Instruction], signers: &[&Keypair]) -> std::result::Result<TxOutcome, ChainError> {
+        LocalBank::send(self, instructions, signers).await.map_err(bank_error)
+    }
+
+    async fn send_large(&mut self, instructions: &[Instruction], signers: &[&Keypair]) -> std::result::Result<TxOutcome, ChainError> {
+        LocalBank::send_v0(self, instructions, signers).await.map_err(bank_error)
+    }
+
+    async fn group_accounts(&mut self, _discriminator: &[u8], _group: &Pubkey) -> Result<Vec<(Pubkey, Vec<u8>)>> {
+        Err(anyhow!("the embedded bank cannot list program accounts: pass the accounts explicitly"))
+    }
+}
+
+fn bank_error(error: solana_program_test::BanksClientError) -> ChainError {
+    let custom = match &error {
+        solana_program_test::BanksClientError::TransactionError(e) => custom_code(e),
+        solana_program_test::BanksClientError::SimulationError { err, .. } => custom_code(err),
+        _ => None,
+    };
+    ChainError { custom_code: custom, message: format!("{error:?}") }
+}
+
+/// A cluster reached over JSON-RPC, with a fee payer.
+pub struct RpcChain {
+    client: solana_rpc_client::nonblocking::rpc_client::RpcClient,
+    payer: Keypair,
+}
+
+impl RpcChain {
+    /// Connects to `url` (confirmed commitment) with `payer` paying fees.
+    pub fn new(url: &str, payer: Keypair) -> Self {
+        let client = solana_rpc_client::nonblocking::rpc_client::RpcClient::new_with_commitment(
+            url.to_string(),
+            solana_commitment_config::CommitmentConfig::confirmed(),
+        );
+        RpcChain { client, payer }
+    }
+
+    fn rpc_error(error: solana_rpc_client_api::client_error::Error) -> ChainError {
+        let custom = error.get_transaction_error().as_ref().and_then(custom_code);
+        ChainError { custom_code: custom, message: error.to_string() }
+    }
+
+    fn signers<'a>(&'a self, signers: &[&'a Keypair]) -> Vec<&'a Keypair> {
+        let mut all = vec![&self.payer];
+        all.extend(signers.iter().copied().filter(|k| k.pubkey() != self.payer.pubkey()));
+        all
+    }
+}
+
+/// Reads a keypair file in the Solana CLI's format (a JSON array of 64 bytes).
+pub fn read_keypair_file(path: &std::path::Path) -> Result<Keypair> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow!("cannot read keypair {}: {e}", path.display()))?;
+    let bytes: Vec<u8> = serde_json::from_str(&text).map_err(|e| anyhow!("keypair {} is not a JSON byte array: {e}", path.display()))?;
+    Keypair::try_from(&bytes[..]).map_err(|e| anyhow!("keypair {} is invalid: {e}", path.display()))
+}
+
+impl Chain for RpcChain {
+    async fn account_data(&mut self, key: &Pubkey) -> Result<Option<Vec<u8>>> {
+        let response = self.client.get_account_with_commitment(key, self.client.commitment()).await?;
+        Ok(response.value.map(|a| a.data))
+    }
+
+    async fn now(&mut self) -> Result<i64> {
+        // Clock sysvar: slot, epoch_start_timestamp, epoch, leader_schedule_epoch, unix_timestamp.
+        use anchor_lang::solana_program::sysvar::SysvarId;
+        let clock = anchor_lang::prelude::Clock::id();
+        let data = self.account_data(&clock).await?.ok_or_else(|| anyhow!("no clock sysvar"))?;
+        Ok(i64::from_le_bytes(data[32..40].try_into()?))
+    }
+
+    async fn send(&mut self, instructions: &[Instruction], signers: &[&Keypair]) -> std::result::Result<TxOutcome, ChainError> {
+        let blockhash = self.client.get_latest_blockhash().await.map_err(Self::rpc_error)?;
+        let keys = self.signers(signers);
+        let tx = solana_transaction::Transaction::new_signed_with_payer(instructions, Some(&self.payer.pubkey()), &keys, blockhash);
+        self.client.send_and_confirm_transaction(&tx).await.map_err(Self::rpc_error)?;
+        Ok(TxOutcome::default())
+    }
+
+    async fn send_large(&mut self, instructions: &[Instruction], signers: &[&Keypair]) -> std::result::Result<TxOutcome, ChainError> {
+        use solana_address_lookup_table_interface::instruction::{create_lookup_table, extend_lookup_table};
+        use solana_message::{v0, AddressLookupTableAccount, VersionedMessage};
+        let programs: Vec<Pubkey> = instructions.iter().map(|ix| ix.program_id).collect();
+        let mut addresses: Vec<Pubkey> = Vec::new();
+        for meta in instructions.iter().flat_map(|ix| ix.accounts.iter()) {
+            if !meta.is_signer && !programs.contains(&meta.pubkey) && !addresses.contains(&meta.pubkey) {
+                addresses.push(meta.pubkey);
+            }
+        }
+        if addresses.len() <= 24 {
+            return self.send(instructions, signers).await;
+        }
+        let payer = self.payer.pubkey();
+        let slot = self.client.get_slot().await.map_err(Self::rpc_error)?;
+        let (create, table) = create_lookup_table(payer, payer, slot);
+        self.send(&[create], &[]).await?;
+        for chunk in addresses.chunks(20) {
+            self.send(&[extend_lookup_table(table, payer, Some(payer), chunk.to_vec())], &[]).await?;
+        }
+        // A table's new addresses are usable from the next slot.
+        let extended_at = self.client.get_slot().await.map_err(Self::rpc_error)?;
+        while self.client.get_slot().await.map_err(Self::rpc_error)? <= extended_at {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let blockhash = self.client.get_latest_blockhash().await.map_err(Self::rpc_error)?;
+        let lookup = AddressLookupTableAccount { key: table, addresses };
+        let message = v0::Message::try_compile(&payer, instructions, &[lookup], blockhash)
+            .map_err(|e| ChainError { custom_code: None, message: e.to_string() })?;
+        let keys = self.signers(signers);
+        let tx = solana_transaction::versioned::VersionedTransaction::try_new(VersionedMessage::V0(message), &keys)
+            .map_err(|e| ChainError { custom_code: None, message: e.to_string() })?;
+        self.client.send_and_confirm_transaction(&tx).await.map_err(Self::rpc_error)?;
+        Ok(TxOutcome::default())
+    }
+
+    async fn group_accounts(&mut self, discriminator: &[u8], group: &Pubkey) -> Result<Vec<(Pubkey, Vec<u8>)>> {
+        use solana_rpc_client_api::config::{RpcAccountInfoConfig, RpcProgramAccountsConfig};
+        use solana_rpc_client_api::filter::{Memcmp, RpcFilterType};
+        let config = RpcProgramAccountsConfig {
+            filters: Some(vec![
+                RpcFilterType::Memcmp(Memcmp::new_raw_bytes(0, discriminator.to_vec())),
+                RpcFilterType::Memcmp(Memcmp::new_raw_bytes(8, group.to_bytes().to_vec())),
+            ]),
+            account_config: RpcAccountInfoConfig {
+                encoding: Some(solana_account_decoder_client_types::UiAccountEncoding::Base64),
+                ..RpcAccountInfoConfig::default()
+            },
+            ..RpcProgramAccountsConfig::default()
+        };
+        let accounts = self.client.get_program_ui_accounts_with_config(&portfolio_margin::ID, config).await?;
+        accounts
+            .into_iter()
+            .map(|(key, account)| account.data.decode().map(|data| (key, data)).ok_or_else(|| anyhow!("account {key}: undecodable data")))
+            .collect()
+    }
+}
