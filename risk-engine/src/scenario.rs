@@ -166,7 +166,7 @@ impl GridParams {
             return Err(GridError::PriceRange);
         }
         let steps = self.price_steps as usize;
-        if !(3..=MAX_PRICE_STEPS).contains(&steps) || steps % 2 == 0 {
+        if !(3..=MAX_PRICE_STEPS).contains(&steps) || steps.is_multiple_of(2) {
             return Err(GridError::PriceSteps);
         }
         if self.vol_up < 0

@@ -239,7 +239,7 @@ async fn only_the_owner_withdraws_delegates_and_strangers_are_refused() {
     bank.send(&[sdk::set_delegate(&trader.account, &trader.owner.pubkey(), &Pubkey::default())], &[&trader.owner])
         .await
         .unwrap();
-    bank.mint_to(&market.usdc.mint, &delegate_wallet, &spl_token::ID, 1 * USDC).await.unwrap();
+    bank.mint_to(&market.usdc.mint, &delegate_wallet, &spl_token::ID, USDC).await.unwrap();
     let result = bank
         .send(&[sdk::deposit(&trader.account, &market.usdc, &delegate_wallet, &delegate.pubkey(), USDC)], &[&delegate])
         .await;

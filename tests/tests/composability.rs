@@ -182,12 +182,12 @@ async fn a_registered_venue_fills_only_for_accounts_that_approved_it() {
     let before = snapshot(&mut bank, &keys).await;
 
     // Not registered yet.
-    assert_margin_error(bank.send(&[fill.clone()], &[]).await, MarginError::VenueNotRegistered);
+    assert_margin_error(bank.send(std::slice::from_ref(&fill), &[]).await, MarginError::VenueNotRegistered);
     bank.send(&[sdk::register_venue(&market.group, &market.admin.pubkey(), &bank.payer().pubkey(), &rfq_venue::ID)], &[]).await.unwrap();
     // Registered, but neither owner approved it; then only one did.
-    assert_margin_error(bank.send(&[fill.clone()], &[]).await, MarginError::VenueNotApproved);
+    assert_margin_error(bank.send(std::slice::from_ref(&fill), &[]).await, MarginError::VenueNotApproved);
     bank.send(&[sdk::approve_venue(&alice.account, &alice.owner.pubkey(), &rfq_venue::ID)], &[&alice.owner]).await.unwrap();
-    assert_margin_error(bank.send(&[fill.clone()], &[]).await, MarginError::VenueNotApproved);
+    assert_margin_error(bank.send(std::slice::from_ref(&fill), &[]).await, MarginError::VenueNotApproved);
     let after_approvals = snapshot(&mut bank, &[bob.account, perp.market]).await;
     assert_eq!(before[1..], after_approvals[..]);
     bank.send(&[sdk::approve_venue(&bob.account, &bob.owner.pubkey(), &rfq_venue::ID)], &[&bob.owner]).await.unwrap();

@@ -200,7 +200,7 @@ async fn bankruptcy_needs_an_empty_account_then_the_insurance_fund_then_socialis
     let victim = w.victim.account;
     let perps = [w.d.perp.keys.market];
     let ix = sdk::resolve_bankruptcy(&w.market.group, &w.market.usdc.bank, &victim, &perps);
-    assert_margin_error(w.bank.send(&[ix.clone()], &[]).await, MarginError::NotBankrupt);
+    assert_margin_error(w.bank.send(std::slice::from_ref(&ix), &[]).await, MarginError::NotBankrupt);
     liquidate(&mut w, 30_000).await.unwrap();
     let debt = quote(&mut w.bank, &victim, &w.market).await;
     assert!(debt < 0, "{debt}");
@@ -216,7 +216,7 @@ async fn bankruptcy_needs_an_empty_account_then_the_insurance_fund_then_socialis
     let missing = sdk::resolve_bankruptcy(&w.market.group, &w.market.usdc.bank, &victim, &[]);
     assert_margin_error(w.bank.send(&[missing], &[]).await, MarginError::PerpMarketsMissing);
     let market_before: Market = w.bank.load(&w.d.perp.keys.market).await;
-    w.bank.send(&[ix.clone()], &[]).await.unwrap();
+    w.bank.send(std::slice::from_ref(&ix), &[]).await.unwrap();
     let market_after: Market = w.bank.load(&w.d.perp.keys.market).await;
     let group: Group = w.bank.load(&w.market.group).await;
     let remaining = -debt - insurance;

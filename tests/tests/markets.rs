@@ -105,7 +105,7 @@ async fn stale_risk_array_is_refused_until_refreshed() {
     post_price(&mut w.bank, &w.market.sol.oracle, w.market.sol_feed, 153.0).await;
     let snapshot = HealthSnapshot::load(&mut w.bank, &w.market.group, &w.trader.account).await.unwrap();
     let ix = sdk::health_check(&w.market.group, &w.trader.account, i64::MIN, 0, snapshot.health_accounts(&snapshot.account));
-    assert_margin_error(w.bank.send(&[ix.clone()], &[]).await, MarginError::RiskArrayStale);
+    assert_margin_error(w.bank.send(std::slice::from_ref(&ix), &[]).await, MarginError::RiskArrayStale);
     // A withdrawal fails the same way and changes nothing.
     let keys = [w.trader.account, w.market.sol.bank, w.market.sol.vault];
     let before = snapshot_accounts(&mut w.bank, &keys).await;

@@ -16,6 +16,7 @@ pub mod instructions;
 pub mod oracle;
 pub mod positions;
 pub mod state;
+pub mod vault;
 
 use instructions::*;
 use state::BankConfig;

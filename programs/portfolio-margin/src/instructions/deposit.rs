@@ -7,7 +7,7 @@ use crate::error::MarginError;
 use crate::events::Deposited;
 use crate::state::{CollateralBank, MarginAccount};
 use anchor_lang::prelude::*;
-use anchor_spl::token_interface::{self, Mint, TokenAccount, TokenInterface, TransferChecked};
+use anchor_spl::token_interface::{Mint, TokenAccount, TokenInterface};
 
 #[derive(Accounts)]
 pub struct Deposit<'info> {
@@ -30,29 +30,14 @@ pub struct Deposit<'info> {
     pub token_program: Interface<'info, TokenInterface>,
 }
 
-pub fn deposit(ctx: Context<Deposit>, amount_native: u64) -> Result<()> {
+pub fn deposit(mut ctx: Context<Deposit>, amount_native: u64) -> Result<()> {
     require!(amount_native > 0, MarginError::ZeroAmount);
     {
         let account = ctx.accounts.margin_account.load()?;
         require!(account.is_owner_or_delegate(&ctx.accounts.authority.key()), MarginError::NotOwnerOrDelegate);
     }
-    let vault_before = ctx.accounts.vault.amount;
-    token_interface::transfer_checked(
-        CpiContext::new(
-            ctx.accounts.token_program.key(),
-            TransferChecked {
-                from: ctx.accounts.source.to_account_info(),
-                mint: ctx.accounts.mint.to_account_info(),
-                to: ctx.accounts.vault.to_account_info(),
-                authority: ctx.accounts.authority.to_account_info(),
-            },
-        ),
-        amount_native,
-        ctx.accounts.mint.decimals,
-    )?;
-    ctx.accounts.vault.reload()?;
-    let received = ctx.accounts.vault.amount.checked_sub(vault_before).ok_or(MarginError::MathOverflow)?;
-    require!(received > 0, MarginError::ZeroAmount);
+    let a = &mut ctx.accounts;
+    let received = crate::vault::receive(&a.token_program, &a.source, &a.mint, &mut a.vault, &a.authority, amount_native)?;
 
     let mut bank = ctx.accounts.bank.load_mut()?;
     let total = bank.total_deposits_native.checked_add(received).ok_or(MarginError::MathOverflow)?;

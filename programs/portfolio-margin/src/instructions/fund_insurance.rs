@@ -4,7 +4,7 @@
 use crate::error::MarginError;
 use crate::state::{CollateralBank, Group};
 use anchor_lang::prelude::*;
-use anchor_spl::token_interface::{self, Mint, TokenAccount, TokenInterface, TransferChecked};
+use anchor_spl::token_interface::{Mint, TokenAccount, TokenInterface};
 
 #[derive(Accounts)]
 pub struct FundInsurance<'info> {
@@ -27,25 +27,11 @@ pub struct FundInsurance<'info> {
     pub token_program: Interface<'info, TokenInterface>,
 }
 
-pub fn fund_insurance(ctx: Context<FundInsurance>, amount_native: u64) -> Result<()> {
+pub fn fund_insurance(mut ctx: Context<FundInsurance>, amount_native: u64) -> Result<()> {
     require!(amount_native > 0, MarginError::ZeroAmount);
     require_keys_eq!(ctx.accounts.quote_bank.key(), ctx.accounts.group.load()?.quote_bank, MarginError::NoQuoteBank);
-    let before = ctx.accounts.vault.amount;
-    token_interface::transfer_checked(
-        CpiContext::new(
-            ctx.accounts.token_program.key(),
-            TransferChecked {
-                from: ctx.accounts.source.to_account_info(),
-                mint: ctx.accounts.mint.to_account_info(),
-                to: ctx.accounts.vault.to_account_info(),
-                authority: ctx.accounts.funder.to_account_info(),
-            },
-        ),
-        amount_native,
-        ctx.accounts.mint.decimals,
-    )?;
-    ctx.accounts.vault.reload()?;
-    let received = ctx.accounts.vault.amount.checked_sub(before).ok_or(MarginError::MathOverflow)?;
+    let a = &mut ctx.accounts;
+    let received = crate::vault::receive(&a.token_program, &a.source, &a.mint, &mut a.vault, &a.funder, amount_native)?;
     let credit = i64::try_from(received).map_err(|_| MarginError::MathOverflow)?;
     let mut group = ctx.accounts.group.load_mut()?;
     group.insurance_fund_native = group.insurance_fund_native.checked_add(credit).ok_or(MarginError::MathOverflow)?;
