@@ -5,6 +5,7 @@
 //! health with the same engine the program runs ([`health`]), the `pm margin` and
 //! `pm price-option` calculators ([`margin_cli`]) and the local demo ([`demo`]).
 
+pub mod bootstrap;
 pub mod chain;
 pub mod crash;
 pub mod demo;

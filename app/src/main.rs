@@ -40,6 +40,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Creates a group, banks, underlyings and perps from a configuration (see migrations/).
+    /// Without --url it is rehearsed on an embedded bank.
+    Bootstrap {
+        #[arg(long)]
+        config: std::path::PathBuf,
+        /// JSON-RPC URL of the cluster.
+        #[arg(long)]
+        url: Option<String>,
+        /// Admin and fee payer, a Solana CLI keypair file.
+        #[arg(long, default_value = "~/.config/solana/id.json")]
+        keypair: String,
+    },
     /// The keeper: liquidates unhealthy accounts and resolves bankruptcies.
     Keeper {
         #[command(subcommand)]
@@ -145,6 +157,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     Ok(())
                 }),
             }
+        }
+        Command::Bootstrap { config, url, keypair } => {
+            use pm_client::bootstrap;
+            let text = std::fs::read_to_string(&config).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", config.display()))?;
+            let parsed: bootstrap::Config = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            let report = runtime.block_on(async {
+                match url {
+                    Some(url) => {
+                        let expanded = keypair.replacen('~', &std::env::var("HOME").unwrap_or_default(), 1);
+                        let admin = pm_client::chain::read_keypair_file(std::path::Path::new(&expanded))?;
+                        let resolved = bootstrap::resolve_from_file(&parsed)?;
+                        let mut chain = pm_client::chain::RpcChain::new(&url, admin.insecure_clone());
+                        bootstrap::bootstrap(&mut chain, &admin, &parsed, &resolved).await
+                    }
+                    None => {
+                        let mut bank = pm_client::local_bank::LocalBank::start().await;
+                        let admin = bank.payer();
+                        let resolved = bootstrap::rehearse_on(&mut bank, &parsed).await?;
+                        bootstrap::bootstrap(&mut bank, &admin, &parsed, &resolved).await
+                    }
+                }
+            })?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
         }
         Command::StrategyTable { dir, out } => {
             let table = margin_cli::strategy_table(&dir)?;

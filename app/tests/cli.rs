@@ -140,3 +140,27 @@ fn strategy_table_in_the_docs_is_current_and_hedges_pay() {
     }
     assert_eq!(ratio("naked_short_call"), 1.0);
 }
+
+#[test]
+fn bootstrap_rehearses_the_migration_config_on_an_embedded_bank() {
+    let config = repo_root().join("migrations/localnet.json");
+    let (ok, out, err) = pm(&["bootstrap", "--config", config.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["banks"].as_array().unwrap().len(), 2);
+    assert_eq!(report["underlyings"][0]["symbol"], "SOL");
+    assert_eq!(report["perps"][0]["symbol"], "SOL-PERP");
+    assert!(report["group"].as_str().unwrap().parse::<anchor_lang::prelude::Pubkey>().is_ok());
+}
+
+#[test]
+fn bootstrap_against_a_cluster_needs_every_mint_and_oracle() {
+    let config = repo_root().join("migrations/localnet.json");
+    // The file leaves mints and oracles to the embedded rehearsal: a cluster run refuses it
+    // before sending anything.
+    let bytes = solana_keypair::Keypair::new().to_bytes().to_vec();
+    let keypair = write_portfolio("id.json", &serde_json::to_string(&bytes).unwrap());
+    let (ok, _, err) = pm(&["bootstrap", "--config", config.to_str().unwrap(), "--url", "http://127.0.0.1:1", "--keypair", keypair.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("banks[0].mint is required on a cluster"), "{err}");
+}
