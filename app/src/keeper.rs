@@ -32,6 +32,9 @@ pub struct KeeperReport {
     pub bankruptcies: u32,
     /// Steps another keeper (or a price move) made unnecessary.
     pub lost_races: u32,
+    /// Accounts skipped because their health could not be computed or a step failed for
+    /// another reason (a stale vol, an unreachable oracle); printed when verbose.
+    pub errors: u32,
 }
 
 /// The keeper's own margin account and the key that signs for it (owner or delegate).
@@ -121,9 +124,19 @@ impl Keeper {
                 if *account == self.liquidator.account {
                     continue;
                 }
-                let snapshot = HealthSnapshot::load(bank, &self.group, account).await?;
-                if let Some(step_health) = self.needs_work(&snapshot)? {
-                    queue.push((step_health, *account));
+                let checked = match HealthSnapshot::load(bank, &self.group, account).await {
+                    Ok(snapshot) => self.needs_work(&snapshot),
+                    Err(e) => Err(e),
+                };
+                match checked {
+                    Ok(Some(step_health)) => queue.push((step_health, *account)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        report.errors += 1;
+                        if verbose {
+                            eprintln!("  skipping {account}: {e}");
+                        }
+                    }
                 }
             }
             if queue.is_empty() {
@@ -134,7 +147,12 @@ impl Keeper {
                 println!("  round {}: {} accounts to liquidate or resolve", report.rounds, queue.len());
             }
             for (_, account) in queue {
-                self.work_account(bank, &account, &mut report).await?;
+                if let Err(e) = self.work_account(bank, &account, &mut report).await {
+                    report.errors += 1;
+                    if verbose {
+                        eprintln!("  {account}: {e}");
+                    }
+                }
             }
         }
         Ok(report)

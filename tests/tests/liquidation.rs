@@ -246,6 +246,7 @@ async fn the_crash_simulation_liquidates_everything_and_reconciles_to_the_native
     assert!(report.liquidatable_after_crash > 20, "the crash should hurt: {report:?}");
     assert!(report.keeper.position_liquidations > 0 && report.keeper.bankruptcies > 0, "{report:?}");
     assert_eq!(report.unresolved, 0, "every account healthy or resolved: {report:?}");
+    assert_eq!(report.keeper.errors, 0, "{report:?}");
     assert_eq!(report.usdc_vault, report.usdc_claims, "USDC vault vs balances + insurance + perp cash");
     assert_eq!(report.sol_vault, report.sol_claims, "SOL vault vs balances");
 }
