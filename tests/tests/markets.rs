@@ -337,3 +337,48 @@ async fn total_quote(bank: &mut LocalBank, accounts: &[Pubkey], quote_bank: &Pub
 async fn snapshot_accounts(bank: &mut LocalBank, keys: &[Pubkey]) -> Vec<Option<(u64, Vec<u8>)>> {
     snapshot(bank, keys).await
 }
+
+#[tokio::test]
+async fn below_initial_health_an_account_may_only_reduce_risk() {
+    let mut w = world().await;
+    let perp = w.derivatives.perp.keys;
+    // The trader (10 SOL) buys 30 SOL of perps from the dealer: leveraged long, 40 SOL in all.
+    let lots = 30 * LOTS_PER_SOL;
+    block_trade(&mut w.bank, &w.market, &perp, &w.trader, &w.dealer, lots, 150_000).await.unwrap();
+    // SOL drops to $142: the trader is now below initial health (but not liquidatable).
+    post_price(&mut w.bank, &w.market.sol.oracle, w.market.sol_feed, 142.0).await;
+    w.bank.send(&[sdk::refresh_risk_array(&perp)], &[]).await.unwrap();
+    let init = trader_health(&mut w, HealthKind::Init).await;
+    assert!(init.health_native < 0, "{init:?}");
+    // Adding risk is refused.
+    let keys = [w.trader.account, w.dealer.account, perp.market];
+    let before = snapshot_accounts(&mut w.bank, &keys).await;
+    assert!(trader_health(&mut w, HealthKind::Maint).await.health_native > 0);
+    let result = block_trade(&mut w.bank, &w.market, &perp, &w.trader, &w.dealer, LOTS_PER_SOL, 142_000).await;
+    assert_margin_error(result, MarginError::InitHealthNegative);
+    // Flipping to a larger short is not a reduction either.
+    let result = block_trade(&mut w.bank, &w.market, &perp, &w.dealer, &w.trader, lots + 80 * LOTS_PER_SOL, 142_000).await;
+    assert_margin_error(result, MarginError::InitHealthNegative);
+    assert_eq!(before, snapshot_accounts(&mut w.bank, &keys).await);
+    // Reducing at the oracle price is allowed even though init health stays negative.
+    block_trade(&mut w.bank, &w.market, &perp, &w.dealer, &w.trader, 10 * LOTS_PER_SOL, 142_000).await.unwrap();
+    let after = trader_health(&mut w, HealthKind::Init).await;
+    assert!(after.health_native > init.health_native, "{after:?} vs {init:?}");
+    assert_eq!(position(&mut w.bank, &w.trader.account, &perp.market).await, lots - 10 * LOTS_PER_SOL);
+}
+
+#[tokio::test]
+async fn a_delegate_may_trade_for_the_account() {
+    let mut w = world().await;
+    let perp = w.derivatives.perp.keys;
+    let delegate = solana_keypair::Keypair::new();
+    w.bank.send(&[sdk::set_delegate(&w.trader.account, &w.trader.owner.pubkey(), &delegate.pubkey())], &[&w.trader.owner]).await.unwrap();
+    let metas = fill_health_accounts(&mut w.bank, &w.market, &[w.trader.account, w.dealer.account], &perp.market).await.unwrap();
+    let ix = sdk::trade(&perp, &w.dealer.account, &w.dealer.owner.pubkey(), &w.trader.account, &delegate.pubkey(), 5 * LOTS_PER_SOL, 150_000, metas.clone());
+    w.bank.send(&[ix], &[&w.dealer.owner, &delegate]).await.unwrap();
+    assert_eq!(position(&mut w.bank, &w.trader.account, &perp.market).await, -5 * LOTS_PER_SOL);
+    // A stranger cannot.
+    let stranger = solana_keypair::Keypair::new();
+    let ix = sdk::trade(&perp, &w.dealer.account, &w.dealer.owner.pubkey(), &w.trader.account, &stranger.pubkey(), LOTS_PER_SOL, 150_000, metas);
+    assert_margin_error(w.bank.send(&[ix], &[&w.dealer.owner, &stranger]).await, MarginError::NotOwnerOrDelegate);
+}
