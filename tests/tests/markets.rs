@@ -169,6 +169,9 @@ async fn off_market_prices_and_the_same_account_on_both_sides_are_refused() {
     assert_margin_error(result, MarginError::SameAccountBothSides);
     let result = block_trade(&mut w.bank, &w.market, &perp, &w.trader, &w.dealer, 0, 150_000).await;
     assert_margin_error(result, MarginError::ZeroQuantity);
+    let wrong_quote = sdk::MarketKeys { quote_bank: w.market.sol.bank, ..perp };
+    let result = block_trade(&mut w.bank, &w.market, &wrong_quote, &w.trader, &w.dealer, 1_000, 150_000).await;
+    assert_margin_error(result, MarginError::WrongQuoteBank);
     assert_eq!(before, snapshot_accounts(&mut w.bank, &keys).await);
     // Within the band it trades.
     block_trade(&mut w.bank, &w.market, &perp, &w.trader, &w.dealer, 1_000, 152_000).await.unwrap();

@@ -139,6 +139,8 @@ pub enum MarginError {
     InvalidTradePrice,
     #[msg("The group has no quote bank yet: list the quote mint as collateral first")]
     NoQuoteBank,
+    #[msg("The bank passed is not the group's quote bank")]
+    WrongQuoteBank,
     #[msg("Health accounts for a trade must be split: buyer_health_accounts exceeds the accounts passed")]
     BadHealthAccountSplit,
     // --- venues ---

@@ -29,7 +29,7 @@ pub struct FundInsurance<'info> {
 
 pub fn fund_insurance(mut ctx: Context<FundInsurance>, amount_native: u64) -> Result<()> {
     require!(amount_native > 0, MarginError::ZeroAmount);
-    require_keys_eq!(ctx.accounts.quote_bank.key(), ctx.accounts.group.load()?.quote_bank, MarginError::NoQuoteBank);
+    ctx.accounts.group.load()?.require_quote_bank(&ctx.accounts.quote_bank.key())?;
     let a = &mut ctx.accounts;
     let received = crate::vault::receive(&a.token_program, &a.source, &a.mint, &mut a.vault, &a.funder, amount_native)?;
     let credit = i64::try_from(received).map_err(|_| MarginError::MathOverflow)?;

@@ -37,7 +37,7 @@ pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, 
     let group_key = a.group.key();
     let market_key = a.market.key();
     let group = *a.group.load()?;
-    require_keys_eq!(a.quote_bank.key(), group.quote_bank, MarginError::NoQuoteBank);
+    group.require_quote_bank(&a.quote_bank.key())?;
     let quote_bank_index = a.quote_bank.load()?.bank_index;
     let liquidator = *a.liquidator.load()?;
     require!(liquidator.is_owner_or_delegate(&a.liquidator_authority.key()), MarginError::NotOwnerOrDelegate);

@@ -41,7 +41,7 @@ pub fn liquidate_token<'info>(ctx: Context<'info, LiquidateToken<'info>>, liabil
     let now = Clock::get()?.unix_timestamp;
     let group_key = a.group.key();
     let group = *a.group.load()?;
-    require_keys_eq!(a.quote_bank.key(), group.quote_bank, MarginError::NoQuoteBank);
+    group.require_quote_bank(&a.quote_bank.key())?;
     require_keys_neq!(a.asset_bank.key(), group.quote_bank, MarginError::AssetIsQuote);
     let quote_bank = *a.quote_bank.load()?;
     let asset_bank = *a.asset_bank.load()?;

@@ -53,7 +53,7 @@ pub fn resolve_bankruptcy<'info>(ctx: Context<'info, ResolveBankruptcy<'info>>) 
     let quote_key = ctx.accounts.quote_bank.key();
     let group_key = ctx.accounts.group.key();
     let mut group = ctx.accounts.group.load_mut()?;
-    require_keys_eq!(quote_key, group.quote_bank, MarginError::NoQuoteBank);
+    group.require_quote_bank(&quote_key)?;
     let mut account = ctx.accounts.account.load_mut()?;
     require!(account.positions.iter().all(|p| p.in_use == 0), MarginError::NotBankrupt);
     require!(
@@ -96,4 +96,28 @@ pub fn resolve_bankruptcy<'info>(ctx: Context<'info, ResolveBankruptcy<'info>>) 
     account.release_if_zero(index);
     account.being_liquidated = 0;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::socialize;
+
+    #[test]
+    fn socialisation_charges_at_least_the_loss_and_less_than_a_unit_per_lot_more() {
+        // Two markets: 1,000 lots at weight 3 and 500 lots at weight 1.
+        let (increases, charged) = socialize(1_000_001, &[1_000, 500], &[3, 1]).unwrap();
+        // Shares 750,000 and 250,001; per lot (both sides): ceil(750,000 / 2,000) = 375 and
+        // ceil(250,001 / 1,000) = 251.
+        assert_eq!(increases, vec![375, 251]);
+        assert_eq!(charged, 375 * 2_000 + 251 * 1_000);
+        assert!(charged >= 1_000_001 && charged - 1_000_001 < 2_000 + 1_000);
+    }
+
+    #[test]
+    fn markets_without_interest_take_nothing_and_no_interest_at_all_is_an_error() {
+        let (increases, charged) = socialize(10, &[0, 7], &[0, 5]).unwrap();
+        assert_eq!(increases, vec![0, 1]);
+        assert_eq!(charged, 14);
+        assert!(socialize(10, &[0], &[0]).is_err());
+    }
 }

@@ -33,7 +33,7 @@ pub fn intrinsic_per_lot(market: &Market) -> i64 {
 pub fn settle_expired_option<'info>(ctx: Context<'info, SettleExpiredOption<'info>>) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
     let group = ctx.accounts.group.load()?;
-    require_keys_eq!(ctx.accounts.quote_bank.key(), group.quote_bank, MarginError::NoQuoteBank);
+    group.require_quote_bank(&ctx.accounts.quote_bank.key())?;
     let quote_bank_index = ctx.accounts.quote_bank.load()?.bank_index;
     let mut market = ctx.accounts.market.load_mut()?;
     require!(market.is_option(), MarginError::NotAnOptionMarket);

@@ -39,7 +39,7 @@ pub fn settle_pnl(ctx: Context<SettlePnl>) -> Result<()> {
     require_keys_neq!(ctx.accounts.winner.key(), ctx.accounts.loser.key(), MarginError::SameAccountBothSides);
     let now = Clock::get()?.unix_timestamp;
     let group = ctx.accounts.group.load()?;
-    require_keys_eq!(ctx.accounts.quote_bank.key(), group.quote_bank, MarginError::NoQuoteBank);
+    group.require_quote_bank(&ctx.accounts.quote_bank.key())?;
     let quote_bank_index = ctx.accounts.quote_bank.load()?.bank_index;
     let underlying = ctx.accounts.underlying.load()?;
     let market = ctx.accounts.market.load()?;

@@ -99,7 +99,7 @@ pub fn execute_fill(accounts: FillAccounts, lots: i64, price_per_lot_native: i64
     let group_key = accounts.group.key();
     let market_key = accounts.market.key();
     let group = accounts.group.load()?;
-    require_keys_eq!(accounts.quote_bank.key(), group.quote_bank, MarginError::NoQuoteBank);
+    group.require_quote_bank(&accounts.quote_bank.key())?;
     let quote_bank_index = accounts.quote_bank.load()?.bank_index;
     let (buyer_before, seller_before, buyer_fill, seller_fill, buyer_after, seller_after);
     {

@@ -54,3 +54,12 @@ pub struct Group {
 }
 
 const _: () = assert!(core::mem::size_of::<Group>() == 3 * 32 + 4 * 3 + 2 + 2 + 64);
+
+impl Group {
+    /// Fails unless `bank` is this group's quote bank (and the group has one).
+    pub fn require_quote_bank(&self, bank: &Pubkey) -> Result<()> {
+        require_keys_neq!(self.quote_bank, Pubkey::default(), crate::error::MarginError::NoQuoteBank);
+        require_keys_eq!(*bank, self.quote_bank, crate::error::MarginError::WrongQuoteBank);
+        Ok(())
+    }
+}
