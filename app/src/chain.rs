@@ -190,8 +190,9 @@ impl Chain for RpcChain {
         use solana_rpc_client_api::filter::{Memcmp, RpcFilterType};
         let config = RpcProgramAccountsConfig {
             filters: Some(vec![
-                RpcFilterType::Memcmp(Memcmp::new_raw_bytes(0, discriminator.to_vec())),
-                RpcFilterType::Memcmp(Memcmp::new_raw_bytes(8, group.to_bytes().to_vec())),
+                // Base58: the encoding every RPC server accepts for memcmp filters.
+                RpcFilterType::Memcmp(Memcmp::new_base58_encoded(0, discriminator)),
+                RpcFilterType::Memcmp(Memcmp::new_base58_encoded(8, &group.to_bytes())),
             ]),
             account_config: RpcAccountInfoConfig {
                 encoding: Some(solana_account_decoder_client_types::UiAccountEncoding::Base64),

@@ -3,6 +3,8 @@
 
 #![allow(deprecated)] // solana-program-test 3.1 marks its API unstable; it is the in-process bank we test on.
 
+pub mod rpc_facade;
+
 use anchor_lang::prelude::Pubkey;
 use pm_client::local_bank::LocalBank;
 use portfolio_margin::error::MarginError;
