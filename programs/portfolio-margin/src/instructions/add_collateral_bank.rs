@@ -88,7 +88,7 @@ pub fn add_collateral_bank(ctx: Context<AddCollateralBank>, config: BankConfig) 
     bank.bump = ctx.bumps.bank;
     bank.vault_bump = ctx.bumps.vault;
     bank.apply_config(&config);
-    group.bank_count += 1;
+    group.bank_count = group.bank_count.checked_add(1).ok_or(MarginError::MathOverflow)?;
     if bank.mint == group.quote_mint {
         group.quote_bank = ctx.accounts.bank.key();
     }

@@ -40,9 +40,10 @@ pub fn socialize(loss: i64, open_interest: &[i64], weights: &[i128]) -> Result<(
             continue;
         }
         let share = if i == last { loss - assigned } else { (loss as i128 * weight / total) as i64 };
-        assigned += share;
-        let payers = 2 * open_interest[i]; // longs and shorts
-        let increase = (share + payers - 1) / payers;
+        assigned = assigned.checked_add(share).ok_or(MarginError::MathOverflow)?;
+        let overflow = || error!(MarginError::MathOverflow);
+        let payers = open_interest[i].checked_mul(2).ok_or_else(overflow)?; // longs and shorts
+        let increase = share.checked_add(payers - 1).ok_or_else(overflow)? / payers;
         increases[i] = increase;
         charged = charged.checked_add(increase.checked_mul(payers).ok_or(MarginError::MathOverflow)?).ok_or(MarginError::MathOverflow)?;
     }
@@ -66,7 +67,7 @@ pub fn resolve_bankruptcy<'info>(ctx: Context<'info, ResolveBankruptcy<'info>>) 
 
     let covered = hole.min(group.insurance_fund_native.max(0));
     let remaining = hole - covered;
-    group.insurance_fund_native -= covered;
+    group.insurance_fund_native = group.insurance_fund_native.checked_sub(covered).ok_or(MarginError::MathOverflow)?;
     if remaining > 0 {
         let loaders: Vec<AccountLoader<Market>> =
             ctx.remaining_accounts.iter().map(AccountLoader::<Market>::try_from).collect::<Result<_>>()?;
@@ -89,7 +90,8 @@ pub fn resolve_bankruptcy<'info>(ctx: Context<'info, ResolveBankruptcy<'info>>) 
             market.loss_per_lot_native = market.loss_per_lot_native.checked_add(increase).ok_or(MarginError::MathOverflow)?;
         }
         // Positions pay at least the remaining loss; the excess is the insurance fund's.
-        group.insurance_fund_native += charged - remaining;
+        let excess = charged.checked_sub(remaining).ok_or(MarginError::MathOverflow)?;
+        group.insurance_fund_native = group.insurance_fund_native.checked_add(excess).ok_or(MarginError::MathOverflow)?;
         msg!("socialised {} over perp open interest ({} charged)", remaining, charged);
     }
     account.balances[index].balance_native = 0;

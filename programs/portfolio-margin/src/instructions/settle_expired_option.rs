@@ -65,7 +65,7 @@ pub fn settle_expired_option<'info>(ctx: Context<'info, SettleExpiredOption<'inf
         let payout = lots.checked_mul(intrinsic).ok_or(MarginError::MathOverflow)?;
         account.positions[index] = PositionSlot::default();
         account.add_to_balance(&group.quote_bank, quote_bank_index, payout)?;
-        market.open_interest_lots -= lots.max(0);
+        market.open_interest_lots = market.open_interest_lots.checked_sub(lots.max(0)).ok_or(MarginError::MathOverflow)?;
     }
     Ok(())
 }

@@ -56,8 +56,10 @@ pub fn settle_pnl(ctx: Context<SettlePnl>) -> Result<()> {
     let loss = -pnl_native(&mut loser, li, &market, spot)? - 1;
     let amount = gain.min(loss);
     require!(amount > 0, MarginError::PnlNotSettleable);
-    winner.positions[wi].quote_native -= amount;
-    loser.positions[li].quote_native += amount;
+    let winner_cash = &mut winner.positions[wi].quote_native;
+    *winner_cash = winner_cash.checked_sub(amount).ok_or(MarginError::MathOverflow)?;
+    let loser_cash = &mut loser.positions[li].quote_native;
+    *loser_cash = loser_cash.checked_add(amount).ok_or(MarginError::MathOverflow)?;
     winner.add_to_balance(&group.quote_bank, quote_bank_index, amount)?;
     loser.add_to_balance(&group.quote_bank, quote_bank_index, -amount)?;
     Ok(())

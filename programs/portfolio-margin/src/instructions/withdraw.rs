@@ -43,7 +43,7 @@ pub fn withdraw<'info>(ctx: Context<'info, Withdraw<'info>>, amount_native: u64)
         let index = account.balance_index(&bank_key).ok_or(MarginError::InsufficientBalance)?;
         let slot = &mut account.balances[index];
         require!(slot.balance_native >= debit, MarginError::InsufficientBalance);
-        slot.balance_native -= debit;
+        slot.balance_native = slot.balance_native.checked_sub(debit).ok_or(MarginError::MathOverflow)?;
         balance_after = slot.balance_native;
         account.release_if_zero(index);
     }
