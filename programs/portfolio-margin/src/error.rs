@@ -141,8 +141,6 @@ pub enum MarginError {
     NoQuoteBank,
     #[msg("The bank passed is not the group's quote bank")]
     WrongQuoteBank,
-    #[msg("Health accounts for a trade must be split: buyer_health_accounts exceeds the accounts passed")]
-    BadHealthAccountSplit,
     // --- venues ---
     #[msg("Venue is not registered in this group")]
     VenueNotRegistered,
@@ -163,8 +161,6 @@ pub enum MarginError {
     SettlementPriceBeforeExpiry,
     #[msg("Settlement window has passed without a settlement price: the admin must extend it")]
     SettlementWindowPassed,
-    #[msg("Settlement price not set: call settle_expired_option with the oracle first")]
-    SettlementPriceNotSet,
     // --- liquidation and bankruptcy ---
     #[msg("Account is not liquidatable: its maintenance health is not negative")]
     NotLiquidatable,

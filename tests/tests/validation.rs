@@ -1,0 +1,142 @@
+//! Parameter and account validation of the market and liquidation instructions: every refusal
+//! has its own error and leaves the touched accounts unchanged.
+
+use fixed::types::I32F32;
+use pm_client::demo::{block_trade, option_config, setup_derivatives, underlying_config, Derivatives};
+use pm_client::local_bank::LocalBank;
+use pm_client::pyth::PythPrice;
+use pm_client::sdk;
+use pm_integration_tests::*;
+use portfolio_margin::error::MarginError;
+use portfolio_margin::instructions::PerpConfig;
+use portfolio_margin::state::{Group, MarketKind};
+use solana_signer::Signer;
+
+const USDC: u64 = 1_000_000;
+
+async fn setup() -> (LocalBank, DemoMarket, Derivatives) {
+    let mut bank = LocalBank::start().await;
+    let market = setup_market(&mut bank).await.unwrap();
+    let d = setup_derivatives(&mut bank, &market).await.unwrap();
+    (bank, market, d)
+}
+
+#[tokio::test]
+async fn underlying_and_market_parameters_are_validated() {
+    let (mut bank, market, d) = setup().await;
+    let admin = market.admin.pubkey();
+    let group: Group = bank.load(&market.group).await;
+    let before = snapshot(&mut bank, &[market.group, market.sol.bank]).await;
+    let base = underlying_config(market.sol.oracle, market.sol_feed);
+    let index = group.underlying_count;
+    let mut bad_grid = base;
+    bad_grid.grid.price_steps = 8;
+    let cases = [
+        (bad_grid, MarginError::InvalidGridParams),
+        (portfolio_margin::instructions::UnderlyingConfig { lot_size_exponent: 9, ..base }, MarginError::InvalidLotSize),
+        (portfolio_margin::instructions::UnderlyingConfig { array_price_tolerance_ppm: 60_000, ..base }, MarginError::InvalidArrayTolerance),
+    ];
+    for (config, expected) in cases {
+        let ix = sdk::add_underlying(&market.group, &admin, &admin, index, None, config);
+        assert_margin_error(bank.send(&[ix], &[]).await, expected);
+    }
+    // The SOL bank is already linked to the SOL underlying.
+    let ix = sdk::add_underlying(&market.group, &admin, &admin, index, Some(market.sol.bank), base);
+    assert_margin_error(bank.send(&[ix], &[]).await, MarginError::BankAlreadyLinked);
+    assert_eq!(before, snapshot(&mut bank, &[market.group, market.sol.bank]).await);
+
+    // Markets.
+    let market_index = group.market_count;
+    let perp = PerpConfig { price_band_ppm: 0, funding_period_seconds: 3_600, max_funding_rate_ppm: 1_000 };
+    let ix = sdk::add_perp_market(&market.group, &admin, &admin, &d.sol, market_index, perp);
+    assert_margin_error(bank.send(&[ix], &[]).await, MarginError::InvalidMarketParams);
+    let now = bank.now().await;
+    let option_cases = [
+        (portfolio_margin::instructions::OptionConfig { strike_per_lot_native: 0, ..option_config(MarketKind::Call, 1, now + 86_400) }, MarginError::InvalidStrike),
+        (option_config(MarketKind::Call, 150, now - 1), MarginError::ExpiryInPast),
+        (option_config(MarketKind::Perp, 150, now + 86_400), MarginError::InvalidMarketParams),
+        (
+            portfolio_margin::instructions::OptionConfig { min_vol_bits: I32F32::from_num(6).to_bits(), ..option_config(MarketKind::Put, 150, now + 86_400) },
+            MarginError::InvalidMarketParams,
+        ),
+    ];
+    for (config, expected) in option_cases {
+        let ix = sdk::add_option_market(&market.group, &admin, &admin, &d.sol, market_index, config);
+        assert_margin_error(bank.send(&[ix], &[]).await, expected);
+    }
+    assert_eq!(before, snapshot(&mut bank, &[market.group, market.sol.bank]).await);
+}
+
+#[tokio::test]
+async fn instructions_refuse_the_wrong_kind_of_market_and_the_wrong_underlying() {
+    let (mut bank, market, d) = setup().await;
+    let admin = market.admin.pubkey();
+    let keys = [d.perp.keys.market, d.call.keys.market];
+    let before = snapshot(&mut bank, &keys).await;
+    // Vol is for options; funding for perps.
+    let ix = sdk::set_volatility(&market.group, &admin, &d.perp.keys.market, I32F32::from_num(0.5).to_bits());
+    assert_margin_error(bank.send(&[ix], &[]).await, MarginError::NotAnOptionMarket);
+    assert_margin_error(bank.send(&[sdk::update_funding(&d.call.keys)], &[]).await, MarginError::NotAPerpMarket);
+    // A market with another underlying's account: list a second underlying and pass it.
+    let group: Group = bank.load(&market.group).await;
+    let other = sdk::underlying_address(&market.group, group.underlying_count);
+    let ix = sdk::add_underlying(&market.group, &admin, &admin, group.underlying_count, None, underlying_config(market.sol.oracle, market.sol_feed));
+    bank.send(&[ix], &[]).await.unwrap();
+    let wrong = sdk::MarketKeys { underlying: other, ..d.perp.keys };
+    assert_margin_error(bank.send(&[sdk::refresh_risk_array(&wrong)], &[]).await, MarginError::WrongUnderlying);
+    assert_eq!(before, snapshot(&mut bank, &keys).await);
+}
+
+#[tokio::test]
+async fn trades_refuse_negative_prices_and_oversized_positions() {
+    let (mut bank, market, d) = setup().await;
+    let a = new_trader(&mut bank, &market, 1_000 * USDC, 0).await.unwrap();
+    let b = new_trader(&mut bank, &market, 1_000 * USDC, 0).await.unwrap();
+    for t in [&a, &b] {
+        let owner = t.owner.insecure_clone();
+        bank.send(&[sdk::deposit(&t.account, &market.usdc, &t.usdc_wallet, &owner.pubkey(), 1_000 * USDC)], &[&owner]).await.unwrap();
+    }
+    let keys = [a.account, b.account, d.perp.keys.market];
+    let before = snapshot(&mut bank, &keys).await;
+    let result = block_trade(&mut bank, &market, &d.perp.keys, &a, &b, 1, -1).await;
+    assert_margin_error(result, MarginError::InvalidTradePrice);
+    let result = block_trade(&mut bank, &market, &d.perp.keys, &a, &b, 1i64 << 31, 150_000).await;
+    assert_margin_error(result, MarginError::PositionTooLarge);
+    assert_eq!(before, snapshot(&mut bank, &keys).await);
+}
+
+#[tokio::test]
+async fn settlement_after_the_window_needs_a_price_inside_it() {
+    let (mut bank, market, d) = setup().await;
+    let now = bank.now().await;
+    bank.advance_clock(d.expiry_ts - now + 2 * 3_600).await;
+    // Published two hours after expiry: outside the one-hour window.
+    let late = PythPrice::usd(market.sol_feed, 150.0, 5, d.expiry_ts + 2 * 3_600);
+    bank.set_pyth_price(&market.sol.oracle, &late, None);
+    let before = snapshot(&mut bank, &[d.call.keys.market]).await;
+    assert_margin_error(bank.send(&[sdk::settle_expired_option(&d.call.keys, &[])], &[]).await, MarginError::SettlementWindowPassed);
+    assert_eq!(before, snapshot(&mut bank, &[d.call.keys.market]).await);
+}
+
+#[tokio::test]
+async fn liquidating_more_than_the_position_is_refused() {
+    let (mut bank, market, d) = setup().await;
+    let victim = new_trader(&mut bank, &market, 1_000 * USDC, 0).await.unwrap();
+    let dealer = new_trader(&mut bank, &market, 100_000 * USDC, 0).await.unwrap();
+    for t in [&victim, &dealer] {
+        let owner = t.owner.insecure_clone();
+        let amount = if t.account == victim.account { 1_000 * USDC } else { 100_000 * USDC };
+        bank.send(&[sdk::deposit(&t.account, &market.usdc, &t.usdc_wallet, &owner.pubkey(), amount)], &[&owner]).await.unwrap();
+    }
+    block_trade(&mut bank, &market, &d.perp.keys, &victim, &dealer, 30_000, 150_000).await.unwrap();
+    post_price(&mut bank, &market.sol.oracle, market.sol_feed, 135.0).await;
+    bank.send(&[sdk::refresh_risk_array(&d.perp.keys)], &[]).await.unwrap();
+    let metas = pm_client::health::fill_health_accounts_for(&mut bank, &market.group, &market.usdc.bank, &[dealer.account, victim.account], &d.perp.keys.market)
+        .await
+        .unwrap();
+    let keys = [victim.account, dealer.account, d.perp.keys.market, market.group];
+    let before = snapshot(&mut bank, &keys).await;
+    let ix = sdk::liquidate_position(&d.perp.keys, &dealer.account, &dealer.owner.pubkey(), &victim.account, 30_001, metas);
+    assert_margin_error(bank.send(&[ix], &[&dealer.owner]).await, MarginError::LiquidationAmountTooLarge);
+    assert_eq!(before, snapshot(&mut bank, &keys).await);
+}
