@@ -51,6 +51,12 @@ pub enum MintExtension {
     MintCloseAuthority,
     /// Transfer fee in basis points (capped at u64::MAX).
     TransferFee(u16),
+    /// New token accounts start frozen.
+    DefaultFrozen,
+    /// Confidential transfers.
+    ConfidentialTransfers,
+    /// The mint can be paused.
+    Pausable,
 }
 
 impl LocalBank {
@@ -206,6 +212,9 @@ impl LocalBank {
                 MintExtension::NonTransferable => ExtensionType::NonTransferable,
                 MintExtension::MintCloseAuthority => ExtensionType::MintCloseAuthority,
                 MintExtension::TransferFee(_) => ExtensionType::TransferFeeConfig,
+                MintExtension::DefaultFrozen => ExtensionType::DefaultAccountState,
+                MintExtension::ConfidentialTransfers => ExtensionType::ConfidentialTransferMint,
+                MintExtension::Pausable => ExtensionType::Pausable,
             })
             .collect();
         let space = if *token_program == spl_token::ID {
@@ -244,11 +253,32 @@ impl LocalBank {
                     )
                     .expect("ix")
                 }
+                MintExtension::DefaultFrozen => spl_token_2022::extension::default_account_state::instruction::initialize_default_account_state(
+                    token_program,
+                    &mint.pubkey(),
+                    &spl_token_2022::state::AccountState::Frozen,
+                )
+                .expect("ix"),
+                MintExtension::ConfidentialTransfers => {
+                    spl_token_2022::extension::confidential_transfer::instruction::initialize_mint(
+                        token_program,
+                        &mint.pubkey(),
+                        Some(authority),
+                        true,
+                        None,
+                    )
+                    .expect("ix")
+                }
+                MintExtension::Pausable => {
+                    spl_token_2022::extension::pausable::instruction::initialize(token_program, &mint.pubkey(), &authority).expect("ix")
+                }
             };
             ixs.push(ix);
         }
+        // A frozen default account state needs a freeze authority.
+        let freeze = extensions.contains(&MintExtension::DefaultFrozen).then_some(&authority);
         ixs.push(
-            spl_token_2022::instruction::initialize_mint2(token_program, &mint.pubkey(), &authority, None, decimals)
+            spl_token_2022::instruction::initialize_mint2(token_program, &mint.pubkey(), &authority, freeze, decimals)
                 .expect("ix"),
         );
         self.send(&ixs, &[&mint]).await?;

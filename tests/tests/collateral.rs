@@ -184,6 +184,9 @@ async fn token_2022_mints_with_dangerous_extensions_are_refused_by_name() {
         (MintExtension::TransferHook, MarginError::MintHasTransferHook),
         (MintExtension::NonTransferable, MarginError::MintIsNonTransferable),
         (MintExtension::MintCloseAuthority, MarginError::MintHasCloseAuthority),
+        (MintExtension::DefaultFrozen, MarginError::MintDefaultFrozen),
+        (MintExtension::ConfidentialTransfers, MarginError::MintHasConfidentialTransfers),
+        (MintExtension::Pausable, MarginError::MintIsPausable),
     ];
     for (extension, expected) in cases {
         let mint = bank.create_mint(&spl_token_2022::ID, 6, &[extension]).await.unwrap().pubkey();

@@ -324,3 +324,26 @@ async fn token_liquidation_swaps_quote_debt_for_collateral_at_the_oracle_plus_th
     assert_eq!(quote(&mut w.bank, &w.keeper.account, &w.market).await, keeper_quote - liability_native - insurance);
     assert!(health(&mut w, &victim.account, HealthKind::LiquidationEnd).await >= 0);
 }
+
+#[tokio::test]
+async fn a_loss_beyond_the_insurance_fund_with_no_perp_interest_cannot_be_resolved_yet() {
+    let mut bank = LocalBank::start().await;
+    let market = setup_market(&mut bank).await.unwrap();
+    let d = setup_derivatives(&mut bank, &market).await.unwrap();
+    // A bankrupt account (a settled loss, nothing left) and no open perp position anywhere.
+    let broke = new_trader(&mut bank, &market, 0, 0).await.unwrap();
+    force_balance(&mut bank, &broke.account, &market.usdc.bank, -5 * USDC as i64).await;
+    let keys = [broke.account, market.group, d.perp.keys.market];
+    let before = snapshot(&mut bank, &keys).await;
+    let ix = sdk::resolve_bankruptcy(&market.group, &market.usdc.bank, &broke.account, &[d.perp.keys.market]);
+    assert_margin_error(bank.send(std::slice::from_ref(&ix), &[]).await, MarginError::NothingToSocialize);
+    assert_eq!(before, snapshot(&mut bank, &keys).await);
+    // Topping up the insurance fund resolves it.
+    let funder = new_trader(&mut bank, &market, 10 * USDC, 0).await.unwrap();
+    let owner = funder.owner.insecure_clone();
+    bank.send(&[sdk::fund_insurance(&market.group, &market.usdc, &funder.usdc_wallet, &owner.pubkey(), 10 * USDC)], &[&owner]).await.unwrap();
+    bank.send(&[ix], &[]).await.unwrap();
+    let group: Group = bank.load(&market.group).await;
+    assert_eq!(group.insurance_fund_native, 5 * USDC as i64);
+    assert_eq!(quote(&mut bank, &broke.account, &market).await, 0);
+}
