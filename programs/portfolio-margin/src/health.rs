@@ -307,43 +307,62 @@ fn oracle_reading(infos: &[AccountInfo], config: &OracleConfig, what: &Pubkey, n
 impl<'a> HealthInputs<'a> {
     /// Finds and checks every account `account`'s health depends on among `infos`.
     pub fn load(group: &Group, group_key: &Pubkey, account: &MarginAccount, infos: &'a [AccountInfo]) -> Result<Self> {
+        Self::load_many(group, group_key, &[account], infos)
+    }
+
+    /// Like [`HealthInputs::load`] for several accounts (or states of one account) at once:
+    /// each bank, market and underlying is loaded and priced once.
+    pub fn load_many(group: &Group, group_key: &Pubkey, accounts: &[&MarginAccount], infos: &'a [AccountInfo]) -> Result<Self> {
         let now = Clock::get()?.unix_timestamp;
         let mut inputs = HealthInputs { banks: Vec::new(), markets: Vec::new(), underlyings: Vec::new(), now };
-        for balance in account.active_balances() {
-            let info = find(infos, &balance.bank).ok_or_else(|| {
-                msg!("bank {} of an active balance was not passed", balance.bank);
-                error!(MarginError::HealthAccountsMismatch)
-            })?;
-            let bank = load_typed::<CollateralBank>(info)?;
-            require_keys_eq!(bank.group, *group_key, MarginError::WrongGroup);
-            let reading = oracle_reading(infos, &OracleConfig::of_bank(&bank), &balance.bank, now)?;
-            let prices = reading.token_prices(group, bank.mint_decimals)?;
-            inputs.banks.push((balance.bank, bank, prices));
+        for account in accounts {
+            for balance in account.active_balances() {
+                if inputs.banks.iter().any(|(k, _, _)| *k == balance.bank) {
+                    continue;
+                }
+                let info = find(infos, &balance.bank).ok_or_else(|| {
+                    msg!("bank {} of an active balance was not passed", balance.bank);
+                    error!(MarginError::HealthAccountsMismatch)
+                })?;
+                let bank = load_typed::<CollateralBank>(info)?;
+                require_keys_eq!(bank.group, *group_key, MarginError::WrongGroup);
+                let reading = oracle_reading(infos, &OracleConfig::of_bank(&bank), &balance.bank, now)?;
+                let prices = reading.token_prices(group, bank.mint_decimals)?;
+                inputs.banks.push((balance.bank, bank, prices));
+            }
+            for position in account.positions.iter().filter(|p| p.in_use == 1) {
+                if inputs.markets.iter().any(|(k, _)| *k == position.market) {
+                    continue;
+                }
+                let info = find(infos, &position.market).ok_or_else(|| {
+                    msg!("market {} of a position was not passed", position.market);
+                    error!(MarginError::HealthAccountsMismatch)
+                })?;
+                let market = load_typed::<Market>(info)?;
+                require_keys_eq!(market.group, *group_key, MarginError::WrongGroup);
+                inputs.markets.push((position.market, market));
+            }
         }
-        for position in account.positions.iter().filter(|p| p.in_use == 1) {
-            let info = find(infos, &position.market).ok_or_else(|| {
-                msg!("market {} of a position was not passed", position.market);
-                error!(MarginError::HealthAccountsMismatch)
-            })?;
-            let market = load_typed::<Market>(info)?;
-            require_keys_eq!(market.group, *group_key, MarginError::WrongGroup);
-            inputs.markets.push((position.market, market));
-        }
-        let needed = required_underlyings(
-            account,
-            |m| inputs.markets.iter().find(|(k, _)| k == m).map(|(_, m)| m.underlying),
-            |b| inputs.banks.iter().find(|(k, _, _)| k == b).map(|(_, b, _)| b.underlying),
-        )?;
-        for key in needed {
-            let info = find(infos, &key).ok_or_else(|| {
-                msg!("underlying {} was not passed", key);
-                error!(MarginError::HealthAccountsMismatch)
-            })?;
-            let underlying = load_typed::<Underlying>(info)?;
-            require_keys_eq!(underlying.group, *group_key, MarginError::WrongGroup);
-            let reading = oracle_reading(infos, &OracleConfig::of_underlying(&underlying), &key, now)?;
-            let spot = spot_per_lot(&reading, group, &underlying)?;
-            inputs.underlyings.push((key, underlying, spot));
+        for account in accounts {
+            let needed = required_underlyings(
+                account,
+                |m| inputs.markets.iter().find(|(k, _)| k == m).map(|(_, m)| m.underlying),
+                |b| inputs.banks.iter().find(|(k, _, _)| k == b).map(|(_, b, _)| b.underlying),
+            )?;
+            for key in needed {
+                if inputs.underlyings.iter().any(|(k, _, _)| *k == key) {
+                    continue;
+                }
+                let info = find(infos, &key).ok_or_else(|| {
+                    msg!("underlying {} was not passed", key);
+                    error!(MarginError::HealthAccountsMismatch)
+                })?;
+                let underlying = load_typed::<Underlying>(info)?;
+                require_keys_eq!(underlying.group, *group_key, MarginError::WrongGroup);
+                let reading = oracle_reading(infos, &OracleConfig::of_underlying(&underlying), &key, now)?;
+                let spot = spot_per_lot(&reading, group, &underlying)?;
+                inputs.underlyings.push((key, underlying, spot));
+            }
         }
         Ok(inputs)
     }

@@ -19,11 +19,6 @@ use anchor_lang::prelude::*;
 use fixed::types::I80F48;
 use risk_engine::health::HealthKind;
 
-/// Health of `kind` for `account`, loading what it needs from `infos`.
-pub fn health_of(group: &Group, group_key: &Pubkey, account: &MarginAccount, infos: &[AccountInfo], kind: HealthKind) -> Result<I80F48> {
-    Ok(HealthInputs::load(group, group_key, account, infos)?.health(group, account, kind)?.health)
-}
-
 /// Checks that `liquidatee` may be liquidated now and returns its liquidation-end health.
 pub fn start(group: &Group, group_key: &Pubkey, liquidatee: &MarginAccount, infos: &[AccountInfo]) -> Result<I80F48> {
     let inputs = HealthInputs::load(group, group_key, liquidatee, infos)?;
@@ -36,33 +31,34 @@ pub fn start(group: &Group, group_key: &Pubkey, liquidatee: &MarginAccount, info
     Ok(end)
 }
 
-/// Checks a proposed step: `after` is the liquidatee after it, `smaller` the liquidatee after a
-/// step one unit smaller (`None` when the step is one unit). Returns the liquidation-end health
-/// after.
+/// Checks a proposed step and the liquidator after it: `after` is the liquidatee after the
+/// step, `smaller` the liquidatee after a step one unit smaller (`None` when the step is one
+/// unit), `liquidator` the liquidator after the step. Everything is loaded and priced once.
+/// Returns the liquidatee's liquidation-end health after.
+#[allow(clippy::too_many_arguments)]
 pub fn check_step(
     group: &Group,
     group_key: &Pubkey,
     before_end: I80F48,
     after: &MarginAccount,
     smaller: Option<&MarginAccount>,
+    liquidator: &MarginAccount,
     infos: &[AccountInfo],
 ) -> Result<I80F48> {
-    let after_end = health_of(group, group_key, after, infos, HealthKind::LiquidationEnd)?;
+    let mut states = vec![after, liquidator];
+    states.extend(smaller);
+    let inputs = HealthInputs::load_many(group, group_key, &states, infos)?;
+    let after_end = inputs.health(group, after, HealthKind::LiquidationEnd)?.health;
     require!(after_end > before_end, MarginError::LiquidationDoesNotImprove);
     if after_end > 0 {
         if let Some(smaller) = smaller {
-            let smaller_end = health_of(group, group_key, smaller, infos, HealthKind::LiquidationEnd)?;
+            let smaller_end = inputs.health(group, smaller, HealthKind::LiquidationEnd)?.health;
             require!(smaller_end < 0, MarginError::LiquidationExceedsTarget);
         }
     }
+    let liquidator_init = inputs.health(group, liquidator, HealthKind::Init)?.health;
+    require!(liquidator_init >= 0, MarginError::InitHealthNegative);
     Ok(after_end)
-}
-
-/// Fails unless the liquidator has init health >= 0.
-pub fn check_liquidator(group: &Group, group_key: &Pubkey, liquidator: &MarginAccount, infos: &[AccountInfo]) -> Result<()> {
-    let init = health_of(group, group_key, liquidator, infos, HealthKind::Init)?;
-    require!(init >= 0, MarginError::InitHealthNegative);
-    Ok(())
 }
 
 /// Splits a fee of `fee_native` into (liquidator part, insurance part).

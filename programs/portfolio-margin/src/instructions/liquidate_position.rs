@@ -7,7 +7,7 @@
 
 use crate::error::MarginError;
 use crate::health::{check_array_fresh, option_value_per_lot, spot_per_lot};
-use crate::liquidation::{check_liquidator, check_step, position_terms, simulate_position, start};
+use crate::liquidation::{check_step, position_terms, simulate_position, start};
 use crate::oracle::{read_oracle_account, OracleConfig};
 use crate::state::{CollateralBank, Group, MarginAccount, Market, Underlying};
 use anchor_lang::prelude::*;
@@ -68,8 +68,7 @@ pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, 
         |n: i64| simulate_position(&liquidator, &liquidatee, &market_key, &market, &quote_bank, quote_bank_index, &terms, n);
     let (taker, mut victim, interest_change) = simulate(lots)?;
     let smaller = if lots > 1 { Some(simulate(lots - 1)?.1) } else { None };
-    let after_end = check_step(&group, &group_key, before_end, &victim, smaller.as_ref(), &infos)?;
-    check_liquidator(&group, &group_key, &taker, &infos)?;
+    let after_end = check_step(&group, &group_key, before_end, &victim, smaller.as_ref(), &taker, &infos)?;
 
     victim.being_liquidated = u8::from(after_end < 0);
     *a.liquidator.load_mut()? = taker;

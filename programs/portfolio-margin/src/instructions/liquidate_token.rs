@@ -6,7 +6,7 @@
 
 use crate::error::MarginError;
 use crate::health::find;
-use crate::liquidation::{check_liquidator, check_step, simulate_token, start, TokenTerms};
+use crate::liquidation::{check_step, simulate_token, start, TokenTerms};
 use crate::oracle::{read_oracle_account, OracleConfig};
 use crate::state::{CollateralBank, Group, MarginAccount};
 use anchor_lang::prelude::*;
@@ -69,8 +69,7 @@ pub fn liquidate_token<'info>(ctx: Context<'info, LiquidateToken<'info>>, liabil
     let simulate = |x: i64| simulate_token(&group, &terms, &liquidator, &liquidatee, x);
     let (taker, mut victim, insurance) = simulate(liability_native)?;
     let smaller = if liability_native > 1 { Some(simulate(liability_native - 1)?.1) } else { None };
-    let after_end = check_step(&group, &group_key, before_end, &victim, smaller.as_ref(), &infos)?;
-    check_liquidator(&group, &group_key, &taker, &infos)?;
+    let after_end = check_step(&group, &group_key, before_end, &victim, smaller.as_ref(), &taker, &infos)?;
 
     victim.being_liquidated = u8::from(after_end < 0);
     *a.liquidator.load_mut()? = taker;

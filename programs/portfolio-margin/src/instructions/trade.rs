@@ -68,8 +68,10 @@ fn check_price_band(market_key: &Pubkey, market: &Market, underlying: &Underlyin
     Ok(())
 }
 
-/// Init health of one side after the fill, with the reduce-only exception.
+/// Init health of one side after the fill, with the reduce-only exception (the state before
+/// the fill is only loaded when that exception is needed).
 fn check_side_health(
+    after_inputs: &HealthInputs,
     group: &Group,
     group_key: &Pubkey,
     before: &MarginAccount,
@@ -77,7 +79,7 @@ fn check_side_health(
     fill: &FillOutcome,
     infos: &[AccountInfo],
 ) -> Result<()> {
-    let health_after = HealthInputs::load(group, group_key, after, infos)?.health(group, after, HealthKind::Init)?;
+    let health_after = after_inputs.health(group, after, HealthKind::Init)?;
     if health_after.health >= 0 {
         return Ok(());
     }
@@ -142,8 +144,10 @@ pub fn execute_fill(accounts: FillAccounts, lots: i64, price_per_lot_native: i64
         accounts.oracle.clone(),
         accounts.quote_bank.to_account_info(),
     ]);
-    check_side_health(&group, &group_key, &buyer_before, &buyer_after, &buyer_fill, &infos)?;
-    check_side_health(&group, &group_key, &seller_before, &seller_after, &seller_fill, &infos)?;
+    // Both sides after the fill, loaded and priced once.
+    let inputs = HealthInputs::load_many(&group, &group_key, &[&buyer_after, &seller_after], &infos)?;
+    check_side_health(&inputs, &group, &group_key, &buyer_before, &buyer_after, &buyer_fill, &infos)?;
+    check_side_health(&inputs, &group, &group_key, &seller_before, &seller_after, &seller_fill, &infos)?;
     emit!(Traded {
         market: market_key,
         buyer: accounts.buyer.key(),
