@@ -168,11 +168,14 @@ pub fn underlying_margin(book: &UnderlyingBook<'_>) -> Result<UnderlyingMargin, 
     // With 0 <= low < 2^31, (high, low) orders like the sum itself: find the minimum without
     // 128-bit compares, then widen it once.
     let mut worst_scenario = 0;
-    let mut best = (high[0], low[0]);
-    for (i, pair) in high[..scenario_count].iter().zip(&low[..scenario_count]).enumerate().skip(1) {
-        if (*pair.0, *pair.1) < best {
-            best = (*pair.0, *pair.1);
-            worst_scenario = i;
+    if scenario_count > 0 {
+        let (high, low) = (&high[..scenario_count], &low[..scenario_count]);
+        let (mut best_high, mut best_low) = (high[0], low[0]);
+        for i in 1..scenario_count {
+            let (h, l) = (high[i], low[i]);
+            if h < best_high || (h == best_high && l < best_low) {
+                (best_high, best_low, worst_scenario) = (h, l, i);
+            }
         }
     }
     let worst =
