@@ -101,22 +101,34 @@ impl HealthSnapshot {
         for balance in account.active_balances() {
             let key = &balance.bank;
             let bank = self.banks.get(key).ok_or_else(|| anyhow::anyhow!("bank {key} not loaded"))?;
-            let config = OracleConfig::of_bank(bank);
-            let update = self.oracles.get(&bank.oracle).ok_or_else(|| anyhow::anyhow!("oracle not loaded"))?;
-            let prices = reading(update, &config, self.now)?.token_prices(&self.group, bank.mint_decimals).map_err(|e| anyhow::anyhow!("{e}"))?;
-            banks.push(PricedBank { key: *key, bank, prices });
+            banks.push(PricedBank { key: *key, bank, prices: self.bank_prices(key)? });
         }
         let mut underlyings = Vec::new();
         for key in &needed {
             let underlying = self.underlyings.get(key).ok_or_else(|| anyhow::anyhow!("underlying {key} not loaded"))?;
-            let config = OracleConfig::of_underlying(underlying);
-            let update = self.oracles.get(&underlying.oracle).ok_or_else(|| anyhow::anyhow!("oracle not loaded"))?;
-            let spot = spot_per_lot(&reading(update, &config, self.now)?, &self.group, underlying).map_err(|e| anyhow::anyhow!("{e}"))?;
-            underlyings.push(PricedUnderlying { key: *key, underlying, spot_per_lot: spot });
+            underlyings.push(PricedUnderlying { key: *key, underlying, spot_per_lot: self.spot_per_lot(key)? });
         }
         let markets: Vec<MarketRef> = self.markets.iter().map(|(key, market)| MarketRef { key: *key, market }).collect();
         let view = HealthView { group: &self.group, banks: &banks, markets: &markets, underlyings: &underlyings, now: self.now };
         compute_health(&view, account, kind).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// A loaded bank's checked prices (quote native units per native unit), as the chain reads
+    /// them now.
+    pub fn bank_prices(&self, bank_key: &Pubkey) -> anyhow::Result<risk_engine::health::TokenPrices> {
+        let bank = self.banks.get(bank_key).ok_or_else(|| anyhow::anyhow!("bank {bank_key} not loaded"))?;
+        let update = self.oracles.get(&bank.oracle).ok_or_else(|| anyhow::anyhow!("oracle of bank {bank_key} not loaded"))?;
+        reading(update, &OracleConfig::of_bank(bank), self.now)?
+            .token_prices(&self.group, bank.mint_decimals)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// A loaded underlying's checked spot price per lot (quote native units, Q32.32).
+    pub fn spot_per_lot(&self, underlying_key: &Pubkey) -> anyhow::Result<fixed::types::I32F32> {
+        let underlying = self.underlyings.get(underlying_key).ok_or_else(|| anyhow::anyhow!("underlying {underlying_key} not loaded"))?;
+        let update = self.oracles.get(&underlying.oracle).ok_or_else(|| anyhow::anyhow!("oracle of {underlying_key} not loaded"))?;
+        let reading = reading(update, &OracleConfig::of_underlying(underlying), self.now)?;
+        spot_per_lot(&reading, &self.group, underlying).map_err(|e| anyhow::anyhow!("{e}"))
     }
 
     /// Health of the loaded account.

@@ -15,9 +15,8 @@ use crate::sdk::{self, BankKeys, MarketKeys};
 use anchor_lang::prelude::Pubkey;
 use anyhow::Result;
 use portfolio_margin::error::MarginError;
-use portfolio_margin::health::{option_value_per_lot, spot_per_lot};
+use portfolio_margin::health::option_value_per_lot;
 use portfolio_margin::liquidation::{position_terms, simulate_position, simulate_token, TokenTerms};
-use portfolio_margin::oracle::{check_update, OracleConfig};
 use portfolio_margin::state::{MarginAccount, Market};
 use risk_engine::health::HealthKind;
 use solana_signer::Signer;
@@ -258,11 +257,7 @@ impl Keeper {
         if let Some((_, market_key)) = best {
             let market: Market = snapshot.markets[&market_key];
             let underlying = snapshot.underlyings[&market.underlying];
-            let update = &snapshot.oracles[&underlying.oracle];
-            let config = OracleConfig::of_underlying(&underlying);
-            let reading = check_update(update, &config.feed_id, config.max_age_seconds, config.max_confidence_ppm, snapshot.now)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let spot = spot_per_lot(&reading, &snapshot.group, &underlying).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let spot = snapshot.spot_per_lot(&market.underlying)?;
             let mark = if market.is_option() { option_value_per_lot(&market, spot).map_err(|e| anyhow::anyhow!("{e}"))? } else { spot };
             let held = victim.positions[victim.position_index(&market_key).expect("held")].base_lots;
             let terms = position_terms(&snapshot.group, held, mark, spot);
@@ -286,11 +281,7 @@ impl Keeper {
                 .map(|b| b.bank);
             if let Some(asset_bank) = asset {
                 let price = |key: &Pubkey| -> Result<(fixed::types::I80F48, u16)> {
-                    let b = snapshot.banks[key];
-                    let config = OracleConfig::of_bank(&b);
-                    let reading = check_update(&snapshot.oracles[&b.oracle], &config.feed_id, config.max_age_seconds, config.max_confidence_ppm, snapshot.now)
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
-                    Ok((reading.token_prices(&snapshot.group, b.mint_decimals).map_err(|e| anyhow::anyhow!("{e}"))?.oracle, b.bank_index))
+                    Ok((snapshot.bank_prices(key)?.oracle, snapshot.banks[key].bank_index))
                 };
                 let (quote_price, quote_bank_index) = price(&self.quote.bank)?;
                 let (asset_price, asset_bank_index) = price(&asset_bank)?;

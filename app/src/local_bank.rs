@@ -85,23 +85,14 @@ impl LocalBank {
         self.context.payer.insecure_clone()
     }
 
-    /// Sends one transaction signed by the payer and `signers`. Each call carries a distinct
-    /// compute-unit limit so identical retries are not deduplicated as already processed.
+    /// Sends one transaction signed by the payer and `signers`.
     pub async fn send(&mut self, instructions: &[Instruction], signers: &[&Keypair]) -> Result<TxOutcome, BanksClientError> {
-        self.nonce += 1;
-        let mut all = vec![solana_compute_budget_interface::ComputeBudgetInstruction::set_compute_unit_limit(
-            1_400_000 - self.nonce % 100_000,
-        )];
-        all.extend_from_slice(instructions);
+        let all = self.with_nonce(instructions);
         let payer = self.payer();
-        let mut keys: Vec<&Keypair> = vec![&payer];
-        keys.extend(signers.iter().copied().filter(|k| k.pubkey() != payer.pubkey()));
+        let keys = with_payer(&payer, signers);
         let blockhash = self.context.banks_client.get_latest_blockhash().await?;
         let tx = Transaction::new_signed_with_payer(&all, Some(&payer.pubkey()), &keys, blockhash);
-        let result = self.context.banks_client.process_transaction_with_metadata(tx).await?;
-        result.result?;
-        let return_data = result.metadata.and_then(|m| m.return_data).map(|r| r.data).unwrap_or_default();
-        Ok(TxOutcome { return_data })
+        self.process(tx).await
     }
 
     /// Sends one version-0 transaction whose non-signer accounts are loaded from a fresh address
@@ -130,17 +121,27 @@ impl LocalBank {
         let slot = self.context.banks_client.get_root_slot().await?;
         self.context.warp_to_slot(slot + 2).expect("warp");
 
+        let all = self.with_nonce(instructions);
+        let blockhash = self.context.banks_client.get_latest_blockhash().await?;
+        let lookup = AddressLookupTableAccount { key: table, addresses };
+        let message = v0::Message::try_compile(&payer.pubkey(), &all, &[lookup], blockhash).expect("compile v0 message");
+        let tx = VersionedTransaction::try_new(VersionedMessage::V0(message), &with_payer(&payer, signers)).expect("sign");
+        self.process(tx).await
+    }
+
+    /// Prepends a compute-unit limit that differs on every call, so identical retries are not
+    /// deduplicated as already processed.
+    fn with_nonce(&mut self, instructions: &[Instruction]) -> Vec<Instruction> {
         self.nonce += 1;
         let mut all = vec![solana_compute_budget_interface::ComputeBudgetInstruction::set_compute_unit_limit(
             1_400_000 - self.nonce % 100_000,
         )];
         all.extend_from_slice(instructions);
-        let blockhash = self.context.banks_client.get_latest_blockhash().await?;
-        let lookup = AddressLookupTableAccount { key: table, addresses };
-        let message = v0::Message::try_compile(&payer.pubkey(), &all, &[lookup], blockhash).expect("compile v0 message");
-        let mut keys: Vec<&Keypair> = vec![&payer];
-        keys.extend(signers.iter().copied().filter(|k| k.pubkey() != payer.pubkey()));
-        let tx = VersionedTransaction::try_new(VersionedMessage::V0(message), &keys).expect("sign");
+        all
+    }
+
+    /// Processes a signed transaction and returns its return data.
+    async fn process(&mut self, tx: impl Into<solana_transaction::versioned::VersionedTransaction>) -> Result<TxOutcome, BanksClientError> {
         let result = self.context.banks_client.process_transaction_with_metadata(tx).await?;
         result.result?;
         let return_data = result.metadata.and_then(|m| m.return_data).map(|r| r.data).unwrap_or_default();
@@ -347,3 +348,10 @@ impl LocalBank {
 }
 
 use anchor_lang::solana_program::program_pack::Pack;
+
+/// The payer followed by the other signers (the payer once).
+fn with_payer<'a>(payer: &'a Keypair, signers: &[&'a Keypair]) -> Vec<&'a Keypair> {
+    let mut keys = vec![payer];
+    keys.extend(signers.iter().copied().filter(|k| k.pubkey() != payer.pubkey()));
+    keys
+}
