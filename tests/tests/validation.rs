@@ -140,3 +140,53 @@ async fn liquidating_more_than_the_position_is_refused() {
     assert_margin_error(bank.send(&[ix], &[&dealer.owner]).await, MarginError::LiquidationAmountTooLarge);
     assert_eq!(before, snapshot(&mut bank, &keys).await);
 }
+
+#[tokio::test]
+async fn a_ninth_token_and_a_bank_of_another_group_are_refused() {
+    use anchor_spl::token::spl_token;
+    let mut bank = LocalBank::start().await;
+    let market = setup_market(&mut bank).await.unwrap();
+    let trader = new_trader(&mut bank, &market, 10 * USDC, 0).await.unwrap();
+    let owner = trader.owner.insecure_clone();
+    bank.send(&[sdk::deposit(&trader.account, &market.usdc, &trader.usdc_wallet, &owner.pubkey(), USDC)], &[&owner]).await.unwrap();
+    // Seven more tokens fill the eight balance slots; the ninth is refused.
+    let mut extra = Vec::new();
+    for i in 0..8 {
+        let mint = bank.create_mint(&spl_token::ID, 6, &[]).await.unwrap().pubkey();
+        let oracle = anchor_lang::prelude::Pubkey::new_unique();
+        let feed = pm_client::pyth::feed_id_for(&format!("T{i}/USD"));
+        post_price(&mut bank, &oracle, feed, 1.0).await;
+        let config = bank_config(oracle, feed, (900_000, 950_000), (1_100_000, 1_050_000));
+        let keys = list_bank(&mut bank, &market.admin, &market.group, &mint, &spl_token::ID, config).await.unwrap();
+        let wallet = bank.create_token_account(&mint, &owner.pubkey(), &spl_token::ID).await.unwrap();
+        bank.mint_to(&mint, &wallet, &spl_token::ID, USDC).await.unwrap();
+        extra.push((keys, wallet));
+    }
+    for (keys, wallet) in &extra[..7] {
+        bank.send(&[sdk::deposit(&trader.account, keys, wallet, &owner.pubkey(), USDC)], &[&owner]).await.unwrap();
+    }
+    let (ninth, wallet) = extra[7];
+    let state = [trader.account, ninth.bank, ninth.vault, wallet];
+    let before = snapshot(&mut bank, &state).await;
+    let ix = sdk::deposit(&trader.account, &ninth, &wallet, &owner.pubkey(), USDC);
+    assert_margin_error(bank.send(&[ix], &[&owner]).await, MarginError::CollateralSlotsFull);
+    assert_eq!(before, snapshot(&mut bank, &state).await);
+
+    // A second group's bank cannot take deposits for this group's account.
+    let admin = bank.payer();
+    let params = portfolio_margin::instructions::GroupParams {
+        unrealized_init_weight_ppm: 0,
+        conf_multiplier_ppm: 0,
+        liquidation_fee_ppm: 0,
+        insurance_share_ppm: 0,
+    };
+    bank.send(&[sdk::create_group(&admin.pubkey(), &admin.pubkey(), &market.usdc.mint, 9, params)], &[]).await.unwrap();
+    let other_group = sdk::group_address(&admin.pubkey(), 9);
+    let config = bank_config(market.usdc.oracle, market.usdc_feed, (1_000_000, 1_000_000), (1_000_000, 1_000_000));
+    let other_bank = list_bank(&mut bank, &admin, &other_group, &market.usdc.mint, &spl_token::ID, config).await.unwrap();
+    let state = [trader.account, other_bank.bank, other_bank.vault, trader.usdc_wallet];
+    let before = snapshot(&mut bank, &state).await;
+    let ix = sdk::deposit(&trader.account, &other_bank, &trader.usdc_wallet, &owner.pubkey(), USDC);
+    assert_margin_error(bank.send(&[ix], &[&owner]).await, MarginError::WrongGroup);
+    assert_eq!(before, snapshot(&mut bank, &state).await);
+}
