@@ -100,6 +100,10 @@ pub struct PerpEntry {
     pub price_band_ppm: u32,
     pub funding_period_seconds: u32,
     pub max_funding_rate_ppm: u32,
+    /// Fill size in lots that moves the funding mark premium fully (smaller fills pro rata).
+    pub funding_depth_lots: i64,
+    /// Most gain a position may realise through settle_pnl per day, ppm of its notional.
+    pub pnl_settle_limit_ppm: u32,
 }
 
 /// One created account.
@@ -262,6 +266,8 @@ pub async fn bootstrap<C: Chain>(chain: &mut C, admin: &Keypair, config: &Config
             price_band_ppm: entry.price_band_ppm,
             funding_period_seconds: entry.funding_period_seconds,
             max_funding_rate_ppm: entry.max_funding_rate_ppm,
+            funding_depth_lots: entry.funding_depth_lots,
+            pnl_settle_limit_ppm: entry.pnl_settle_limit_ppm,
         };
         let state: Group = chain.read(&group).await?;
         let index = state.market_count;

@@ -295,7 +295,8 @@ pub fn option_config(kind: portfolio_margin::state::MarketKind, strike_dollars: 
         max_vol_bits: I32F32::from_num(5).to_bits(),
         max_vol_change_bits: I32F32::from_num(0.5).to_bits(),
         vol_max_age_seconds: 3_600,
-        settlement_window_seconds: 3_600,
+        settlement_window_seconds: 60,
+        settlement_challenge_seconds: 600,
     }
 }
 
@@ -351,6 +352,10 @@ pub async fn setup_derivatives(bank: &mut LocalBank, market: &DemoMarket) -> Res
         price_band_ppm: 20_000,
         funding_period_seconds: 3_600,
         max_funding_rate_ppm: 1_000,
+        // 100 SOL of fills move the mark premium fully.
+        funding_depth_lots: 100_000,
+        // A position realises at most 20% of its notional per day through settle_pnl.
+        pnl_settle_limit_ppm: 200_000,
     };
     bank.send(&[sdk::add_perp_market(&market.group, &admin, &payer, &sol, perp_index, perp_config)], &[]).await?;
     let perp_keys = market_keys(bank, market, &sdk::market_address(&market.group, perp_index)).await;

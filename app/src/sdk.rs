@@ -110,11 +110,16 @@ pub fn create_margin_account(group: &Pubkey, owner: &Pubkey, payer: &Pubkey, acc
     )
 }
 
-/// `set_delegate`.
-pub fn set_delegate(margin_account: &Pubkey, owner: &Pubkey, delegate: &Pubkey) -> Instruction {
+/// `set_delegate` with the owner's limits (`Pubkey::default()` removes the delegate).
+pub fn set_delegate(
+    margin_account: &Pubkey,
+    owner: &Pubkey,
+    delegate: &Pubkey,
+    limits: portfolio_margin::instructions::DelegateLimits,
+) -> Instruction {
     build(
         accounts::SetDelegate { margin_account: *margin_account, owner: *owner },
-        instruction::SetDelegate { delegate: *delegate },
+        instruction::SetDelegate { delegate: *delegate, limits },
         vec![],
     )
 }
@@ -371,16 +376,22 @@ pub fn register_venue(group: &Pubkey, admin: &Pubkey, payer: &Pubkey, venue_prog
     )
 }
 
-/// `approve_venue`.
-pub fn approve_venue(margin_account: &Pubkey, owner: &Pubkey, venue_program: &Pubkey) -> Instruction {
+/// `approve_venue` with the owner's limits (`Pubkey::default()` revokes).
+pub fn approve_venue(
+    margin_account: &Pubkey,
+    owner: &Pubkey,
+    venue_program: &Pubkey,
+    limits: portfolio_margin::instructions::VenueLimits,
+) -> Instruction {
     build(
         accounts::ApproveVenue { margin_account: *margin_account, owner: *owner },
-        instruction::ApproveVenue { venue_program: *venue_program },
+        instruction::ApproveVenue { venue_program: *venue_program, limits },
         vec![],
     )
 }
 
-/// `venue_trade` (normally built by the venue program for its CPI).
+/// `venue_trade` (normally built by the venue program for its CPI); `consents` are the keys
+/// that consented for the buyer and the seller.
 #[allow(clippy::too_many_arguments)]
 pub fn venue_trade(
     keys: &MarketKeys,
@@ -390,6 +401,7 @@ pub fn venue_trade(
     seller: &Pubkey,
     lots: i64,
     price_per_lot_native: i64,
+    consents: (Pubkey, Pubkey),
     health_accounts: Vec<AccountMeta>,
 ) -> Instruction {
     build(
@@ -404,7 +416,7 @@ pub fn venue_trade(
             buyer: *buyer,
             seller: *seller,
         },
-        instruction::VenueTrade { lots, price_per_lot_native },
+        instruction::VenueTrade { lots, price_per_lot_native, buyer_consent: consents.0, seller_consent: consents.1 },
         health_accounts,
     )
 }
@@ -418,8 +430,8 @@ pub fn update_funding(keys: &MarketKeys) -> Instruction {
     )
 }
 
-/// `settle_pnl` from `loser` to `winner`.
-pub fn settle_pnl(keys: &MarketKeys, winner: &Pubkey, loser: &Pubkey) -> Instruction {
+/// `settle_pnl` from `loser` to `winner`; `loser_health_accounts` cover the loser after paying.
+pub fn settle_pnl(keys: &MarketKeys, winner: &Pubkey, loser: &Pubkey, loser_health_accounts: Vec<AccountMeta>) -> Instruction {
     build(
         accounts::SettlePnl {
             group: keys.group,
@@ -431,20 +443,29 @@ pub fn settle_pnl(keys: &MarketKeys, winner: &Pubkey, loser: &Pubkey) -> Instruc
             loser: *loser,
         },
         instruction::SettlePnl {},
+        loser_health_accounts,
+    )
+}
+
+/// `propose_settlement_price` from the Pyth update in `price_update` (any receiver-owned
+/// `PriceUpdateV2` account with the underlying's feed).
+pub fn propose_settlement_price(keys: &MarketKeys, price_update: &Pubkey) -> Instruction {
+    build(
+        accounts::ProposeSettlementPrice {
+            group: keys.group,
+            market: keys.market,
+            underlying: keys.underlying,
+            price_update: *price_update,
+        },
+        instruction::ProposeSettlementPrice {},
         vec![],
     )
 }
 
-/// `settle_expired_option` for `accounts`.
+/// `settle_expired_option` for `accounts` (once the settlement price is final).
 pub fn settle_expired_option(keys: &MarketKeys, accounts_to_settle: &[Pubkey]) -> Instruction {
     build(
-        accounts::SettleExpiredOption {
-            group: keys.group,
-            market: keys.market,
-            underlying: keys.underlying,
-            oracle: keys.oracle,
-            quote_bank: keys.quote_bank,
-        },
+        accounts::SettleExpiredOption { group: keys.group, market: keys.market, quote_bank: keys.quote_bank },
         instruction::SettleExpiredOption {},
         accounts_to_settle.iter().map(|k| AccountMeta::new(*k, false)).collect(),
     )

@@ -64,3 +64,8 @@ pub async fn force_balance(bank: &mut LocalBank, account_key: &Pubkey, bank_key:
     data[8..8 + size].copy_from_slice(bytemuck::bytes_of(&account));
     bank.set_account_data(account_key, data).await;
 }
+
+/// Delegate limits for tests that only need some delegate: 0.2% band, 100 USDC budget, no expiry.
+pub fn delegate_limits() -> portfolio_margin::instructions::DelegateLimits {
+    portfolio_margin::instructions::DelegateLimits { price_band_ppm: 2_000, max_slippage_native: 100_000_000, expiry_ts: i64::MAX }
+}

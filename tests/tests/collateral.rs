@@ -206,11 +206,11 @@ async fn only_the_owner_withdraws_delegates_and_strangers_are_refused() {
     let (mut bank, market, trader) = setup().await;
     let delegate = Keypair::new();
     let stranger = Keypair::new();
-    bank.send(&[sdk::set_delegate(&trader.account, &trader.owner.pubkey(), &delegate.pubkey())], &[&trader.owner])
+    bank.send(&[sdk::set_delegate(&trader.account, &trader.owner.pubkey(), &delegate.pubkey(), delegate_limits())], &[&trader.owner])
         .await
         .unwrap();
     // A stranger cannot set the delegate.
-    let result = bank.send(&[sdk::set_delegate(&trader.account, &stranger.pubkey(), &stranger.pubkey())], &[&stranger]).await;
+    let result = bank.send(&[sdk::set_delegate(&trader.account, &stranger.pubkey(), &stranger.pubkey(), delegate_limits())], &[&stranger]).await;
     assert_margin_error(result, MarginError::NotOwner);
 
     let snapshot = HealthSnapshot::load(&mut bank, &market.group, &trader.account).await.unwrap();
@@ -239,7 +239,7 @@ async fn only_the_owner_withdraws_delegates_and_strangers_are_refused() {
     assert_eq!(before, snapshot_accounts(&mut bank, &[trader.account, stranger_wallet, market.usdc.vault]).await);
 
     // Clearing the delegate takes its rights away.
-    bank.send(&[sdk::set_delegate(&trader.account, &trader.owner.pubkey(), &Pubkey::default())], &[&trader.owner])
+    bank.send(&[sdk::set_delegate(&trader.account, &trader.owner.pubkey(), &Pubkey::default(), delegate_limits())], &[&trader.owner])
         .await
         .unwrap();
     bank.mint_to(&market.usdc.mint, &delegate_wallet, &spl_token::ID, USDC).await.unwrap();

@@ -186,11 +186,11 @@ async fn a_registered_venue_fills_only_for_accounts_that_approved_it() {
     bank.send(&[sdk::register_venue(&market.group, &market.admin.pubkey(), &bank.payer().pubkey(), &rfq_venue::ID)], &[]).await.unwrap();
     // Registered, but neither owner approved it; then only one did.
     assert_margin_error(bank.send(std::slice::from_ref(&fill), &[]).await, MarginError::VenueNotApproved);
-    bank.send(&[sdk::approve_venue(&alice.account, &alice.owner.pubkey(), &rfq_venue::ID)], &[&alice.owner]).await.unwrap();
+    bank.send(&[sdk::approve_venue(&alice.account, &alice.owner.pubkey(), &rfq_venue::ID, portfolio_margin::instructions::VenueLimits { max_fill_lots: 1_000_000, expiry_ts: i64::MAX })], &[&alice.owner]).await.unwrap();
     assert_margin_error(bank.send(std::slice::from_ref(&fill), &[]).await, MarginError::VenueNotApproved);
     let after_approvals = snapshot(&mut bank, &[bob.account, perp.market]).await;
     assert_eq!(before[1..], after_approvals[..]);
-    bank.send(&[sdk::approve_venue(&bob.account, &bob.owner.pubkey(), &rfq_venue::ID)], &[&bob.owner]).await.unwrap();
+    bank.send(&[sdk::approve_venue(&bob.account, &bob.owner.pubkey(), &rfq_venue::ID, portfolio_margin::instructions::VenueLimits { max_fill_lots: 1_000_000, expiry_ts: i64::MAX })], &[&bob.owner]).await.unwrap();
     // Off-market prices are refused for venues too.
     let metas = fill_health_accounts(&mut bank, &market, &[alice.account, bob.account], &perp.market).await.unwrap();
     let off = venue_fill(&perp, &alice.account, &bob.account, 1_000, 160_000, metas.clone());

@@ -209,7 +209,11 @@ async fn expired_markets_reject_trades_and_settle_at_exact_intrinsic_value() {
     let quote_before = quote_balance(&mut w.bank, &w.trader.account, &w.market.usdc.bank).await
         + quote_balance(&mut w.bank, &w.dealer.account, &w.market.usdc.bank).await;
 
-    // Settlement before expiry fails.
+    // Neither a proposal nor a settlement before expiry.
+    let archive = Pubkey::new_unique();
+    let at_expiry = PythPrice::usd(w.market.sol_feed, 171.25, 5, w.derivatives.expiry_ts);
+    w.bank.set_pyth_price(&archive, &at_expiry, None);
+    assert_margin_error(w.bank.send(&[sdk::propose_settlement_price(&call, &archive)], &[]).await, MarginError::OptionNotExpired);
     assert_margin_error(w.bank.send(&[sdk::settle_expired_option(&call, &[w.trader.account])], &[]).await, MarginError::OptionNotExpired);
     // Past expiry: no more trades.
     let now = w.bank.now().await;
@@ -217,20 +221,34 @@ async fn expired_markets_reject_trades_and_settle_at_exact_intrinsic_value() {
     post_price(&mut w.bank, &w.market.sol.oracle, w.market.sol_feed, 171.25).await;
     let result = block_trade(&mut w.bank, &w.market, &call, &w.dealer, &w.trader, 1, call_price).await;
     assert_margin_error(result, MarginError::MarketExpired);
-    // A price published before expiry cannot settle.
-    let early = PythPrice::usd(w.market.sol_feed, 171.25, 5, w.derivatives.expiry_ts - 1);
-    w.bank.set_pyth_price(&w.market.sol.oracle, &early, None);
+    // A price published before expiry cannot be proposed.
+    let early_key = Pubkey::new_unique();
+    w.bank.set_pyth_price(&early_key, &PythPrice::usd(w.market.sol_feed, 171.25, 5, w.derivatives.expiry_ts - 1), None);
     let before = snapshot_accounts(&mut w.bank, &[call.market, w.trader.account]).await;
     assert_margin_error(
-        w.bank.send(&[sdk::settle_expired_option(&call, &[w.trader.account])], &[]).await,
+        w.bank.send(&[sdk::propose_settlement_price(&call, &early_key)], &[]).await,
         MarginError::SettlementPriceBeforeExpiry,
     );
     assert_eq!(before, snapshot_accounts(&mut w.bank, &[call.market, w.trader.account]).await);
-    // Settle both markets with a price published after expiry: $171.25.
-    let at_expiry = PythPrice::usd(w.market.sol_feed, 171.25, 5, w.derivatives.expiry_ts + 5);
-    w.bank.set_pyth_price(&w.market.sol.oracle, &at_expiry, None);
+    // The first caller proposes the print it likes best ($175, published 8 s after expiry)...
+    let late_key = Pubkey::new_unique();
+    w.bank.set_pyth_price(&late_key, &PythPrice::usd(w.market.sol_feed, 175.0, 5, w.derivatives.expiry_ts + 8), None);
+    w.bank.send(&[sdk::propose_settlement_price(&call, &late_key)], &[]).await.unwrap();
+    assert_margin_error(w.bank.send(&[sdk::settle_expired_option(&call, &[w.trader.account])], &[]).await, MarginError::SettlementNotFinal);
+    // ...and anyone replaces it with the earliest update at or after expiry ($171.25, posted from
+    // the archive to an account of their own); a later one cannot come back.
+    w.bank.send(&[sdk::propose_settlement_price(&call, &archive)], &[]).await.unwrap();
+    assert_margin_error(w.bank.send(&[sdk::propose_settlement_price(&call, &late_key)], &[]).await, MarginError::SettlementNotEarlier);
+    for market in [&call, &put] {
+        if market.market == put.market {
+            w.bank.send(&[sdk::propose_settlement_price(market, &archive)], &[]).await.unwrap();
+        }
+    }
+    // Final after the challenge period: both markets settle at $171.25.
+    w.bank.advance_clock(600).await;
     w.bank.send(&[sdk::settle_expired_option(&call, &[w.trader.account, w.dealer.account])], &[]).await.unwrap();
     w.bank.send(&[sdk::settle_expired_option(&put, &[w.trader.account, w.dealer.account])], &[]).await.unwrap();
+    assert_margin_error(w.bank.send(&[sdk::propose_settlement_price(&call, &archive)], &[]).await, MarginError::SettlementAlreadyFinal);
     // Call intrinsic: (171.25 - 160) x 1,000 per lot = 11,250 per lot; put expires worthless.
     let call_state: Market = w.bank.load(&call.market).await;
     assert_eq!(call_state.settlement_price_native, 171_250);
@@ -287,11 +305,17 @@ async fn settle_pnl_moves_gains_against_matching_losses_only() {
     block_trade(&mut w.bank, &w.market, &perp, &w.trader, &w.dealer, 2 * LOTS_PER_SOL, 150_000).await.unwrap();
     post_price(&mut w.bank, &w.market.sol.oracle, w.market.sol_feed, 151.0).await;
     // Wrong order: the loser first.
-    assert_margin_error(w.bank.send(&[sdk::settle_pnl(&perp, &w.dealer.account, &w.trader.account)], &[]).await, MarginError::PnlNotSettleable);
-    w.bank.send(&[sdk::settle_pnl(&perp, &w.trader.account, &w.dealer.account)], &[]).await.unwrap();
-    // 2,000 lots x $1 x 1,000 per lot-dollar, less the loser's rounding guard of 1.
+    let trader_metas = fill_health_accounts(&mut w.bank, &w.market, &[w.trader.account], &perp.market).await.unwrap();
+    let dealer_metas = fill_health_accounts(&mut w.bank, &w.market, &[w.dealer.account], &perp.market).await.unwrap();
+    assert_margin_error(
+        w.bank.send(&[sdk::settle_pnl(&perp, &w.dealer.account, &w.trader.account, trader_metas)], &[]).await,
+        MarginError::PnlNotSettleable,
+    );
+    w.bank.send(&[sdk::settle_pnl(&perp, &w.trader.account, &w.dealer.account, dealer_metas)], &[]).await.unwrap();
+    // The gain is realised at the conservative price: $151 less twice the 5 bp confidence
+    // ($150.849), so 2,000 lots x $0.849 x 1,000 per lot-dollar.
     let gain = quote_balance(&mut w.bank, &w.trader.account, &w.market.usdc.bank).await;
-    assert_eq!(gain, 2_000 * 1_000 - 1);
+    assert_eq!(gain, 2_000 * 849);
     assert_eq!(quote_balance(&mut w.bank, &w.dealer.account, &w.market.usdc.bank).await, 100_000 * USDC as i64 - gain);
 }
 
@@ -375,7 +399,8 @@ async fn a_delegate_may_trade_for_the_account() {
     let mut w = world().await;
     let perp = w.derivatives.perp.keys;
     let delegate = solana_keypair::Keypair::new();
-    w.bank.send(&[sdk::set_delegate(&w.trader.account, &w.trader.owner.pubkey(), &delegate.pubkey())], &[&w.trader.owner]).await.unwrap();
+    let limits = portfolio_margin::instructions::DelegateLimits { price_band_ppm: 2_000, max_slippage_native: 100 * USDC as i64, expiry_ts: i64::MAX };
+    w.bank.send(&[sdk::set_delegate(&w.trader.account, &w.trader.owner.pubkey(), &delegate.pubkey(), limits)], &[&w.trader.owner]).await.unwrap();
     let metas = fill_health_accounts(&mut w.bank, &w.market, &[w.trader.account, w.dealer.account], &perp.market).await.unwrap();
     let ix = sdk::trade(&perp, &w.dealer.account, &w.dealer.owner.pubkey(), &w.trader.account, &delegate.pubkey(), 5 * LOTS_PER_SOL, 150_000, metas.clone());
     w.bank.send(&[ix], &[&w.dealer.owner, &delegate]).await.unwrap();

@@ -47,7 +47,7 @@ async fn underlying_and_market_parameters_are_validated() {
 
     // Markets.
     let market_index = group.market_count;
-    let perp = PerpConfig { price_band_ppm: 0, funding_period_seconds: 3_600, max_funding_rate_ppm: 1_000 };
+    let perp = PerpConfig { price_band_ppm: 0, funding_period_seconds: 3_600, max_funding_rate_ppm: 1_000, funding_depth_lots: 100_000, pnl_settle_limit_ppm: 200_000 };
     let ix = sdk::add_perp_market(&market.group, &admin, &admin, &d.sol, market_index, perp);
     assert_margin_error(bank.send(&[ix], &[]).await, MarginError::InvalidMarketParams);
     let now = bank.now().await;

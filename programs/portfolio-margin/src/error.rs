@@ -37,6 +37,10 @@ pub enum MarginError {
     MintDefaultFrozen,
     #[msg("Mint is pausable: it cannot be collateral")]
     MintIsPausable,
+    #[msg("Mint has a scaled UI amount (multiplier): raw amounts would be valued at UI prices, so it cannot be collateral")]
+    MintHasScaledUiAmount,
+    #[msg("Mint is interest-bearing: raw amounts would be valued at UI prices, so it cannot be collateral")]
+    MintIsInterestBearing,
     // --- oracle ---
     #[msg("Oracle account is not owned by the Pyth receiver program")]
     OracleWrongOwner,
@@ -100,7 +104,7 @@ pub enum MarginError {
     InvalidArrayTolerance,
     #[msg("The collateral bank is already linked to an underlying or belongs to another group")]
     BankAlreadyLinked,
-    #[msg("Market parameters are invalid (band 1..=200000 ppm, funding period > 0, vol bounds ordered)")]
+    #[msg("Market parameters are invalid (band 1..=200000 ppm; perps: funding period 1 s..=30 days, max rate <= 100000 ppm, depth 1..=2^31-1 lots, settle limit 1..=1000000 ppm; options: vol bounds ordered, windows > 0, challenge 1..=86400 s)")]
     InvalidMarketParams,
     #[msg("Option strike must be a positive whole number of quote native units per lot")]
     InvalidStrike,
@@ -110,7 +114,7 @@ pub enum MarginError {
     NotRiskAuthority,
     #[msg("Volatility is outside the market's [min_vol, max_vol] band")]
     VolatilityOutOfBounds,
-    #[msg("Volatility moved more than the market's max_vol_change in one update")]
+    #[msg("Volatility moved faster than allowed: at most max_vol_change per vol_max_age_seconds, pro rata to the time since the last post (several posts at one timestamp count as one)")]
     VolatilityChangeTooLarge,
     #[msg("Posted volatility is older than the market's vol_max_age_seconds: the risk authority must post a fresh one")]
     VolatilityStale,
@@ -148,19 +152,48 @@ pub enum MarginError {
     VenueNotApproved,
     #[msg("Signer is not the venue program's venue-authority PDA")]
     VenueAuthorityMismatch,
+    #[msg("The account's approval of this venue has expired: the owner must approve it again")]
+    VenueApprovalExpired,
+    #[msg("Fill is larger than the venue_max_fill_lots the owner approved for this venue")]
+    VenueFillTooLarge,
+    #[msg("The venue did not show the consent of the account's owner or an active delegate for this fill")]
+    VenueConsentMissing,
+    #[msg("Venue approval limits are invalid: max fill lots > 0 and expiry in the future")]
+    InvalidVenueLimits,
+    // --- delegates ---
+    #[msg("Delegate limits are invalid: price band 1..=200000 ppm, slippage budget >= 0, expiry in the future")]
+    InvalidDelegateLimits,
+    #[msg("A delegate's fill must be within the owner's delegate_price_band_ppm of the reference price")]
+    DelegatePriceOutsideBand,
+    #[msg("This fill would take the delegate past the slippage budget the owner set")]
+    DelegateSlippageExceeded,
+    #[msg("A delegate cannot fill against an account it owns or is delegate of")]
+    DelegateCounterpartyControlled,
     // --- funding, P&L and settlement ---
     #[msg("Funding was already updated at this timestamp")]
     FundingUpToDate,
     #[msg("settle_pnl needs an account with positive P&L first and one with negative P&L second")]
     PnlNotSettleable,
+    #[msg("The winner's position already realised its settle_pnl limit for this window")]
+    PnlSettleLimitReached,
+    #[msg("The loser cannot pay without going below maintenance health: liquidate it instead")]
+    PnlLoserBelowMaintenance,
+    #[msg("A fill that reduces a position at a price worse than the mark needs maintenance health >= 0 afterwards")]
+    ReduceOnlyFillLowersEquity,
     #[msg("The account has no position in this market")]
     NoPosition,
     #[msg("Option has not expired yet")]
     OptionNotExpired,
     #[msg("Settlement price must come from a Pyth update published at or after expiry")]
     SettlementPriceBeforeExpiry,
-    #[msg("Settlement window has passed without a settlement price: the admin must extend it")]
+    #[msg("Settlement update was published after expiry + settlement window (the fallback opens one day later)")]
     SettlementWindowPassed,
+    #[msg("A settlement price is already proposed from an update published at or before this one: only an earlier update can replace it")]
+    SettlementNotEarlier,
+    #[msg("The settlement price is already final")]
+    SettlementAlreadyFinal,
+    #[msg("No final settlement price yet: propose one with propose_settlement_price and wait out the challenge period")]
+    SettlementNotFinal,
     // --- liquidation and bankruptcy ---
     #[msg("Account is not liquidatable: its maintenance health is not negative")]
     NotLiquidatable,

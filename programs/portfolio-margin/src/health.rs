@@ -124,24 +124,47 @@ pub fn spot_per_lot(reading: &crate::oracle::OracleReading, group: &Group, under
     risk_engine::wide::i80f48_to_q32(price, Rounding::Down).ok_or(error!(MarginError::OraclePriceOutOfRange))
 }
 
-/// Checks that a market's risk array may be used at `spot` and `now`.
+/// Conservative spot price of one lot for valuing a gain (`for_long`: the lower of price and EMA
+/// minus the group's confidence multiple; otherwise the higher plus it), Q32.32: the price a
+/// pumped or dumped oracle print cannot reach before the EMA follows.
+pub fn conservative_spot_per_lot(reading: &crate::oracle::OracleReading, group: &Group, underlying: &Underlying, for_long: bool) -> Result<I32F32> {
+    let k = group.conf_multiplier_ppm as i128;
+    let ppm = PPM as i128;
+    let mantissa = if for_long {
+        (reading.price as i128 * ppm - k * reading.conf as i128).min(reading.ema_price as i128 * ppm - k * reading.ema_conf as i128).max(0)
+    } else {
+        (reading.price as i128 * ppm + k * reading.conf as i128).max(reading.ema_price as i128 * ppm + k * reading.ema_conf as i128)
+    };
+    let exponent = reading.exponent + group.quote_decimals as i32 + underlying.lot_size_exponent as i32 - 6;
+    let price = crate::oracle::scale_decimal(mantissa, exponent, !for_long)?;
+    let rounding = if for_long { Rounding::Down } else { Rounding::Up };
+    risk_engine::wide::i80f48_to_q32(price, rounding).ok_or(error!(MarginError::OraclePriceOutOfRange))
+}
+
+/// Checks that a market's risk array may be used at `spot` and `now`: spot within the price
+/// tolerance of the array's reference and the array young enough; for live options, the posted
+/// vol within the vol tolerance of the array's (a stale posted vol does not block: marks then
+/// shock it against the position, see [`mark_per_lot`]); for expired options, an array computed
+/// at or after expiry (intrinsic values: no vol needed).
 pub fn check_array_fresh(market_key: &Pubkey, market: &Market, underlying: &Underlying, spot: I32F32, now: i64) -> Result<()> {
-    if market.is_option() && market.settled == 0 && now.saturating_sub(market.vol_updated_ts) > market.vol_max_age_seconds as i64 {
-        msg!("posted vol of market {} is stale", market_key);
-        return err!(MarginError::VolatilityStale);
-    }
     let reference = I32F32::from_bits(market.array_spot_bits);
     let moved = (spot - reference).abs();
     // |spot - ref| / ref <= tolerance, in integers: |d| x 1e6 <= tol x ref.
     let price_ok = reference > 0
         && (moved.to_bits() as i128) * (PPM as i128)
             <= (underlying.array_price_tolerance_ppm as i128) * (reference.to_bits() as i128);
+    let expired = market.is_expired(now);
     let vol_moved = (market.vol_bits as i128 - market.array_vol_bits as i128).abs();
-    let vol_ok = !market.is_option() || vol_moved * (PPM as i128) <= (underlying.array_vol_tolerance_ppm as i128) << 32;
+    let vol_ok = !market.is_option()
+        || if expired {
+            market.array_updated_ts >= market.expiry_ts
+        } else {
+            vol_moved * (PPM as i128) <= (underlying.array_vol_tolerance_ppm as i128) << 32
+        };
     let age_ok = market.array_updated_ts > 0 && now.saturating_sub(market.array_updated_ts) <= underlying.array_max_age_seconds as i64;
     if !(price_ok && vol_ok && age_ok) {
         msg!(
-            "risk array of market {} is stale (price ok: {}, vol ok: {}, age ok: {}): refresh it",
+            "risk array of market {} is stale (price ok: {}, vol or expiry ok: {}, age ok: {}): refresh it",
             market_key,
             price_ok,
             vol_ok,
@@ -152,17 +175,30 @@ pub fn check_array_fresh(market_key: &Pubkey, market: &Market, underlying: &Unde
     Ok(())
 }
 
-/// Lots of an underlying held as collateral: whole lots of the balance, rounded down (towards
-/// negative infinity for a negative balance); dust below a lot is valued by weights only.
+/// Fails with `VolatilityStale` if an option's posted vol is stale: trades need a fresh
+/// reference price; health and liquidation do not (they fall back to shocked marks).
+pub fn require_fresh_vol(market_key: &Pubkey, market: &Market, now: i64) -> Result<()> {
+    if market.is_option() && !market.is_expired(now) && market.vol_is_stale(now) {
+        msg!("posted vol of market {} is stale", market_key);
+        return err!(MarginError::VolatilityStale);
+    }
+    Ok(())
+}
+
+/// Lots of an underlying held as collateral that enter its scenario grid: whole lots of the
+/// balance, rounded down (towards negative infinity for a negative balance), and at most `MAX_LOTS` either way. What is left out (dust
+/// below a lot, and any excess beyond `MAX_LOTS` lots) is valued by the bank's weights only,
+/// like collateral that is not linked to an underlying.
 pub fn collateral_lots(balance_native: i64, bank: &CollateralBank, underlying: &Underlying) -> Result<i64> {
     let exponent = bank.mint_decimals as i32 + underlying.lot_size_exponent as i32;
     require!((0..=18).contains(&exponent), MarginError::InvalidLotSize);
     let native_per_lot = 10i64.pow(exponent as u32);
-    Ok(balance_native.div_euclid(native_per_lot))
+    Ok(balance_native.div_euclid(native_per_lot).clamp(-risk_engine::risk_array::MAX_LOTS, risk_engine::risk_array::MAX_LOTS))
 }
 
-/// Mark value of one long option lot at `spot`: the reference value moved by the reference
-/// delta, floored at 0 (valid within the array tolerance), Q32.32.
+/// Model value of one long option lot at `spot` from the market's risk array: the reference
+/// value moved by the reference delta, floored at 0 (valid within the array tolerance), Q32.32.
+/// The reference price trades are banded around.
 pub fn option_value_per_lot(market: &Market, spot: I32F32) -> Result<I32F32> {
     let value = I32F32::from_bits(market.array_value_bits);
     let delta = I32F32::from_bits(market.array_delta_bits);
@@ -171,14 +207,57 @@ pub fn option_value_per_lot(market: &Market, spot: I32F32) -> Result<I32F32> {
     Ok(value.checked_add(shift).ok_or(MarginError::MathOverflow)?.max(I32F32::ZERO))
 }
 
+/// Intrinsic value of one long option lot at `spot`, Q32.32 (0 for perps).
+pub fn intrinsic_at(market: &Market, spot: I32F32) -> I32F32 {
+    let strike = I32F32::from_num(market.strike_per_lot_native);
+    match market.market_kind() {
+        crate::state::MarketKind::Call => (spot - strike).max(I32F32::ZERO),
+        crate::state::MarketKind::Put => (strike - spot).max(I32F32::ZERO),
+        crate::state::MarketKind::Perp => I32F32::ZERO,
+    }
+}
+
+/// Index of the "no price move, vol up" scenario in a grid of `price_steps` core moves (the
+/// "vol unchanged" and "vol down" ones follow it).
+pub fn zero_move_scenario(price_steps: u8) -> usize {
+    (price_steps.saturating_sub(1) as usize / 2) * 3
+}
+
+/// Mark of one lot of an option held as `lots` (the sign matters) at `spot` and `now`, Q32.32:
+///
+/// - expired (settlement not final): intrinsic value at `spot`, no vol needed;
+/// - live with a fresh posted vol: [`option_value_per_lot`];
+/// - live with a stale posted vol: that value moved by the array's vol-up or vol-down cell at
+///   no price move, whichever is worse for the holder (long: the lower; short: the higher), so
+///   a risk authority that stops posting never blocks health or liquidation and never makes a
+///   position look better than under a vol shock.
+pub fn mark_per_lot(market: &Market, spot: I32F32, lots: i64, price_steps: u8, now: i64) -> Result<I32F32> {
+    if market.is_expired(now) {
+        return Ok(intrinsic_at(market, spot));
+    }
+    let value = option_value_per_lot(market, spot)?;
+    if !market.vol_is_stale(now) {
+        return Ok(value);
+    }
+    let zero = zero_move_scenario(price_steps);
+    let len = market.array_len as usize;
+    if zero + 2 >= len {
+        return err!(MarginError::InvalidGridParams);
+    }
+    let up = I32F32::from_bits(market.risk_array_bits[zero]);
+    let down = I32F32::from_bits(market.risk_array_bits[zero + 2]);
+    let shock = if lots >= 0 { up.min(down).min(I32F32::ZERO) } else { up.max(down).max(I32F32::ZERO) };
+    Ok(value.checked_add(shock).ok_or(MarginError::MathOverflow)?.max(I32F32::ZERO))
+}
+
 /// Mark-to-market of one position in quote native units (I80F48, exact up to the Q32.32 spot).
-pub fn position_equity(position: &crate::state::PositionSlot, market: &Market, spot: I32F32) -> Result<I80F48> {
+pub fn position_equity(position: &crate::state::PositionSlot, market: &Market, spot: I32F32, price_steps: u8, now: i64) -> Result<I80F48> {
     let overflow = || error!(MarginError::MathOverflow);
-    let wide = if market.settled == 1 {
+    let wide = if market.is_settled(now) {
         let intrinsic = crate::instructions::settle_expired_option::intrinsic_per_lot(market);
         (position.base_lots as i128).checked_mul(intrinsic as i128).ok_or_else(overflow)? << 32
     } else if market.is_option() {
-        mul_q32_by_int(option_value_per_lot(market, spot)?, position.base_lots)
+        mul_q32_by_int(mark_per_lot(market, spot, position.base_lots, price_steps, now)?, position.base_lots)
     } else {
         let owed = crate::positions::perp_cash_owed(position, market)?;
         let cash = (position.quote_native as i128 - owed as i128) << 32;
@@ -237,13 +316,13 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
             if market.market.underlying != p.priced.key {
                 continue;
             }
-            let equity = position_equity(position, market.market, spot)?;
+            let equity = position_equity(position, market.market, spot, p.params.price_steps, view.now)?;
             if equity >= 0 {
                 positive = positive.checked_add(equity).ok_or_else(overflow)?;
             } else {
                 negative = negative.checked_add(equity).ok_or_else(overflow)?;
             }
-            if market.market.settled == 1 {
+            if market.market.is_settled(view.now) {
                 continue; // paid at the settlement price: no price risk left
             }
             check_array_fresh(&market.key, market.market, underlying, spot, view.now)?;

@@ -10,6 +10,7 @@ use anchor_lang::prelude::*;
 
 pub mod error;
 pub mod events;
+pub mod funding;
 pub mod health;
 pub mod liquidation;
 pub mod instructions;
@@ -67,9 +68,9 @@ pub mod portfolio_margin {
         instructions::create_margin_account(ctx, account_index)
     }
 
-    /// Sets or clears the account's delegate (owner).
-    pub fn set_delegate(ctx: Context<SetDelegate>, delegate: Pubkey) -> Result<()> {
-        instructions::set_delegate(ctx, delegate)
+    /// Sets or clears the account's delegate and its limits (owner).
+    pub fn set_delegate(ctx: Context<SetDelegate>, delegate: Pubkey, limits: DelegateLimits) -> Result<()> {
+        instructions::set_delegate(ctx, delegate, limits)
     }
 
     /// Closes an empty account, returning rent to the owner.
@@ -122,14 +123,20 @@ pub mod portfolio_margin {
         instructions::register_venue(ctx, venue_program)
     }
 
-    /// Approves (or revokes with the default key) a venue for the account (owner).
-    pub fn approve_venue(ctx: Context<ApproveVenue>, venue_program: Pubkey) -> Result<()> {
-        instructions::approve_venue(ctx, venue_program)
+    /// Approves (or revokes with the default key) a venue for the account, with limits (owner).
+    pub fn approve_venue(ctx: Context<ApproveVenue>, venue_program: Pubkey, limits: VenueLimits) -> Result<()> {
+        instructions::approve_venue(ctx, venue_program, limits)
     }
 
-    /// Fill submitted by a registered venue via CPI.
-    pub fn venue_trade<'info>(ctx: Context<'info, VenueTrade<'info>>, lots: i64, price_per_lot_native: i64) -> Result<()> {
-        instructions::venue_trade(ctx, lots, price_per_lot_native)
+    /// Fill submitted by a registered venue via CPI, naming the key that consented for each side.
+    pub fn venue_trade<'info>(
+        ctx: Context<'info, VenueTrade<'info>>,
+        lots: i64,
+        price_per_lot_native: i64,
+        buyer_consent: Pubkey,
+        seller_consent: Pubkey,
+    ) -> Result<()> {
+        instructions::venue_trade(ctx, lots, price_per_lot_native, buyer_consent, seller_consent)
     }
 
     /// Accrues a perp's funding index (permissionless).
@@ -138,11 +145,18 @@ pub mod portfolio_margin {
     }
 
     /// Realises perp P&L between a winning and a losing account (permissionless).
-    pub fn settle_pnl(ctx: Context<SettlePnl>) -> Result<()> {
+    pub fn settle_pnl<'info>(ctx: Context<'info, SettlePnl<'info>>) -> Result<()> {
         instructions::settle_pnl(ctx)
     }
 
-    /// Fixes an expired option's settlement price and pays the accounts passed (permissionless).
+    /// Proposes (or replaces by an earlier one) an expired option's settlement price from a Pyth
+    /// update published at or after expiry (permissionless).
+    pub fn propose_settlement_price(ctx: Context<ProposeSettlementPrice>) -> Result<()> {
+        instructions::propose_settlement_price(ctx)
+    }
+
+    /// Pays the accounts passed their expired option positions at the final settlement price
+    /// (permissionless).
     pub fn settle_expired_option<'info>(ctx: Context<'info, SettleExpiredOption<'info>>) -> Result<()> {
         instructions::settle_expired_option(ctx)
     }

@@ -16,8 +16,9 @@ use crate::error::MarginError;
 use crate::health::HealthInputs;
 use crate::state::{Group, MarginAccount, PPM};
 use anchor_lang::prelude::*;
-use fixed::types::I80F48;
+use fixed::types::{I32F32, I80F48};
 use risk_engine::health::HealthKind;
+use risk_engine::wide::Rounding;
 
 /// Checks that `liquidatee` may be liquidated now and returns its liquidation-end health.
 pub fn start(group: &Group, group_key: &Pubkey, liquidatee: &MarginAccount, infos: &[AccountInfo]) -> Result<I80F48> {
@@ -78,12 +79,33 @@ pub struct PositionTerms {
     pub liquidatee_long: bool,
 }
 
-/// Terms for a position of `held_lots` with mark `mark` (per lot) and spot per lot `spot`:
-/// the fee is the group's liquidation fee on the spot per lot, rounded up; prices round against
-/// the liquidatee.
-pub fn position_terms(group: &Group, held_lots: i64, mark: fixed::types::I32F32, spot: fixed::types::I32F32) -> PositionTerms {
+/// Risk of one lot of a position taken over, quote native units per lot (Q32.32), which the
+/// liquidation fee is charged on: the spot per lot for a perp; for an option, the larger of its
+/// mark and its worst scenario loss (for the direction held) scaled to the perp's (divided by
+/// the grid's price range), so a perp and a deep in-the-money option pay about the same, and a
+/// long option never pays a fee larger than a fee-rate share of what it can lose.
+pub fn risk_per_lot(market: &crate::state::Market, held_lots: i64, mark: I32F32, spot: I32F32, price_range: I32F32) -> Result<I32F32> {
+    if !market.is_option() {
+        return Ok(spot);
+    }
+    let len = (market.array_len as usize).min(market.risk_array_bits.len());
+    let cells = &market.risk_array_bits[..len];
+    let worst_bits = if held_lots > 0 {
+        cells.iter().copied().min().unwrap_or(0).min(0).checked_neg().ok_or(MarginError::MathOverflow)?
+    } else {
+        cells.iter().copied().max().unwrap_or(0).max(0)
+    };
+    require!(price_range > 0, MarginError::InvalidGridParams);
+    let scaled = risk_engine::wide::div_q32(I32F32::from_bits(worst_bits), price_range, Rounding::Up).ok_or(MarginError::MathOverflow)?;
+    Ok(scaled.max(mark))
+}
+
+/// Terms for a position of `held_lots` with mark `mark` per lot and risk `risk` per lot (see
+/// [`risk_per_lot`]): the fee is the group's liquidation fee on the risk, rounded up, at least
+/// one native unit per lot; prices round against the liquidatee.
+pub fn position_terms(group: &Group, held_lots: i64, mark: I32F32, risk: I32F32) -> PositionTerms {
     let scale = (PPM as i128) << 32;
-    let fee = ((spot.to_bits() as i128 * group.liquidation_fee_ppm as i128 + scale - 1) / scale) as i64;
+    let fee = (((risk.to_bits().max(0) as i128 * group.liquidation_fee_ppm as i128 + scale - 1) / scale) as i64).max(1);
     let (liquidator_fee, insurance_fee) = split_fee(group, fee);
     let liquidatee_long = held_lots > 0;
     let price = if liquidatee_long {
@@ -106,8 +128,8 @@ pub fn simulate_position(
     quote_bank_index: u16,
     terms: &PositionTerms,
     lots: i64,
-) -> Result<(MarginAccount, MarginAccount, i64)> {
-    let (mut taker, mut victim) = (*liquidator, *liquidatee);
+) -> Result<(Box<MarginAccount>, Box<MarginAccount>, i64)> {
+    let (mut taker, mut victim) = (crate::instructions::trade::boxed_copy(liquidator), crate::instructions::trade::boxed_copy(liquidatee));
     let victim_lots = if terms.liquidatee_long { -lots } else { lots };
     let price = terms.price_per_lot_native;
     let taker_fill = crate::positions::apply_fill(&mut taker, market_key, market, quote_bank, quote_bank_index, -victim_lots, price)?;
@@ -135,7 +157,8 @@ pub fn asset_for_liability(group: &Group, terms: &TokenTerms, liability_native: 
     let factor = I80F48::from_num(PPM + group.liquidation_fee_ppm) / I80F48::from_num(PPM);
     let with_fee = value.checked_mul(factor).ok_or(MarginError::MathOverflow)?;
     let units = with_fee.checked_div(terms.asset_price).ok_or(MarginError::MathOverflow)?;
-    Ok(units.ceil().to_num::<i64>())
+    // Checked: a wrap would hand the liquidatee collateral and the liquidator an unpayable debt.
+    units.checked_ceil().and_then(|u| u.checked_to_num::<i64>()).ok_or(error!(MarginError::MathOverflow))
 }
 
 /// Applies a token liquidation of `liability_native` on copies of both accounts. Returns
@@ -146,14 +169,14 @@ pub fn simulate_token(
     liquidator: &MarginAccount,
     liquidatee: &MarginAccount,
     liability_native: i64,
-) -> Result<(MarginAccount, MarginAccount, i64)> {
+) -> Result<(Box<MarginAccount>, Box<MarginAccount>, i64)> {
     let asset = asset_for_liability(group, terms, liability_native)?;
     let collateral =
         liquidatee.balance_index(&terms.asset_bank).map(|i| liquidatee.balances[i].balance_native).unwrap_or(0);
     require!(asset <= collateral, MarginError::LiquidationAmountTooLarge);
     let fee = ((liability_native as i128 * group.liquidation_fee_ppm as i128) / PPM as i128) as i64;
     let (_, insurance) = split_fee(group, fee);
-    let (mut taker, mut victim) = (*liquidator, *liquidatee);
+    let (mut taker, mut victim) = (crate::instructions::trade::boxed_copy(liquidator), crate::instructions::trade::boxed_copy(liquidatee));
     victim.add_to_balance(&terms.quote_bank, terms.quote_bank_index, liability_native)?;
     victim.add_to_balance(&terms.asset_bank, terms.asset_bank_index, -asset)?;
     taker.add_to_balance(&terms.quote_bank, terms.quote_bank_index, -(liability_native + insurance))?;

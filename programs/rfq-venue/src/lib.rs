@@ -33,7 +33,7 @@ pub mod rfq_venue {
         };
         let mut metas = accounts.to_account_metas(None);
         metas.extend(ctx.remaining_accounts.iter().map(|i| AccountMeta::new_readonly(i.key(), false)));
-        let data = portfolio_margin::instruction::VenueTrade { lots, price_per_lot_native }.data();
+        let data = portfolio_margin::instruction::VenueTrade { lots, price_per_lot_native, buyer_consent: Pubkey::default(), seller_consent: Pubkey::default() }.data();
         let ix = Instruction { program_id: portfolio_margin::ID, accounts: metas, data };
         let mut infos = vec![
             a.group.to_account_info(),

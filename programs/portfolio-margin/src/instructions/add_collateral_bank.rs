@@ -64,6 +64,8 @@ pub fn check_mint_extensions(mint: &AccountInfo) -> Result<()> {
             ExtensionType::MintCloseAuthority => Some(MarginError::MintHasCloseAuthority),
             ExtensionType::DefaultAccountState => Some(MarginError::MintDefaultFrozen),
             ExtensionType::Pausable => Some(MarginError::MintIsPausable),
+            ExtensionType::ScaledUiAmount => Some(MarginError::MintHasScaledUiAmount),
+            ExtensionType::InterestBearingConfig => Some(MarginError::MintIsInterestBearing),
             _ => None,
         };
         if let Some(error) = refused {

@@ -24,8 +24,12 @@ pub struct OptionConfig {
     pub max_vol_change_bits: i64,
     /// Oldest posted vol accepted, seconds.
     pub vol_max_age_seconds: u32,
-    /// Window after expiry in which the settlement price may be published, seconds.
+    /// A settlement update must be published within this many seconds after expiry (until the
+    /// fallback opens a day later), seconds.
     pub settlement_window_seconds: u32,
+    /// A proposed settlement price is final this many seconds after the proposal; until then an
+    /// earlier qualifying update replaces it (1..=86400).
+    pub settlement_challenge_seconds: u32,
 }
 
 pub fn add_option_market(ctx: Context<AddMarket>, config: OptionConfig) -> Result<()> {
@@ -38,7 +42,8 @@ pub fn add_option_market(ctx: Context<AddMarket>, config: OptionConfig) -> Resul
             && config.max_vol_bits <= (10i64 << 32)
             && config.max_vol_change_bits > 0
             && config.vol_max_age_seconds > 0
-            && config.settlement_window_seconds > 0,
+            && config.settlement_window_seconds > 0
+            && (1..=86_400).contains(&config.settlement_challenge_seconds),
         MarginError::InvalidMarketParams
     );
     let loader = ctx.accounts.market.clone();
@@ -51,5 +56,6 @@ pub fn add_option_market(ctx: Context<AddMarket>, config: OptionConfig) -> Resul
     market.max_vol_change_bits = config.max_vol_change_bits;
     market.vol_max_age_seconds = config.vol_max_age_seconds;
     market.settlement_window_seconds = config.settlement_window_seconds;
+    market.settlement_challenge_seconds = config.settlement_challenge_seconds;
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! funding from the premium of trade prices over the oracle.
 
 use crate::error::MarginError;
-use crate::state::{Group, Market, MarketKind, Underlying, MARKET_SEED};
+use crate::state::{Group, Market, MarketKind, Underlying, MARKET_SEED, MAX_FUNDING_PERIOD_SECONDS, PPM};
+use risk_engine::risk_array::MAX_LOTS;
 use anchor_lang::prelude::*;
 
 /// Parameters of a new perpetual market.
@@ -14,6 +15,11 @@ pub struct PerpConfig {
     pub funding_period_seconds: u32,
     /// Largest funding rate per period, ppm of the price.
     pub max_funding_rate_ppm: u32,
+    /// Fill size, in lots, that moves the mark premium all the way to the fill's own premium
+    /// (smaller fills move it pro rata): what one small trade can do to funding.
+    pub funding_depth_lots: i64,
+    /// Most gain a position may realise through `settle_pnl` per day, ppm of its notional.
+    pub pnl_settle_limit_ppm: u32,
 }
 
 #[derive(Accounts)]
@@ -55,7 +61,10 @@ pub fn init_market(ctx: &Context<AddMarket>, market: &mut Market, kind: MarketKi
 
 pub fn add_perp_market(ctx: Context<AddMarket>, config: PerpConfig) -> Result<()> {
     require!(
-        config.funding_period_seconds > 0 && config.max_funding_rate_ppm <= 100_000,
+        (1..=MAX_FUNDING_PERIOD_SECONDS).contains(&config.funding_period_seconds)
+            && config.max_funding_rate_ppm <= 100_000
+            && (1..=MAX_LOTS).contains(&config.funding_depth_lots)
+            && (1..=PPM).contains(&config.pnl_settle_limit_ppm),
         MarginError::InvalidMarketParams
     );
     let loader = ctx.accounts.market.clone();
@@ -63,6 +72,9 @@ pub fn add_perp_market(ctx: Context<AddMarket>, config: PerpConfig) -> Result<()
     init_market(&ctx, &mut market, MarketKind::Perp, config.price_band_ppm)?;
     market.funding_period_seconds = config.funding_period_seconds;
     market.max_funding_rate_ppm = config.max_funding_rate_ppm;
+    market.funding_depth_lots = config.funding_depth_lots;
+    market.pnl_settle_limit_ppm = config.pnl_settle_limit_ppm;
+    market.funding_premium_ts = market.funding_last_ts;
     let mut group = ctx.accounts.group.load_mut()?;
     group.perp_market_count = group.perp_market_count.checked_add(1).ok_or(MarginError::MathOverflow)?;
     Ok(())

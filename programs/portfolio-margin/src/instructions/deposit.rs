@@ -34,7 +34,7 @@ pub fn deposit(mut ctx: Context<Deposit>, amount_native: u64) -> Result<()> {
     require!(amount_native > 0, MarginError::ZeroAmount);
     {
         let account = ctx.accounts.margin_account.load()?;
-        require!(account.is_owner_or_delegate(&ctx.accounts.authority.key()), MarginError::NotOwnerOrDelegate);
+        require!(account.is_owner_or_delegate(&ctx.accounts.authority.key(), Clock::get()?.unix_timestamp), MarginError::NotOwnerOrDelegate);
     }
     let a = &mut ctx.accounts;
     let received = crate::vault::receive(&a.token_program, &a.source, &a.mint, &mut a.vault, &a.authority, amount_native)?;

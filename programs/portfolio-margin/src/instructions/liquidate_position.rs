@@ -6,8 +6,9 @@
 //! in `remaining_accounts`.
 
 use crate::error::MarginError;
-use crate::health::{check_array_fresh, option_value_per_lot, spot_per_lot};
-use crate::liquidation::{check_step, position_terms, simulate_position, start};
+use crate::health::{check_array_fresh, mark_per_lot, spot_per_lot};
+use crate::instructions::trade::{boxed_copy, write_account};
+use crate::liquidation::{check_step, position_terms, risk_per_lot, simulate_position, start};
 use crate::oracle::{read_oracle_account, OracleConfig};
 use crate::state::{CollateralBank, Group, MarginAccount, Market, Underlying};
 use anchor_lang::prelude::*;
@@ -39,19 +40,28 @@ pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, 
     let group = *a.group.load()?;
     group.require_quote_bank(&a.quote_bank.key())?;
     let quote_bank_index = a.quote_bank.load()?.bank_index;
-    let liquidator = *a.liquidator.load()?;
-    require!(liquidator.is_owner_or_delegate(&a.liquidator_authority.key()), MarginError::NotOwnerOrDelegate);
-    let liquidatee = *a.liquidatee.load()?;
-    let market = *a.market.load()?;
-    require!(market.settled == 0 && !market.is_expired(now), MarginError::MarketExpired);
+    let liquidator = boxed_copy(&*a.liquidator.load()?);
+    require!(liquidator.is_owner_or_delegate(&a.liquidator_authority.key(), now), MarginError::NotOwnerOrDelegate);
+    let liquidatee = boxed_copy(&*a.liquidatee.load()?);
 
-    // Mark price per lot: the oracle for perps, the model value for options.
+    // Mark price per lot: the oracle for perps; for options the model value (shocked against
+    // the liquidatee if the posted vol is stale), or the intrinsic value once expired and until
+    // the settlement price is final (then the position is settled, not liquidated).
     let underlying = *a.underlying.load()?;
     let reading = read_oracle_account(&OracleConfig::of_underlying(&underlying), &a.oracle, now)?;
     let spot = spot_per_lot(&reading, &group, &underlying)?;
+    let market = {
+        let mut market = a.market.load_mut()?;
+        require!(!market.is_settled(now), MarginError::MarketExpired);
+        crate::funding::accrue(&mut market, spot, now)?;
+        *market
+    };
+    let index = liquidatee.position_index(&market_key).ok_or(MarginError::NoPosition)?;
+    let held = liquidatee.positions[index].base_lots;
+    let grid = underlying.grid.params();
     let mark = if market.is_option() {
         check_array_fresh(&market_key, &market, &underlying, spot, now)?;
-        option_value_per_lot(&market, spot)?
+        mark_per_lot(&market, spot, held, grid.price_steps, now)?
     } else {
         spot
     };
@@ -59,20 +69,18 @@ pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, 
     infos.extend([a.market.to_account_info(), a.underlying.to_account_info(), a.oracle.to_account_info(), a.quote_bank.to_account_info()]);
     let before_end = start(&group, &group_key, &liquidatee, &infos)?;
 
-    let index = liquidatee.position_index(&market_key).ok_or(MarginError::NoPosition)?;
-    let held = liquidatee.positions[index].base_lots;
     require!(lots as u64 <= held.unsigned_abs(), MarginError::LiquidationAmountTooLarge);
-    let terms = position_terms(&group, held, mark, spot);
+    let terms = position_terms(&group, held, mark, risk_per_lot(&market, held, mark, spot, grid.price_range)?);
     let quote_bank = group.quote_bank;
     let simulate =
         |n: i64| simulate_position(&liquidator, &liquidatee, &market_key, &market, &quote_bank, quote_bank_index, &terms, n);
     let (taker, mut victim, interest_change) = simulate(lots)?;
     let smaller = if lots > 1 { Some(simulate(lots - 1)?.1) } else { None };
-    let after_end = check_step(&group, &group_key, before_end, &victim, smaller.as_ref(), &taker, &infos)?;
+    let after_end = check_step(&group, &group_key, before_end, &victim, smaller.as_deref(), &taker, &infos)?;
 
     victim.being_liquidated = u8::from(after_end < 0);
-    *a.liquidator.load_mut()? = taker;
-    *a.liquidatee.load_mut()? = victim;
+    write_account(&a.liquidator, &taker)?;
+    write_account(&a.liquidatee, &victim)?;
     let mut market = a.market.load_mut()?;
     market.open_interest_lots = market.open_interest_lots.checked_add(interest_change).ok_or(MarginError::MathOverflow)?;
     let mut group = a.group.load_mut()?;

@@ -6,6 +6,7 @@
 
 use crate::error::MarginError;
 use crate::health::find;
+use crate::instructions::trade::{boxed_copy, write_account};
 use crate::liquidation::{check_step, simulate_token, start, TokenTerms};
 use crate::oracle::{read_oracle_account, OracleConfig};
 use crate::state::{CollateralBank, Group, MarginAccount};
@@ -45,9 +46,9 @@ pub fn liquidate_token<'info>(ctx: Context<'info, LiquidateToken<'info>>, liabil
     require_keys_neq!(a.asset_bank.key(), group.quote_bank, MarginError::AssetIsQuote);
     let quote_bank = *a.quote_bank.load()?;
     let asset_bank = *a.asset_bank.load()?;
-    let liquidator = *a.liquidator.load()?;
-    require!(liquidator.is_owner_or_delegate(&a.liquidator_authority.key()), MarginError::NotOwnerOrDelegate);
-    let liquidatee = *a.liquidatee.load()?;
+    let liquidator = boxed_copy(&*a.liquidator.load()?);
+    require!(liquidator.is_owner_or_delegate(&a.liquidator_authority.key(), now), MarginError::NotOwnerOrDelegate);
+    let liquidatee = boxed_copy(&*a.liquidatee.load()?);
 
     let mut infos = ctx.remaining_accounts.to_vec();
     infos.extend([a.quote_bank.to_account_info(), a.asset_bank.to_account_info()]);
@@ -69,11 +70,11 @@ pub fn liquidate_token<'info>(ctx: Context<'info, LiquidateToken<'info>>, liabil
     let simulate = |x: i64| simulate_token(&group, &terms, &liquidator, &liquidatee, x);
     let (taker, mut victim, insurance) = simulate(liability_native)?;
     let smaller = if liability_native > 1 { Some(simulate(liability_native - 1)?.1) } else { None };
-    let after_end = check_step(&group, &group_key, before_end, &victim, smaller.as_ref(), &taker, &infos)?;
+    let after_end = check_step(&group, &group_key, before_end, &victim, smaller.as_deref(), &taker, &infos)?;
 
     victim.being_liquidated = u8::from(after_end < 0);
-    *a.liquidator.load_mut()? = taker;
-    *a.liquidatee.load_mut()? = victim;
+    write_account(&a.liquidator, &taker)?;
+    write_account(&a.liquidatee, &victim)?;
     let mut group = a.group.load_mut()?;
     group.insurance_fund_native = group.insurance_fund_native.checked_add(insurance).ok_or(MarginError::MathOverflow)?;
     Ok(())

@@ -2,6 +2,11 @@
 //! and value at the current oracle price and posted vol. Health checks use the array while the
 //! price and vol stay within the underlying's tolerances and the array is young enough; a
 //! client prepends this instruction when one is stale.
+//!
+//! A stale posted vol does not block a refresh (the array is computed at the last posted vol,
+//! and health then shocks option marks against each position): no health computation depends on
+//! the risk authority staying alive. From expiry on, the array holds intrinsic values (time to
+//! expiry zero) and needs no vol at all.
 
 use crate::error::MarginError;
 use crate::health::spot_per_lot;
@@ -28,9 +33,9 @@ pub fn refresh_risk_array(ctx: Context<RefreshRiskArray>) -> Result<()> {
     let mut market = ctx.accounts.market.load_mut()?;
     let reading = read_oracle_account(&OracleConfig::of_underlying(&underlying), &ctx.accounts.oracle, now)?;
     let spot = spot_per_lot(&reading, &group, &underlying)?;
-    let vol = if market.is_option() {
+    let vol = if market.is_option() && !market.is_expired(now) {
+        // Never posted: there is no vol to compute at (and nobody can hold the market yet).
         require!(market.vol_updated_ts != 0, MarginError::VolatilityStale);
-        require!(now.saturating_sub(market.vol_updated_ts) <= market.vol_max_age_seconds as i64, MarginError::VolatilityStale);
         I32F32::from_bits(market.vol_bits)
     } else {
         I32F32::ZERO

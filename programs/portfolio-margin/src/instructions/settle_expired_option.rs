@@ -1,23 +1,18 @@
-//! `settle_expired_option` (permissionless): after expiry, fixes the settlement price from a
-//! Pyth update published at or after expiry (within the market's window), then pays every
-//! margin account passed in `remaining_accounts` its position's intrinsic value in the quote
-//! balance and closes the position. Holders receive exactly what writers pay: the settlement
-//! price and the strike are whole quote native units per lot.
+//! `settle_expired_option` (permissionless): once an expired option's settlement price is final
+//! (see `propose_settlement_price`), pays every margin account passed in `remaining_accounts`
+//! its position's intrinsic value in the quote balance and closes the position. Holders receive
+//! exactly what writers pay: the settlement price and the strike are whole quote native units
+//! per lot.
 
 use crate::error::MarginError;
-use crate::health::spot_per_lot;
-use crate::oracle::{check_update, decode_update};
-use crate::state::{CollateralBank, Group, MarginAccount, Market, MarketKind, PositionSlot, Underlying};
+use crate::state::{CollateralBank, Group, MarginAccount, Market, MarketKind, PositionSlot};
 use anchor_lang::prelude::*;
 
 #[derive(Accounts)]
 pub struct SettleExpiredOption<'info> {
     pub group: AccountLoader<'info, Group>,
-    #[account(mut, has_one = group @ MarginError::WrongGroup, has_one = underlying @ MarginError::WrongUnderlying)]
+    #[account(mut, has_one = group @ MarginError::WrongGroup)]
     pub market: AccountLoader<'info, Market>,
-    pub underlying: AccountLoader<'info, Underlying>,
-    /// CHECK: checked against the underlying's oracle configuration when the price is fixed.
-    pub oracle: UncheckedAccount<'info>,
     pub quote_bank: AccountLoader<'info, CollateralBank>,
 }
 
@@ -38,22 +33,8 @@ pub fn settle_expired_option<'info>(ctx: Context<'info, SettleExpiredOption<'inf
     let mut market = ctx.accounts.market.load_mut()?;
     require!(market.is_option(), MarginError::NotAnOptionMarket);
     require!(now >= market.expiry_ts, MarginError::OptionNotExpired);
-    if market.settled == 0 {
-        let underlying = ctx.accounts.underlying.load()?;
-        require_keys_eq!(ctx.accounts.oracle.key(), underlying.oracle, MarginError::OracleKeyMismatch);
-        let update = decode_update(&ctx.accounts.oracle)?;
-        let published = update.price_message.publish_time;
-        require!(published >= market.expiry_ts, MarginError::SettlementPriceBeforeExpiry);
-        require!(
-            published <= market.expiry_ts + market.settlement_window_seconds as i64,
-            MarginError::SettlementWindowPassed
-        );
-        // Every other check of a live read, with the age measured at publication.
-        let reading = check_update(&update, &underlying.feed_id, underlying.max_price_age_seconds, underlying.max_confidence_ppm, published)?;
-        let spot = spot_per_lot(&reading, &group, &underlying)?;
-        market.settlement_price_native = risk_engine::wide::q32_to_int(spot, risk_engine::wide::Rounding::Down);
-        market.settled = 1;
-    }
+    require!(market.is_settled(now), MarginError::SettlementNotFinal);
+    market.settled = 1;
     let intrinsic = intrinsic_per_lot(&market);
     let market_key = ctx.accounts.market.key();
     for info in ctx.remaining_accounts {

@@ -1,16 +1,20 @@
 //! `trade` (RFQ / block trade): moves `lots` of a market from the seller to the buyer at an
-//! agreed price, signed by both accounts' owners or delegates.
+//! agreed price, signed for each account by its owner or an active delegate.
 //!
-//! Checks, in order: the market is live (options: not expired), the two accounts differ, the
-//! price lies within the market's band around the oracle (perps) or the model value (options)
-//! so colluding accounts cannot move value at off-market prices, both accounts have a free
-//! position slot, and afterwards both satisfy init health, except that a fill that only reduces
-//! an account's position is allowed when it does not lower that account's init health.
+//! Checks, in order: the market is live (options: not expired, posted vol fresh), the two
+//! accounts differ, the price lies within the market's band around the reference price (the
+//! oracle for perps, the model value for options) so colluding accounts cannot move value at
+//! off-market prices, a side signed by a delegate stays within the owner's limits (see
+//! `set_delegate`), both accounts have a free position slot, and afterwards both satisfy init
+//! health. A fill that only reduces an account's position may leave it below init health when
+//! it does not lower its init health, but if it is priced worse than the reference for that
+//! account (it lowers its equity) the account must stay at or above maintenance.
+//! Perp fills accrue funding first and then move the market's mark premium (`crate::funding`).
 //! Health accounts of both sides go in `remaining_accounts` (any order).
 
 use crate::error::MarginError;
 use crate::events::Traded;
-use crate::health::{check_array_fresh, option_value_per_lot, spot_per_lot, HealthInputs};
+use crate::health::{check_array_fresh, option_value_per_lot, require_fresh_vol, spot_per_lot, HealthInputs};
 use crate::oracle::{read_oracle_account, OracleConfig};
 use crate::positions::{apply_fill, FillOutcome};
 use crate::state::{CollateralBank, Group, MarginAccount, Market, Underlying, PPM};
@@ -36,7 +40,8 @@ pub struct Trade<'info> {
     pub seller_authority: Signer<'info>,
 }
 
-/// The accounts a fill needs, shared by `trade` and `venue_trade`.
+/// The accounts a fill needs, shared by `trade` and `venue_trade`, and the key that consented
+/// for each side (a signer in `trade`, the key the venue verified in `venue_trade`).
 pub struct FillAccounts<'a, 'info> {
     pub group: &'a AccountLoader<'info, Group>,
     pub market: &'a AccountLoader<'info, Market>,
@@ -45,31 +50,107 @@ pub struct FillAccounts<'a, 'info> {
     pub quote_bank: &'a AccountLoader<'info, CollateralBank>,
     pub buyer: &'a AccountLoader<'info, MarginAccount>,
     pub seller: &'a AccountLoader<'info, MarginAccount>,
+    pub buyer_consent: Pubkey,
+    pub seller_consent: Pubkey,
     pub remaining: &'a [AccountInfo<'info>],
 }
 
-/// Checks that `price_per_lot_native` is within the market's band.
-fn check_price_band(market_key: &Pubkey, market: &Market, underlying: &Underlying, spot: I32F32, price_per_lot_native: i64, now: i64) -> Result<()> {
-    let band = market.price_band_ppm as i128;
-    let price = (price_per_lot_native as i128) << 32;
-    let (reference, scale) = if market.is_option() {
-        check_array_fresh(market_key, market, underlying, spot, now)?;
-        let value = option_value_per_lot(market, spot)?;
-        // Options: band x (model value + 1% of spot), so cheap wings still have a usable band.
-        (value.to_bits() as i128, value.to_bits() as i128 + spot.to_bits() as i128 / 100)
-    } else {
-        (spot.to_bits() as i128, spot.to_bits() as i128)
-    };
-    let distance = (price - reference).abs();
-    if distance * PPM as i128 > band * scale {
-        msg!("price {} per lot vs reference {} per lot", price_per_lot_native, I32F32::from_bits(reference as i64));
-        return err!(MarginError::TradePriceOffMarket);
+/// A market's reference price per lot (oracle for perps, model value for options) and the
+/// scale its bands are measured against (the price for perps; model value + 1% of spot for
+/// options, so cheap wings still have a usable band), both Q32.32 bits.
+pub struct Reference {
+    pub price_bits: i128,
+    pub scale_bits: i128,
+}
+
+impl Reference {
+    /// The reference of a live market at `spot`, checking that it may be used.
+    pub fn of(market_key: &Pubkey, market: &Market, underlying: &Underlying, spot: I32F32, now: i64) -> Result<Self> {
+        if market.is_option() {
+            require_fresh_vol(market_key, market, now)?;
+            check_array_fresh(market_key, market, underlying, spot, now)?;
+            let value = option_value_per_lot(market, spot)?;
+            Ok(Reference { price_bits: value.to_bits() as i128, scale_bits: value.to_bits() as i128 + spot.to_bits() as i128 / 100 })
+        } else {
+            Ok(Reference { price_bits: spot.to_bits() as i128, scale_bits: spot.to_bits() as i128 })
+        }
     }
+
+    /// Whether `price_per_lot_native` is within `band_ppm` of the reference.
+    pub fn within(&self, price_per_lot_native: i64, band_ppm: u32) -> bool {
+        let distance = (((price_per_lot_native as i128) << 32) - self.price_bits).abs();
+        distance * PPM as i128 <= band_ppm as i128 * self.scale_bits
+    }
+
+    /// Value a side gives away against the reference by buying (`lots > 0`) or selling
+    /// (`lots < 0`) `|lots|` at `price_per_lot_native`, quote native units rounded up; 0 when
+    /// the price is at or better than the reference for that side.
+    pub fn given_away_native(&self, price_per_lot_native: i64, lots: i64) -> i64 {
+        let per_lot = ((price_per_lot_native as i128) << 32) - self.price_bits;
+        let lost = per_lot.saturating_mul(lots as i128);
+        if lost <= 0 {
+            return 0;
+        }
+        let native = (lost + (1 << 32) - 1) >> 32;
+        native.min(i64::MAX as i128) as i64
+    }
+}
+
+/// A copy of a margin account on the heap (an account is over 2 KB: SBF stack frames are 4 KB).
+pub fn boxed_copy(account: &MarginAccount) -> Box<MarginAccount> {
+    let layout = std::alloc::Layout::new::<MarginAccount>();
+    // SAFETY: MarginAccount is Pod (all-zero bytes are a valid value) and not zero-sized; the
+    // allocation has its layout, so the Box owns it.
+    let mut copy: Box<MarginAccount> = unsafe {
+        let raw = std::alloc::alloc_zeroed(layout) as *mut MarginAccount;
+        if raw.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Box::from_raw(raw)
+    };
+    bytemuck::bytes_of_mut(&mut *copy).copy_from_slice(bytemuck::bytes_of(account));
+    copy
+}
+
+/// Writes `account` into a margin account's data (a byte copy: no stack temporary).
+pub fn write_account(loader: &AccountLoader<MarginAccount>, account: &MarginAccount) -> Result<()> {
+    let mut target = loader.load_mut()?;
+    bytemuck::bytes_of_mut(&mut *target).copy_from_slice(bytemuck::bytes_of(account));
     Ok(())
 }
 
-/// Init health of one side after the fill, with the reduce-only exception (the state before
-/// the fill is only loaded when that exception is needed).
+/// The limits on a side whose consent came from its delegate (not its owner): the delegation
+/// is current, the counterparty is not an account the delegate controls, the price is within
+/// the owner's band, and the value given away stays within the remaining budget (which this
+/// fill then uses). No-op for the owner.
+fn check_delegate_side(
+    account: &mut MarginAccount,
+    consent: &Pubkey,
+    counterparty: &MarginAccount,
+    reference: &Reference,
+    price_per_lot_native: i64,
+    signed_lots: i64,
+    now: i64,
+) -> Result<()> {
+    if *consent == account.owner {
+        return Ok(());
+    }
+    require!(account.is_active_delegate(consent, now), MarginError::NotOwnerOrDelegate);
+    require!(!counterparty.is_controlled_by(consent), MarginError::DelegateCounterpartyControlled);
+    require!(reference.within(price_per_lot_native, account.delegate_price_band_ppm), MarginError::DelegatePriceOutsideBand);
+    let used = account
+        .delegate_slippage_used_native
+        .checked_add(reference.given_away_native(price_per_lot_native, signed_lots))
+        .ok_or(MarginError::MathOverflow)?;
+    require!(used <= account.delegate_max_slippage_native, MarginError::DelegateSlippageExceeded);
+    account.delegate_slippage_used_native = used;
+    Ok(())
+}
+
+/// Health of one side after the fill: init >= 0, or the reduce-only exception (init not lower
+/// than before; and maintenance >= 0 if the fill gave value away). The state before the fill
+/// is only loaded when the exception is needed.
+#[allow(clippy::too_many_arguments)]
 fn check_side_health(
     after_inputs: &HealthInputs,
     group: &Group,
@@ -77,22 +158,24 @@ fn check_side_health(
     before: &MarginAccount,
     after: &MarginAccount,
     fill: &FillOutcome,
+    given_away_native: i64,
     infos: &[AccountInfo],
 ) -> Result<()> {
     let health_after = after_inputs.health(group, after, HealthKind::Init)?;
     if health_after.health >= 0 {
         return Ok(());
     }
-    if fill.only_reduces() {
-        let health_before = HealthInputs::load(group, group_key, before, infos)?.health(group, before, HealthKind::Init)?;
-        if health_after.health >= health_before.health {
-            return Ok(());
-        }
+    require!(fill.only_reduces(), MarginError::InitHealthNegative);
+    let health_before = HealthInputs::load(group, group_key, before, infos)?.health(group, before, HealthKind::Init)?;
+    require!(health_after.health >= health_before.health, MarginError::InitHealthNegative);
+    if given_away_native > 0 {
+        let maint_after = after_inputs.health(group, after, HealthKind::Maint)?;
+        require!(maint_after.health >= 0, MarginError::ReduceOnlyFillLowersEquity);
     }
-    err!(MarginError::InitHealthNegative)
+    Ok(())
 }
 
-/// Executes a fill after the caller checked who may trade for the two accounts.
+/// Executes a fill after the caller established who consented for the two accounts.
 pub fn execute_fill(accounts: FillAccounts, lots: i64, price_per_lot_native: i64, venue: Pubkey) -> Result<()> {
     require!(lots > 0, MarginError::ZeroQuantity);
     require!(price_per_lot_native >= 0, MarginError::InvalidTradePrice);
@@ -103,38 +186,37 @@ pub fn execute_fill(accounts: FillAccounts, lots: i64, price_per_lot_native: i64
     let group = accounts.group.load()?;
     group.require_quote_bank(&accounts.quote_bank.key())?;
     let quote_bank_index = accounts.quote_bank.load()?.bank_index;
-    let (buyer_before, seller_before, buyer_fill, seller_fill, buyer_after, seller_after);
+    let (buyer_before, seller_before, buyer_after, seller_after);
+    let (buyer_fill, seller_fill, reference);
     {
         let underlying = accounts.underlying.load()?;
         let mut market = accounts.market.load_mut()?;
-        require!(market.settled == 0 && !market.is_expired(now), MarginError::MarketExpired);
+        require!(!market.is_settled(now) && !market.is_expired(now), MarginError::MarketExpired);
         require!(market.is_option() || price_per_lot_native > 0, MarginError::InvalidTradePrice);
         let reading = read_oracle_account(&OracleConfig::of_underlying(&underlying), accounts.oracle, now)?;
         let spot = spot_per_lot(&reading, &group, &underlying)?;
-        check_price_band(&market_key, &market, &underlying, spot, price_per_lot_native, now)?;
+        reference = Reference::of(&market_key, &market, &underlying, spot, now)?;
+        if !reference.within(price_per_lot_native, market.price_band_ppm) {
+            msg!("price {} per lot vs reference {} per lot", price_per_lot_native, I32F32::from_bits(reference.price_bits as i64));
+            return err!(MarginError::TradePriceOffMarket);
+        }
 
         let mut buyer = accounts.buyer.load_mut()?;
         let mut seller = accounts.seller.load_mut()?;
-        buyer_before = *buyer;
-        seller_before = *seller;
+        buyer_before = boxed_copy(&buyer);
+        seller_before = boxed_copy(&seller);
+        check_delegate_side(&mut buyer, &accounts.buyer_consent, &seller_before, &reference, price_per_lot_native, lots, now)?;
+        check_delegate_side(&mut seller, &accounts.seller_consent, &buyer_before, &reference, price_per_lot_native, -lots, now)?;
+        crate::funding::accrue(&mut market, spot, now)?;
         buyer_fill = apply_fill(&mut buyer, &market_key, &market, &group.quote_bank, quote_bank_index, lots, price_per_lot_native)?;
         seller_fill = apply_fill(&mut seller, &market_key, &market, &group.quote_bank, quote_bank_index, -lots, price_per_lot_native)?;
         market.open_interest_lots = market
             .open_interest_lots
             .checked_add(buyer_fill.long_interest_change() + seller_fill.long_interest_change())
             .ok_or(MarginError::MathOverflow)?;
-        if !market.is_option() {
-            // Premium of this fill over the oracle, ppm, for the next funding update.
-            let spot_bits = spot.to_bits() as i128;
-            let premium = (((price_per_lot_native as i128) << 32) - spot_bits) * PPM as i128 / spot_bits;
-            market.funding_premium_sum_ppm = market
-                .funding_premium_sum_ppm
-                .checked_add(premium.clamp(-(PPM as i128), PPM as i128) as i64)
-                .ok_or(MarginError::MathOverflow)?;
-            market.funding_trade_count = market.funding_trade_count.saturating_add(1);
-        }
-        buyer_after = *buyer;
-        seller_after = *seller;
+        crate::funding::record_fill(&mut market, spot, price_per_lot_native, lots, now);
+        buyer_after = boxed_copy(&buyer);
+        seller_after = boxed_copy(&seller);
     }
     // Health reads the named market, underlying, oracle and quote bank from here as well.
     let mut infos = accounts.remaining.to_vec();
@@ -146,8 +228,10 @@ pub fn execute_fill(accounts: FillAccounts, lots: i64, price_per_lot_native: i64
     ]);
     // Both sides after the fill, loaded and priced once.
     let inputs = HealthInputs::load_many(&group, &group_key, &[&buyer_after, &seller_after], &infos)?;
-    check_side_health(&inputs, &group, &group_key, &buyer_before, &buyer_after, &buyer_fill, &infos)?;
-    check_side_health(&inputs, &group, &group_key, &seller_before, &seller_after, &seller_fill, &infos)?;
+    let buyer_gave = reference.given_away_native(price_per_lot_native, lots);
+    let seller_gave = reference.given_away_native(price_per_lot_native, -lots);
+    check_side_health(&inputs, &group, &group_key, &buyer_before, &buyer_after, &buyer_fill, buyer_gave, &infos)?;
+    check_side_health(&inputs, &group, &group_key, &seller_before, &seller_after, &seller_fill, seller_gave, &infos)?;
     emit!(Traded {
         market: market_key,
         buyer: accounts.buyer.key(),
@@ -161,8 +245,9 @@ pub fn execute_fill(accounts: FillAccounts, lots: i64, price_per_lot_native: i64
 
 pub fn trade<'info>(ctx: Context<'info, Trade<'info>>, lots: i64, price_per_lot_native: i64) -> Result<()> {
     let a = &ctx.accounts;
-    require!(a.buyer.load()?.is_owner_or_delegate(&a.buyer_authority.key()), MarginError::NotOwnerOrDelegate);
-    require!(a.seller.load()?.is_owner_or_delegate(&a.seller_authority.key()), MarginError::NotOwnerOrDelegate);
+    let now = Clock::get()?.unix_timestamp;
+    require!(a.buyer.load()?.is_owner_or_delegate(&a.buyer_authority.key(), now), MarginError::NotOwnerOrDelegate);
+    require!(a.seller.load()?.is_owner_or_delegate(&a.seller_authority.key(), now), MarginError::NotOwnerOrDelegate);
     execute_fill(
         FillAccounts {
             group: &a.group,
@@ -172,6 +257,8 @@ pub fn trade<'info>(ctx: Context<'info, Trade<'info>>, lots: i64, price_per_lot_
             quote_bank: &a.quote_bank,
             buyer: &a.buyer,
             seller: &a.seller,
+            buyer_consent: a.buyer_authority.key(),
+            seller_consent: a.seller_authority.key(),
             remaining: ctx.remaining_accounts,
         },
         lots,

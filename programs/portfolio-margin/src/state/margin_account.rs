@@ -54,9 +54,13 @@ pub struct PositionSlot {
     pub padding2: [u8; 6],
     /// Market socialised-loss index when it was last charged into `quote_native`.
     pub loss_per_lot_native: i64,
+    /// Perp P&L realised as a gain by `settle_pnl` in the current window, quote native units.
+    pub pnl_settled_in_window_native: i64,
+    /// Start of the current `settle_pnl` window, unix seconds.
+    pub pnl_window_start_ts: i64,
 }
 
-const _: () = assert!(core::mem::size_of::<PositionSlot>() == 80);
+const _: () = assert!(core::mem::size_of::<PositionSlot>() == 96);
 
 /// A trader's cross-margined account.
 #[account(zero_copy)]
@@ -78,6 +82,23 @@ pub struct MarginAccount {
     pub padding: [u8; 2],
     /// Venue program allowed to submit fills for this account; `Pubkey::default()` for none.
     pub approved_venue: Pubkey,
+    /// Largest fill, in lots, the approved venue may submit for this account.
+    pub venue_max_fill_lots: i64,
+    /// The venue approval ends at this unix time.
+    pub venue_expiry_ts: i64,
+    /// The delegate may act until this unix time.
+    pub delegate_expiry_ts: i64,
+    /// Most value, quote native units, the delegate's fills may give away against the reference
+    /// price (oracle for perps, model value for options), summed over all its fills. This is the
+    /// bound on what a dishonest delegate can move out of the account.
+    pub delegate_max_slippage_native: i64,
+    /// Value given away so far by the delegate's fills, quote native units (reset by
+    /// `set_delegate`).
+    pub delegate_slippage_used_native: i64,
+    /// A delegate's fill must be within this band of the reference price, ppm.
+    pub delegate_price_band_ppm: u32,
+    /// Explicit padding.
+    pub padding2: [u8; 4],
     /// Space for future fields.
     pub reserved: [u8; 32],
     /// Token balances.
@@ -88,12 +109,23 @@ pub struct MarginAccount {
 
 /// Size of the account data including Anchor's 8-byte discriminator.
 pub const MARGIN_ACCOUNT_SIZE: usize = 8 + core::mem::size_of::<MarginAccount>();
-const _: () = assert!(core::mem::size_of::<MarginAccount>() == 3 * 32 + 8 + 64 + 8 * 48 + 16 * 80);
+const _: () = assert!(core::mem::size_of::<MarginAccount>() == 3 * 32 + 8 + 32 + 5 * 8 + 8 + 32 + 8 * 48 + 16 * 96);
 const _: () = assert!(MARGIN_ACCOUNT_SIZE <= 4096);
 
 impl MarginAccount {
-    /// Whether `key` may trade for this account (owner or delegate).
-    pub fn is_owner_or_delegate(&self, key: &Pubkey) -> bool {
+    /// Whether `key` may trade for this account at `now` (owner, or a delegate whose approval has
+    /// not expired).
+    pub fn is_owner_or_delegate(&self, key: &Pubkey, now: i64) -> bool {
+        *key == self.owner || self.is_active_delegate(key, now)
+    }
+
+    /// Whether `key` is this account's delegate (not the owner) and its approval is current.
+    pub fn is_active_delegate(&self, key: &Pubkey, now: i64) -> bool {
+        self.delegate != Pubkey::default() && *key == self.delegate && *key != self.owner && now < self.delegate_expiry_ts
+    }
+
+    /// Whether `key` controls this account: its owner or its delegate (expired or not).
+    pub fn is_controlled_by(&self, key: &Pubkey) -> bool {
         *key == self.owner || (self.delegate != Pubkey::default() && *key == self.delegate)
     }
 

@@ -11,6 +11,14 @@ use risk_engine::scenario::MAX_SCENARIOS;
 pub const MARKET_SEED: &[u8] = b"market";
 /// Seconds per day, for option tenors.
 pub const SECONDS_PER_DAY: i64 = 86_400;
+/// If no update published within the settlement window has been proposed by
+/// `expiry + window + SETTLEMENT_FALLBACK_SECONDS`, any update published at or after expiry
+/// qualifies (earliest still wins during the challenge period): settlement is always possible.
+pub const SETTLEMENT_FALLBACK_SECONDS: i64 = 86_400;
+/// Window of the per-position `settle_pnl` limit, seconds.
+pub const PNL_SETTLE_WINDOW_SECONDS: i64 = 86_400;
+/// Longest funding period a perp may have (keeps the funding arithmetic in range), seconds.
+pub const MAX_FUNDING_PERIOD_SECONDS: u32 = 30 * 86_400;
 
 /// What a market trades.
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,14 +90,22 @@ pub struct Market {
     pub funding_carry_bits: i64,
     /// Last funding update, unix seconds.
     pub funding_last_ts: i64,
-    /// Sum of (trade price - oracle) / oracle in ppm over trades since the last funding update.
-    pub funding_premium_sum_ppm: i64,
+    /// Mark premium of trade prices over the oracle, ppm, as of `funding_premium_ts`: each fill
+    /// moves it towards its own premium by `min(lots, funding_depth_lots) / funding_depth_lots`
+    /// of the gap, and it decays linearly to zero over one funding period without fills. Always
+    /// within +-`max_funding_rate_ppm`.
+    pub funding_premium_ppm: i64,
+    /// When `funding_premium_ppm` was last set, unix seconds.
+    pub funding_premium_ts: i64,
+    /// Fill size, in lots, that moves the mark premium all the way to the fill's own premium.
+    pub funding_depth_lots: i64,
     /// Settlement price per lot, whole quote native units (rounded down), set once after expiry.
     pub settlement_price_native: i64,
     /// Long open interest in lots (equals short open interest).
     pub open_interest_lots: i64,
-    /// Trades since the last funding update.
-    pub funding_trade_count: u32,
+    /// Most perp gain a position may realise through `settle_pnl` per window of
+    /// `PNL_SETTLE_WINDOW_SECONDS`, ppm of its notional at the oracle.
+    pub pnl_settle_limit_ppm: u32,
     /// Funding period: the premium is charged in full over this many seconds.
     pub funding_period_seconds: u32,
     /// Largest funding rate per period, ppm of the price.
@@ -98,8 +114,14 @@ pub struct Market {
     pub price_band_ppm: u32,
     /// Oldest posted vol accepted, seconds.
     pub vol_max_age_seconds: u32,
-    /// Window after expiry in which a settlement price may be published, seconds.
+    /// A settlement price must be published within this many seconds after expiry (until the
+    /// fallback opens, see `SETTLEMENT_FALLBACK_SECONDS`).
     pub settlement_window_seconds: u32,
+    /// A proposed settlement price becomes final this many seconds after it was proposed; until
+    /// then anyone may replace it by an update published earlier (but not before expiry).
+    pub settlement_challenge_seconds: u32,
+    /// Explicit padding.
+    pub padding: [u8; 4],
     /// Index in the group (PDA seed).
     pub market_index: u16,
     /// Underlying's index in the group.
@@ -108,19 +130,30 @@ pub struct Market {
     pub kind: u8,
     /// Number of scenarios in the risk array.
     pub array_len: u8,
-    /// 1 once the settlement price is set.
+    /// 1 once the settlement price is final and recorded by `settle_expired_option` (see
+    /// [`Market::is_settled`], which also counts a proposal past its challenge period).
     pub settled: u8,
     /// PDA bump.
     pub bump: u8,
     /// Socialised loss per lot, whole quote native units, cumulative: every position, long or
     /// short, pays `|lots| x increase` (see `resolve_bankruptcy`).
     pub loss_per_lot_native: i64,
+    /// When the current settlement proposal was made, unix seconds (0 = none).
+    pub settlement_proposed_ts: i64,
+    /// Publish time of the update behind the current settlement proposal, unix seconds.
+    pub settlement_publish_ts: i64,
+    /// The vol before the posts made at `vol_updated_ts` (several posts with one timestamp count
+    /// as one change from this value), Q32.32 bits.
+    pub vol_previous_bits: i64,
+    /// When `vol_previous_bits` was posted, unix seconds.
+    pub vol_previous_ts: i64,
     /// Space for future fields.
     pub reserved: [u8; 48],
 }
 
-const _: () =
-    assert!(core::mem::size_of::<Market>() == 2 * 32 + MAX_SCENARIOS * 8 + 20 * 8 + 6 * 4 + 2 * 2 + 4 + 48);
+const _: () = assert!(
+    core::mem::size_of::<Market>() == 2 * 32 + MAX_SCENARIOS * 8 + 22 * 8 + 8 * 4 + 2 * 2 + 4 + 4 * 8 + 48
+);
 
 impl Market {
     /// The market's kind.
@@ -136,6 +169,21 @@ impl Market {
     /// Whether an option has expired at `now`.
     pub fn is_expired(&self, now: i64) -> bool {
         self.is_option() && now >= self.expiry_ts
+    }
+
+    /// Whether an option's settlement price is final at `now`: recorded, or proposed and past
+    /// its challenge period. From then on positions are worth their intrinsic value at
+    /// `settlement_price_native`.
+    pub fn is_settled(&self, now: i64) -> bool {
+        self.is_option()
+            && (self.settled == 1
+                || (self.settlement_proposed_ts != 0
+                    && now >= self.settlement_proposed_ts.saturating_add(self.settlement_challenge_seconds as i64)))
+    }
+
+    /// Whether the posted vol is too old to use at `now`.
+    pub fn vol_is_stale(&self, now: i64) -> bool {
+        self.vol_updated_ts == 0 || now.saturating_sub(self.vol_updated_ts) > self.vol_max_age_seconds as i64
     }
 
     /// Days to expiry at `now` (0 after expiry), Q32.32.
