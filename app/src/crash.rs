@@ -123,7 +123,9 @@ pub async fn run(traders: usize, verbose: bool) -> Result<CrashReport> {
         }
     }
 
-    // The crash: SOL gaps 30% down and implied vol jumps from 60% to 90%.
+    // The crash: over 40 minutes SOL gaps 30% down and implied vol climbs from 60% to 90% (the
+    // risk authority may move a vol by at most 0.5 an hour).
+    bank.advance_clock(2_400).await;
     post_price(&mut bank, &market.sol.oracle, market.sol_feed, 105.0).await;
     post_price(&mut bank, &market.usdc.oracle, market.usdc_feed, 1.0).await;
     let vol = fixed::types::I32F32::from_num(0.9).to_bits();

@@ -561,6 +561,7 @@ async fn group_parameters_are_validated() {
 
 #[test]
 fn margin_account_size_is_within_budget() {
-    // 8 collateral balances + 16 positions in under 4 KiB (Drift: 4,376 bytes for 8 + 8).
-    assert_eq!(MARGIN_ACCOUNT_SIZE, 1_840);
+    // 8 collateral balances + 16 positions, venue and delegate limits, in under 4 KiB (Drift:
+    // 4,376 bytes for 8 + 8).
+    assert_eq!(MARGIN_ACCOUNT_SIZE, 2_144);
 }

@@ -121,8 +121,24 @@ async fn stale_risk_array_is_refused_until_refreshed() {
     post_price(&mut w.bank, &w.market.usdc.oracle, w.market.usdc_feed, 1.0).await;
     let snapshot = HealthSnapshot::load(&mut w.bank, &w.market.group, &w.trader.account).await.unwrap();
     let ix = sdk::health_check(&w.market.group, &w.trader.account, i64::MIN, 0, snapshot.health_accounts(&snapshot.account));
-    // The posted vol is now older than its maximum age too.
-    assert_margin_error(w.bank.send(&[ix], &[]).await, MarginError::VolatilityStale);
+    assert_margin_error(w.bank.send(std::slice::from_ref(&ix), &[]).await, MarginError::RiskArrayStale);
+    // The posted vol is now older than its maximum age too: that stops trading in the market,
+    // but never health (nor liquidation): the array refreshes at the last posted vol and marks
+    // are shocked against each position.
+    let price = model_price_per_lot(&mut w.bank, &call.market).await;
+    w.bank.send(&[sdk::refresh_risk_array(&call), ix], &[]).await.unwrap();
+    let result = block_trade(&mut w.bank, &w.market, &call, &w.dealer, &w.trader, 1_000, price).await;
+    assert_margin_error(result, MarginError::VolatilityStale);
+    // The dealer is long the call: with a stale vol it is marked at the vol-down value, lower
+    // than the model value (and the client predicts it exactly).
+    let dealer = HealthSnapshot::load(&mut w.bank, &w.market.group, &w.dealer.account).await.unwrap();
+    let stale_equity = dealer.health(HealthKind::Maint).unwrap().position_equity;
+    let model = fixed::types::I80F48::from_num(1_000 * price);
+    assert!(stale_equity < model, "stale-vol mark {stale_equity} must be below the model value {model}");
+    let ix = sdk::health_check(&w.market.group, &w.dealer.account, i64::MIN, 1, dealer.health_accounts(&dealer.account));
+    let onchain = w.bank.send(&[ix], &[]).await.unwrap();
+    let report: portfolio_margin::health::HealthReport = anchor_lang::AnchorDeserialize::deserialize(&mut &onchain.return_data[..]).unwrap();
+    assert_eq!(report, portfolio_margin::health::HealthReport::from_breakdown(&dealer.health(HealthKind::Maint).unwrap()).unwrap());
 }
 
 #[tokio::test]
@@ -140,10 +156,37 @@ async fn volatility_must_be_in_band_small_steps_and_fresh() {
     let ix = sdk::set_volatility(&w.market.group, &stranger.pubkey(), &call.market, vol(0.7));
     assert_margin_error(w.bank.send(&[ix], &[&stranger]).await, MarginError::NotRiskAuthority);
     assert_eq!(before, snapshot_accounts(&mut w.bank, &[call.market]).await);
-    // A vol older than an hour blocks refreshing the array.
+    // The attack: nine posts in one transaction, each a small step, to take the vol from 0.6
+    // to 5.0. Posts at one timestamp count as one change from the vol before them: refused.
+    let steps: Vec<_> = (1..=9).map(|i| sdk::set_volatility(&w.market.group, &admin, &call.market, vol(0.6 + 0.49 * i as f64))).collect();
+    assert_margin_error(w.bank.send(&steps, &[]).await, MarginError::VolatilityChangeTooLarge);
+    assert_eq!(before, snapshot_accounts(&mut w.bank, &[call.market]).await);
+    // The rate: max change 0.5 per vol_max_age of an hour, pro rata. Six minutes allow 0.05.
+    w.bank.advance_clock(360).await;
+    let result = w.bank.send(&[sdk::set_volatility(&w.market.group, &admin, &call.market, vol(0.66))], &[]).await;
+    assert_margin_error(result, MarginError::VolatilityChangeTooLarge);
+    w.bank.send(&[sdk::set_volatility(&w.market.group, &admin, &call.market, vol(0.65))], &[]).await.unwrap();
+    // A second post at the same timestamp moves from the vol before the first: no extra room.
+    let result = w.bank.send(&[sdk::set_volatility(&w.market.group, &admin, &call.market, vol(0.7))], &[]).await;
+    assert_margin_error(result, MarginError::VolatilityChangeTooLarge);
+    w.bank.send(&[sdk::set_volatility(&w.market.group, &admin, &call.market, vol(0.56))], &[]).await.unwrap();
+    // Splitting a move over many posts gains nothing: one hour of posts every 6 minutes moves
+    // at most 0.5 in all, like one post an hour later.
+    let mut v = 0.56;
+    for _ in 0..10 {
+        w.bank.advance_clock(360).await;
+        v += 0.049;
+        w.bank.send(&[sdk::set_volatility(&w.market.group, &admin, &call.market, vol(v))], &[]).await.unwrap();
+        let result = w.bank.send(&[sdk::set_volatility(&w.market.group, &admin, &call.market, vol(v + 0.002))], &[]).await;
+        assert_margin_error(result, MarginError::VolatilityChangeTooLarge);
+    }
+    // A vol older than an hour is stale, yet the array still refreshes (at that vol) so that
+    // health never depends on the risk authority staying alive.
     w.bank.advance_clock(3_601).await;
     post_price(&mut w.bank, &w.market.sol.oracle, w.market.sol_feed, 150.0).await;
-    assert_margin_error(w.bank.send(&[sdk::refresh_risk_array(&call)], &[]).await, MarginError::VolatilityStale);
+    w.bank.send(&[sdk::refresh_risk_array(&call)], &[]).await.unwrap();
+    let state: Market = w.bank.load(&call.market).await;
+    assert_eq!(state.array_vol_bits, vol(v));
     w.bank.send(&[sdk::set_volatility(&w.market.group, &admin, &call.market, vol(0.7))], &[]).await.unwrap();
     w.bank.send(&[sdk::refresh_risk_array(&call)], &[]).await.unwrap();
     let state: Market = w.bank.load(&call.market).await;
@@ -281,8 +324,12 @@ async fn funding_paid_by_longs_equals_funding_received_by_shorts() {
     w.bank.send(&[sdk::refresh_risk_array(&perp)], &[]).await.unwrap();
     w.bank.send(&[sdk::update_funding(&perp)], &[]).await.unwrap();
     let state: Market = w.bank.load(&perp.market).await;
-    // Rate clamped to 0.1% per hour: 2 hours x 0.1% x 150,000 per lot = 300 per lot.
-    assert_eq!(state.funding_index_native, 300);
+    // Each fill's premium (1%) is capped at 0.1% and moves the mark premium by its share of
+    // the 100,000-lot depth: 1,000 x 5,000 / 100,000 = 50 ppm, then 50 + 950 x 3,000 / 100,000
+    // = 78 ppm. It decays to zero over the hour: 78 ppm x 150,000 per lot x 1/2 = 5.85 per lot.
+    assert_eq!(state.funding_premium_ppm, 78);
+    assert_eq!(state.funding_index_native, 5);
+    const FUNDING: i64 = 5;
     assert_margin_error(w.bank.send(&[sdk::update_funding(&perp)], &[]).await, MarginError::FundingUpToDate);
     // Close everything at the oracle: funding is realised into quote balances.
     let accounts = [w.trader.account, w.dealer.account, third.account];
@@ -291,11 +338,11 @@ async fn funding_paid_by_longs_equals_funding_received_by_shorts() {
     block_trade(&mut w.bank, &w.market, &perp, &w.dealer, &third, 3 * LOTS_PER_SOL, 150_000).await.unwrap();
     let total_after = total_quote(&mut w.bank, &accounts, &w.market.usdc.bank).await;
     assert_eq!(total_before, total_after, "funding and P&L only move between accounts");
-    // The trader paid 5,000 lots x 300 funding plus 1,500 per lot of price loss.
-    assert_eq!(quote_balance(&mut w.bank, &w.trader.account, &w.market.usdc.bank).await, -5_000 * (300 + 1_500));
-    assert_eq!(quote_balance(&mut w.bank, &third.account, &w.market.usdc.bank).await, 10_000 * USDC as i64 - 3_000 * (300 + 1_500));
+    // The trader paid 5,000 lots x 5 funding plus 1,500 per lot of price loss.
+    assert_eq!(quote_balance(&mut w.bank, &w.trader.account, &w.market.usdc.bank).await, -5_000 * (FUNDING + 1_500));
+    assert_eq!(quote_balance(&mut w.bank, &third.account, &w.market.usdc.bank).await, 10_000 * USDC as i64 - 3_000 * (FUNDING + 1_500));
     let dealer_gain = quote_balance(&mut w.bank, &w.dealer.account, &w.market.usdc.bank).await - 100_000 * USDC as i64;
-    assert_eq!(dealer_gain, 8_000 * (300 + 1_500));
+    assert_eq!(dealer_gain, 8_000 * (FUNDING + 1_500));
 }
 
 #[tokio::test]

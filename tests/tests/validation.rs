@@ -1,6 +1,7 @@
 //! Parameter and account validation of the market and liquidation instructions: every refusal
 //! has its own error and leaves the touched accounts unchanged.
 
+use anchor_lang::prelude::Pubkey;
 use fixed::types::I32F32;
 use pm_client::demo::{block_trade, option_config, setup_derivatives, underlying_config, Derivatives};
 use pm_client::local_bank::LocalBank;
@@ -106,16 +107,30 @@ async fn trades_refuse_negative_prices_and_oversized_positions() {
 }
 
 #[tokio::test]
-async fn settlement_after_the_window_needs_a_price_inside_it() {
+async fn settlement_needs_a_price_inside_the_window_until_the_fallback_opens() {
     let (mut bank, market, d) = setup().await;
     let now = bank.now().await;
     bank.advance_clock(d.expiry_ts - now + 2 * 3_600).await;
-    // Published two hours after expiry: outside the one-hour window.
+    // Published two hours after expiry: outside the one-minute window.
     let late = PythPrice::usd(market.sol_feed, 150.0, 5, d.expiry_ts + 2 * 3_600);
     bank.set_pyth_price(&market.sol.oracle, &late, None);
     let before = snapshot(&mut bank, &[d.call.keys.market]).await;
-    assert_margin_error(bank.send(&[sdk::settle_expired_option(&d.call.keys, &[])], &[]).await, MarginError::SettlementWindowPassed);
+    let propose = sdk::propose_settlement_price(&d.call.keys, &market.sol.oracle);
+    assert_margin_error(bank.send(std::slice::from_ref(&propose), &[]).await, MarginError::SettlementWindowPassed);
     assert_eq!(before, snapshot(&mut bank, &[d.call.keys.market]).await);
+    // Nothing qualifying was ever proposed: a day after the window, the earliest update posted
+    // from then on qualifies, so the market can always settle.
+    bank.advance_clock(86_400).await;
+    bank.send(std::slice::from_ref(&propose), &[]).await.unwrap();
+    let state: portfolio_margin::state::Market = bank.load(&d.call.keys.market).await;
+    assert_eq!((state.settlement_price_native, state.settlement_publish_ts), (150_000, d.expiry_ts + 2 * 3_600));
+    // Updates that are not real Pyth receiver accounts, or of another feed, are refused.
+    let fake = Pubkey::new_unique();
+    bank.set_pyth_price(&fake, &PythPrice::usd(market.sol_feed, 100.0, 5, d.expiry_ts), Some(Pubkey::new_unique()));
+    assert_margin_error(bank.send(&[sdk::propose_settlement_price(&d.call.keys, &fake)], &[]).await, MarginError::OracleWrongOwner);
+    let other_feed = Pubkey::new_unique();
+    bank.set_pyth_price(&other_feed, &PythPrice::usd(market.usdc_feed, 1.0, 5, d.expiry_ts), None);
+    assert_margin_error(bank.send(&[sdk::propose_settlement_price(&d.call.keys, &other_feed)], &[]).await, MarginError::OracleFeedMismatch);
 }
 
 #[tokio::test]

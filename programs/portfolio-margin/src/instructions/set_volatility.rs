@@ -35,12 +35,17 @@ pub fn set_volatility(ctx: Context<SetVolatility>, vol_bits: i64) -> Result<()> 
     let mut market = ctx.accounts.market.load_mut()?;
     require!(market.is_option(), MarginError::NotAnOptionMarket);
     require!(market.min_vol_bits <= vol_bits && vol_bits <= market.max_vol_bits, MarginError::VolatilityOutOfBounds);
-    if market.vol_updated_ts != 0 && now > market.vol_updated_ts {
-        // The first post at this timestamp: the last one becomes the reference.
-        market.vol_previous_bits = market.vol_bits;
-        market.vol_previous_ts = market.vol_updated_ts;
-    }
-    if market.vol_previous_ts != 0 {
+    if market.vol_updated_ts == 0 {
+        // The first post ever is free within the band; it is also the reference for any other
+        // post at the same timestamp.
+        market.vol_previous_bits = vol_bits;
+        market.vol_previous_ts = now;
+    } else {
+        if now > market.vol_updated_ts {
+            // The first post at this timestamp: the last one becomes the reference.
+            market.vol_previous_bits = market.vol_bits;
+            market.vol_previous_ts = market.vol_updated_ts;
+        }
         let change = (vol_bits as i128 - market.vol_previous_bits as i128).abs();
         let allowed = allowed_vol_change_bits(&market, now - market.vol_previous_ts);
         require!(change <= allowed, MarginError::VolatilityChangeTooLarge);
