@@ -57,6 +57,10 @@ pub enum MintExtension {
     ConfidentialTransfers,
     /// The mint can be paused.
     Pausable,
+    /// UI amounts are raw amounts times a multiplier.
+    ScaledUiAmount,
+    /// UI amounts accrue interest over raw amounts.
+    InterestBearing,
 }
 
 impl LocalBank {
@@ -216,6 +220,8 @@ impl LocalBank {
                 MintExtension::DefaultFrozen => ExtensionType::DefaultAccountState,
                 MintExtension::ConfidentialTransfers => ExtensionType::ConfidentialTransferMint,
                 MintExtension::Pausable => ExtensionType::Pausable,
+                MintExtension::ScaledUiAmount => ExtensionType::ScaledUiAmount,
+                MintExtension::InterestBearing => ExtensionType::InterestBearingConfig,
             })
             .collect();
         let space = if *token_program == spl_token::ID {
@@ -273,6 +279,20 @@ impl LocalBank {
                 MintExtension::Pausable => {
                     spl_token_2022::extension::pausable::instruction::initialize(token_program, &mint.pubkey(), &authority).expect("ix")
                 }
+                MintExtension::ScaledUiAmount => spl_token_2022::extension::scaled_ui_amount::instruction::initialize(
+                    token_program,
+                    &mint.pubkey(),
+                    Some(authority),
+                    2.0,
+                )
+                .expect("ix"),
+                MintExtension::InterestBearing => spl_token_2022::extension::interest_bearing_mint::instruction::initialize(
+                    token_program,
+                    &mint.pubkey(),
+                    Some(authority),
+                    500,
+                )
+                .expect("ix"),
             };
             ixs.push(ix);
         }

@@ -187,6 +187,10 @@ async fn token_2022_mints_with_dangerous_extensions_are_refused_by_name() {
         (MintExtension::DefaultFrozen, MarginError::MintDefaultFrozen),
         (MintExtension::ConfidentialTransfers, MarginError::MintHasConfidentialTransfers),
         (MintExtension::Pausable, MarginError::MintIsPausable),
+        // Raw amounts would be valued at UI prices: a multiplier or accrued interest changes
+        // what one native unit means.
+        (MintExtension::ScaledUiAmount, MarginError::MintHasScaledUiAmount),
+        (MintExtension::InterestBearing, MarginError::MintIsInterestBearing),
     ];
     for (extension, expected) in cases {
         let mint = bank.create_mint(&spl_token_2022::ID, 6, &[extension]).await.unwrap().pubkey();

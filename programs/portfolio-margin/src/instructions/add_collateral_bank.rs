@@ -4,7 +4,9 @@
 //! extension would break vault accounting: a permanent delegate (can move vault funds), a
 //! transfer hook (can block withdrawals and liquidations), non-transferable tokens,
 //! confidential transfers (hidden balances), a mint close authority (the mint can be
-//! recreated), a frozen default account state and pausable mints. Transfer fees are accepted:
+//! recreated), a frozen default account state, pausable mints, and mints whose UI amount is not
+//! the raw amount (scaled UI amount, interest-bearing), since oracle prices are per UI unit and
+//! balances are raw. Transfer fees are accepted:
 //! a deposit credits what the vault actually received.
 
 use crate::error::MarginError;
