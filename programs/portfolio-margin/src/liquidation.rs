@@ -183,3 +183,73 @@ pub fn simulate_token(
     taker.add_to_balance(&terms.asset_bank, terms.asset_bank_index, asset)?;
     Ok((taker, victim, insurance))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Market, MarketKind};
+    use risk_engine::risk_array::{compute_risk_array, MarketState};
+    use risk_engine::scenario::GridParams;
+
+    const SPOT: i64 = 150_000; // $150 per lot of 0.001 at 6 decimals
+
+    fn group() -> Group {
+        let mut group: Group = bytemuck::Zeroable::zeroed();
+        group.liquidation_fee_ppm = 20_000;
+        group.insurance_share_ppm = 250_000;
+        group
+    }
+
+    fn market(kind: MarketKind, strike: i64, seconds_to_expiry: i64) -> Market {
+        let mut market: Market = bytemuck::Zeroable::zeroed();
+        market.kind = kind as u8;
+        market.strike_per_lot_native = strike;
+        market.expiry_ts = seconds_to_expiry;
+        let params = GridParams::default();
+        let spot = I32F32::from_num(SPOT);
+        let vol = I32F32::from_num(0.6);
+        let state = MarketState { instrument: market.instrument(0), spot, vol };
+        let array = compute_risk_array(&state, &params, &params.scenarios().unwrap()).unwrap();
+        market.store_risk_array(&array, spot, vol, 0);
+        market
+    }
+
+    fn fee_per_lot(market: &Market, held: i64) -> (i64, i64) {
+        let spot = I32F32::from_num(SPOT);
+        let mark = if market.is_option() { I32F32::from_bits(market.array_value_bits) } else { spot };
+        let risk = risk_per_lot(market, held, mark, spot, GridParams::default().price_range).unwrap();
+        let terms = position_terms(&group(), held, mark, risk);
+        let fee = if held > 0 { mark.floor().to_num::<i64>() - terms.price_per_lot_native } else { terms.price_per_lot_native - mark.ceil().to_num::<i64>() };
+        (fee + terms.insurance_fee_per_lot_native, mark.to_num::<i64>())
+    }
+
+    #[test]
+    fn a_perp_pays_the_fee_on_spot() {
+        let (fee, _) = fee_per_lot(&market(MarketKind::Perp, 0, 0), 10);
+        assert_eq!(fee, SPOT * 2 / 100);
+    }
+
+    #[test]
+    fn a_long_one_hour_option_pays_a_share_of_its_value_not_of_spot() {
+        // ATM call, one hour to expiry: worth about 0.33% of spot. The old fee (2% of spot) was
+        // six times its value: the liquidator got it for nothing.
+        let call = market(MarketKind::Call, SPOT, 3_600);
+        let (fee, value) = fee_per_lot(&call, 10);
+        assert!(value > 0 && value < SPOT / 100, "value {value}");
+        // Its worst loss is its value, scaled by 1 / 16%: the fee is 2% / 16% = 12.5% of value.
+        assert!(fee * 100 <= value * 13, "fee {fee} vs value {value}");
+        assert!(fee * 8 < SPOT * 2 / 100, "fee {fee} is far below the perp's");
+    }
+
+    #[test]
+    fn a_short_deep_in_the_money_option_pays_about_a_perps_fee_and_a_worthless_one_goes_for_its_value() {
+        let call = market(MarketKind::Call, SPOT / 2, 30 * 86_400);
+        let (fee, _) = fee_per_lot(&call, -10);
+        let perp_fee = SPOT * 2 / 100;
+        assert!(fee >= perp_fee * 9 / 10 && fee <= perp_fee * 11 / 10, "fee {fee} vs perp {perp_fee}");
+        let wing = market(MarketKind::Call, SPOT * 3, 3_600);
+        let (fee, value) = fee_per_lot(&wing, 10);
+        assert_eq!(value, 0);
+        assert!(fee <= 1, "a worthless long is taken at its value (0), the fee floored there");
+    }
+}
