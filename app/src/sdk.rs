@@ -488,13 +488,13 @@ pub fn fund_insurance(group: &Pubkey, quote: &BankKeys, source: &Pubkey, funder:
     )
 }
 
-/// `liquidate_position`: `liquidator` takes `lots` of `liquidatee`'s position in the market.
+/// `liquidate_position`: `liquidator` takes at most `max_lots` of `liquidatee`'s position in the market (the program chooses the size).
 pub fn liquidate_position(
     keys: &MarketKeys,
     liquidator: &Pubkey,
     liquidator_authority: &Pubkey,
     liquidatee: &Pubkey,
-    lots: i64,
+    max_lots: i64,
     health_accounts: Vec<AccountMeta>,
 ) -> Instruction {
     build(
@@ -508,7 +508,7 @@ pub fn liquidate_position(
             liquidator_authority: *liquidator_authority,
             liquidatee: *liquidatee,
         },
-        instruction::LiquidatePosition { lots },
+        instruction::LiquidatePosition { max_lots },
         health_accounts,
     )
 }
@@ -523,7 +523,7 @@ pub fn liquidate_token(
     liquidator: &Pubkey,
     liquidator_authority: &Pubkey,
     liquidatee: &Pubkey,
-    liability_native: i64,
+    max_liability_native: i64,
     health_accounts: Vec<AccountMeta>,
 ) -> Instruction {
     build(
@@ -535,7 +535,7 @@ pub fn liquidate_token(
             liquidator_authority: *liquidator_authority,
             liquidatee: *liquidatee,
         },
-        instruction::LiquidateToken { liability_native },
+        instruction::LiquidateToken { max_liability_native },
         health_accounts,
     )
 }

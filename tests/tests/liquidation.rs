@@ -99,8 +99,6 @@ async fn liquidation_steps_improve_health_pay_the_fee_exactly_and_stop_at_the_ta
     let state = touched(&w);
     let before = snapshot(&mut w.bank, &state).await;
     assert_margin_error(w.bank.send(&[ix], &[&w.victim.owner]).await, MarginError::LiquidatorIsLiquidatee);
-    // Taking the whole position overshoots the target.
-    assert_margin_error(liquidate(&mut w, 30_000).await, MarginError::LiquidationExceedsTarget);
     assert_eq!(before, snapshot(&mut w.bank, &state).await);
 
     // A first step of 2 SOL: exact prices and fee.
@@ -120,11 +118,13 @@ async fn liquidation_steps_improve_health_pay_the_fee_exactly_and_stop_at_the_ta
     let state_victim: MarginAccount = w.bank.load(&victim).await;
     assert_eq!(state_victim.being_liquidated, 1);
 
-    // Then exactly what brings it to zero, as the keeper computes it: accepted, and the
-    // liquidation is over.
+    // Then the whole rest of the position as the maximum: the program takes exactly what
+    // brings it to zero (what the keeper computes off-chain), and the liquidation is over.
     let snapshot_v = HealthSnapshot::load(&mut w.bank, &w.market.group, &victim).await.unwrap();
     let lots = exact_lots(&mut w, &snapshot_v).await;
-    liquidate(&mut w, lots).await.unwrap();
+    liquidate(&mut w, 28_000).await.unwrap();
+    let keeper_state: MarginAccount = w.bank.load(&w.keeper.account).await;
+    assert_eq!(keeper_state.positions[keeper_state.position_index(&keys.market).unwrap()].base_lots, 2_000 + lots);
     let end_2 = health(&mut w, &victim, HealthKind::LiquidationEnd).await;
     assert!(end_2 >= 0 && end_2 > end_1);
     let state_victim: MarginAccount = w.bank.load(&victim).await;
@@ -302,14 +302,14 @@ async fn token_liquidation_swaps_quote_debt_for_collateral_at_the_oracle_plus_th
     let ix = |amount: i64| sdk::liquidate_token(&w.market.group, &w.market.usdc.bank, &asset_bank, &w.keeper.account, &w.keeper.owner.pubkey(), &victim.account, amount, metas.clone());
     let state = vec![victim.account, w.keeper.account, w.market.group];
     let before = snapshot(&mut w.bank, &state).await;
-    // Quote as the asset, and more than needed, are refused.
+    // Quote as the asset is refused.
     let quote_as_asset = sdk::liquidate_token(&w.market.group, &w.market.usdc.bank, &w.market.usdc.bank, &w.keeper.account, &w.keeper.owner.pubkey(), &victim.account, 1, metas.clone());
     assert_margin_error(w.bank.send(&[quote_as_asset], &[&w.keeper.owner]).await, MarginError::AssetIsQuote);
-    assert_margin_error(w.bank.send(&[ix(liability_native + 1_000_000)], &[&w.keeper.owner]).await, MarginError::LiquidationExceedsTarget);
     assert_eq!(before, snapshot(&mut w.bank, &state).await);
     let group: Group = w.bank.load(&w.market.group).await;
     let keeper_quote = quote(&mut w.bank, &w.keeper.account, &w.market).await;
-    w.bank.send(&[ix(liability_native)], &[&w.keeper.owner]).await.unwrap();
+    // More than needed as the maximum: the program pays exactly what reaches the target.
+    w.bank.send(&[ix(liability_native + 1_000_000)], &[&w.keeper.owner]).await.unwrap();
     // The victim's debt shrank by exactly the amount; it gave SOL worth amount x 1.02 at $150
     // (rounded up); the keeper paid the amount plus the insurance quarter of the 2% fee.
     assert_eq!(quote(&mut w.bank, &victim.account, &w.market).await, -280 * USDC as i64 + liability_native);

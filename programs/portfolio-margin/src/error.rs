@@ -199,8 +199,8 @@ pub enum MarginError {
     NotLiquidatable,
     #[msg("Liquidation is complete: the account's liquidation-end health is not negative")]
     LiquidationComplete,
-    #[msg("Liquidation step is larger than needed to bring liquidation-end health to zero: take less")]
-    LiquidationExceedsTarget,
+    #[msg("Liquidation step goes past the size that maximises the liquidatee's health (no size reaches the target): take less")]
+    LiquidationPastPeak,
     #[msg("Liquidation step would not improve the liquidatee's liquidation-end health")]
     LiquidationDoesNotImprove,
     #[msg("The liquidator cannot be the liquidatee")]

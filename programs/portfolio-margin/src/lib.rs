@@ -166,14 +166,16 @@ pub mod portfolio_margin {
         instructions::fund_insurance(ctx, amount_native)
     }
 
-    /// Takes over `lots` of an unhealthy account's position at the mark minus the fee.
-    pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, lots: i64) -> Result<()> {
-        instructions::liquidate_position(ctx, lots)
+    /// Takes over at most `max_lots` of an unhealthy account's position at the mark minus the
+    /// fee (the program chooses the size).
+    pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, max_lots: i64) -> Result<()> {
+        instructions::liquidate_position(ctx, max_lots)
     }
 
-    /// Pays `liability_native` of an unhealthy account's quote debt for its collateral plus the fee.
-    pub fn liquidate_token<'info>(ctx: Context<'info, LiquidateToken<'info>>, liability_native: i64) -> Result<()> {
-        instructions::liquidate_token(ctx, liability_native)
+    /// Pays at most `max_liability_native` of an unhealthy account's quote debt for its
+    /// collateral plus the fee (the program chooses the amount).
+    pub fn liquidate_token<'info>(ctx: Context<'info, LiquidateToken<'info>>, max_liability_native: i64) -> Result<()> {
+        instructions::liquidate_token(ctx, max_liability_native)
     }
 
     /// Covers a bankrupt account from the insurance fund, then socialises the rest.

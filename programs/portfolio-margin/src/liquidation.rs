@@ -4,9 +4,16 @@
 //! - An account becomes liquidatable when its maintenance health is negative; the first step
 //!   marks it `being_liquidated`.
 //! - While marked, steps continue until its liquidation-end health (init weights, oracle
-//!   prices, initial requirement) is >= 0, and never beyond: a step that leaves it positive is
-//!   rejected if one unit less would also have reached zero.
+//!   prices, initial requirement) is >= 0, and never beyond. The liquidator states the most it
+//!   will take; the program **chooses the size** ([`choose_step`]): the smallest size that
+//!   brings liquidation-end health to zero when the stated maximum reaches it (so a small change
+//!   of state, a dust deposit, never turns an exact step into a refusal), otherwise the maximum
+//!   itself, which is accepted only if its last unit still raised health (it is not past the
+//!   size that maximises health: over-liquidation of hedged books is refused).
 //! - Every step must strictly improve the liquidatee's liquidation-end health.
+//! - The flag clears as soon as the account is verified healthy again: by a step reaching the
+//!   target, by `health_check` seeing maintenance health >= 0 (anyone may call it), or by a
+//!   bankruptcy resolution.
 //! - The liquidator acts with its own margin account, cannot be the liquidatee, and must have
 //!   init health >= 0 afterwards.
 //! - The liquidatee pays the group's liquidation fee; the insurance share of it goes to the
@@ -32,34 +39,77 @@ pub fn start(group: &Group, group_key: &Pubkey, liquidatee: &MarginAccount, info
     Ok(end)
 }
 
-/// Checks a proposed step and the liquidator after it: `after` is the liquidatee after the
-/// step, `smaller` the liquidatee after a step one unit smaller (`None` when the step is one
-/// unit), `liquidator` the liquidator after the step. Everything is loaded and priced once.
-/// Returns the liquidatee's liquidation-end health after.
-#[allow(clippy::too_many_arguments)]
-pub fn check_step(
-    group: &Group,
-    group_key: &Pubkey,
-    before_end: I80F48,
-    after: &MarginAccount,
-    smaller: Option<&MarginAccount>,
-    liquidator: &MarginAccount,
-    infos: &[AccountInfo],
-) -> Result<I80F48> {
-    let mut states = vec![after, liquidator];
-    states.extend(smaller);
-    let inputs = HealthInputs::load_many(group, group_key, &states, infos)?;
-    let after_end = inputs.health(group, after, HealthKind::LiquidationEnd)?.health;
-    require!(after_end > before_end, MarginError::LiquidationDoesNotImprove);
-    if after_end > 0 {
-        if let Some(smaller) = smaller {
-            let smaller_end = inputs.health(group, smaller, HealthKind::LiquidationEnd)?.health;
-            require!(smaller_end < 0, MarginError::LiquidationExceedsTarget);
+/// Most liquidatee health evaluations [`choose_step`] spends searching for the smallest size
+/// (each is one health computation; the search is exact long before this on every book tried).
+pub const MAX_STEP_SEARCH: u32 = 24;
+
+/// Chooses a step size in `1..=max` from `end(n)`, the liquidatee's liquidation-end health after
+/// a step of `n`, and `before` (its health now, < 0). Liquidation-end health is concave in the
+/// size (a requirement that is a maximum of linear scenario losses, weights that count assets
+/// below liabilities), which the search relies on only for speed, never for correctness: every
+/// size it returns was evaluated.
+///
+/// - If `end(max) >= 0`: the smallest `n` with `end(n) >= 0`, bracketed by regula falsi
+///   (Illinois) between a size that falls short and one that reaches zero; if the bracket has
+///   not closed after [`MAX_STEP_SEARCH`] evaluations, the smallest reaching size found.
+/// - Otherwise `max`, if `end(max) > end(max - 1)` (its last unit still improved health);
+///   `LiquidationPastPeak` if not.
+///
+/// The chosen step must improve health: `LiquidationDoesNotImprove` otherwise.
+pub fn choose_step(before: I80F48, max: i64, mut end: impl FnMut(i64) -> Result<I80F48>) -> Result<(i64, I80F48)> {
+    require!(max > 0, MarginError::ZeroQuantity);
+    let at_max = end(max)?;
+    if at_max < 0 {
+        if max > 1 {
+            require!(at_max > end(max - 1)?, MarginError::LiquidationPastPeak);
+        }
+        require!(at_max > before, MarginError::LiquidationDoesNotImprove);
+        return Ok((max, at_max));
+    }
+    // Bracket: end(lo) < 0 <= end(hi). Interpolation values (halved on a repeated side, the
+    // Illinois rule) are kept apart from the true ones.
+    let (mut lo, mut hi, mut end_hi) = (0i64, max, at_max);
+    let (mut weight_lo, mut weight_hi) = (before, at_max);
+    let mut last_side = 0i8;
+    for _ in 0..MAX_STEP_SEARCH {
+        if hi - lo <= 1 {
+            break;
+        }
+        let span = I80F48::from_num(hi - lo);
+        let denominator = weight_hi.saturating_sub(weight_lo);
+        let offset = if denominator > 0 {
+            (span.saturating_mul(-weight_lo) / denominator).checked_ceil().and_then(|v| v.checked_to_num::<i64>()).unwrap_or(1)
+        } else {
+            (hi - lo) / 2
+        };
+        let candidate = (lo + offset).clamp(lo + 1, hi - 1);
+        let at = end(candidate)?;
+        if at >= 0 {
+            hi = candidate;
+            end_hi = at;
+            weight_hi = at;
+            if last_side == 1 {
+                weight_lo /= 2;
+            }
+            last_side = 1;
+        } else {
+            lo = candidate;
+            weight_lo = at;
+            if last_side == -1 {
+                weight_hi /= 2;
+            }
+            last_side = -1;
         }
     }
+    require!(end_hi > before, MarginError::LiquidationDoesNotImprove);
+    Ok((hi, end_hi))
+}
+
+/// Checks the liquidator after the chosen step: init health >= 0.
+pub fn check_liquidator(inputs: &HealthInputs, group: &Group, liquidator: &MarginAccount) -> Result<()> {
     let liquidator_init = inputs.health(group, liquidator, HealthKind::Init)?.health;
     require!(liquidator_init >= 0, MarginError::InitHealthNegative);
-    Ok(after_end)
+    Ok(())
 }
 
 /// Splits a fee of `fee_native` into (liquidator part, insurance part).

@@ -1,14 +1,18 @@
-//! `liquidate_position` (permissionless): a liquidator takes over `lots` of an unhealthy
-//! account's position in one market at the mark price (oracle for perps, model value for
-//! options) adjusted by the liquidation fee in the liquidator's favour. Bounds and checks are
-//! those of `crate::liquidation`: the liquidatee's liquidation-end health must improve and not
-//! overshoot zero, the liquidator must keep init health >= 0. Health accounts of both sides go
+//! `liquidate_position(max_lots)` (permissionless): a liquidator takes over part of an
+//! unhealthy account's position in one market at the mark price (oracle for perps, model value
+//! for options, intrinsic value once expired) adjusted by the liquidation fee in the
+//! liquidator's favour. The liquidator states the most it will take; the program chooses the
+//! size (`crate::liquidation::choose_step`): the smallest that brings the liquidatee's
+//! liquidation-end health to zero, or `max_lots` when none does and it is not past the size that
+//! maximises health. The liquidator must keep init health >= 0. Health accounts of both sides go
 //! in `remaining_accounts`.
 
 use crate::error::MarginError;
 use crate::health::{check_array_fresh, mark_per_lot, spot_per_lot};
 use crate::instructions::trade::{boxed_copy, write_account};
-use crate::liquidation::{check_step, position_terms, risk_per_lot, simulate_position, start};
+use crate::health::HealthInputs;
+use crate::liquidation::{check_liquidator, choose_step, position_terms, risk_per_lot, simulate_position, start};
+use risk_engine::health::HealthKind;
 use crate::oracle::{read_oracle_account, OracleConfig};
 use crate::state::{CollateralBank, Group, MarginAccount, Market, Underlying};
 use anchor_lang::prelude::*;
@@ -30,10 +34,10 @@ pub struct LiquidatePosition<'info> {
     pub liquidatee: AccountLoader<'info, MarginAccount>,
 }
 
-pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, lots: i64) -> Result<()> {
+pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, max_lots: i64) -> Result<()> {
     let a = &ctx.accounts;
     require_keys_neq!(a.liquidator.key(), a.liquidatee.key(), MarginError::LiquidatorIsLiquidatee);
-    require!(lots > 0, MarginError::ZeroQuantity);
+    require!(max_lots > 0, MarginError::ZeroQuantity);
     let now = Clock::get()?.unix_timestamp;
     let group_key = a.group.key();
     let market_key = a.market.key();
@@ -69,14 +73,22 @@ pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, 
     infos.extend([a.market.to_account_info(), a.underlying.to_account_info(), a.oracle.to_account_info(), a.quote_bank.to_account_info()]);
     let before_end = start(&group, &group_key, &liquidatee, &infos)?;
 
-    require!(lots as u64 <= held.unsigned_abs(), MarginError::LiquidationAmountTooLarge);
+    require!(max_lots as u64 <= held.unsigned_abs(), MarginError::LiquidationAmountTooLarge);
     let terms = position_terms(&group, held, mark, risk_per_lot(&market, held, mark, spot, grid.price_range)?);
     let quote_bank = group.quote_bank;
     let simulate =
         |n: i64| simulate_position(&liquidator, &liquidatee, &market_key, &market, &quote_bank, quote_bank_index, &terms, n);
+    // Every state the search evaluates uses the accounts of these three. The loaded inputs
+    // borrow the market's data: they are dropped before it is written.
+    let (lots, after_end) = {
+        let (taker_max, victim_max, _) = simulate(max_lots)?;
+        let inputs = HealthInputs::load_many(&group, &group_key, &[&victim_max, &taker_max, &liquidatee], &infos)?;
+        let end_after = |n: i64| inputs.health(&group, &simulate(n)?.1, HealthKind::LiquidationEnd).map(|h| h.health);
+        let (lots, after_end) = choose_step(before_end, max_lots, end_after)?;
+        check_liquidator(&inputs, &group, &simulate(lots)?.0)?;
+        (lots, after_end)
+    };
     let (taker, mut victim, interest_change) = simulate(lots)?;
-    let smaller = if lots > 1 { Some(simulate(lots - 1)?.1) } else { None };
-    let after_end = check_step(&group, &group_key, before_end, &victim, smaller.as_deref(), &taker, &infos)?;
 
     victim.being_liquidated = u8::from(after_end < 0);
     write_account(&a.liquidator, &taker)?;
@@ -88,5 +100,6 @@ pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, 
         .insurance_fund_native
         .checked_add(lots.checked_mul(terms.insurance_fee_per_lot_native).ok_or(MarginError::MathOverflow)?)
         .ok_or(MarginError::MathOverflow)?;
+    msg!("liquidated {} of at most {} lots", lots, max_lots);
     Ok(())
 }

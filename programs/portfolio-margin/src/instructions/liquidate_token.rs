@@ -1,13 +1,16 @@
-//! `liquidate_token` (permissionless): a liquidator pays `liability_native` of an unhealthy
-//! account's negative quote balance and receives that value of the account's collateral in
-//! `asset_bank`, at the oracle prices plus the liquidation fee. The insurance share of the fee
-//! is paid by the liquidator out of its discount. Bounds and checks are those of
-//! `crate::liquidation`. Health accounts of both sides go in `remaining_accounts`.
+//! `liquidate_token(max_liability_native)` (permissionless): a liquidator pays part of an
+//! unhealthy account's negative quote balance and receives that value of the account's
+//! collateral in `asset_bank`, at the oracle prices plus the liquidation fee. The amount is at
+//! most the stated maximum and what the collateral can pay for; within that the program chooses
+//! it (`crate::liquidation::choose_step`). The insurance share of the fee is paid by the
+//! liquidator out of its discount. Health accounts of both sides go in `remaining_accounts`.
 
 use crate::error::MarginError;
 use crate::health::find;
 use crate::instructions::trade::{boxed_copy, write_account};
-use crate::liquidation::{check_step, simulate_token, start, TokenTerms};
+use crate::health::HealthInputs;
+use crate::liquidation::{asset_for_liability, check_liquidator, choose_step, simulate_token, start, TokenTerms};
+use risk_engine::health::HealthKind;
 use crate::oracle::{read_oracle_account, OracleConfig};
 use crate::state::{CollateralBank, Group, MarginAccount};
 use anchor_lang::prelude::*;
@@ -35,10 +38,27 @@ fn oracle_price(group: &Group, bank: &CollateralBank, infos: &[AccountInfo], now
     Ok(read_oracle_account(&config, info, now)?.token_prices(group, bank.mint_decimals)?.oracle)
 }
 
-pub fn liquidate_token<'info>(ctx: Context<'info, LiquidateToken<'info>>, liability_native: i64) -> Result<()> {
+/// Largest quote liability whose price in collateral (fee included) fits in `collateral_native`.
+fn largest_liability_for(group: &Group, terms: &TokenTerms, collateral_native: i64) -> Result<i64> {
+    if collateral_native <= 0 {
+        return Ok(0);
+    }
+    let factor = I80F48::from_num(crate::state::PPM + group.liquidation_fee_ppm) / I80F48::from_num(crate::state::PPM);
+    let value = I80F48::from_num(collateral_native).checked_mul(terms.asset_price).ok_or(MarginError::MathOverflow)?;
+    let per_quote = terms.quote_price.checked_mul(factor).ok_or(MarginError::MathOverflow)?;
+    let estimate = value.checked_div(per_quote).ok_or(MarginError::MathOverflow)?;
+    let mut x = estimate.checked_floor().and_then(|v| v.checked_to_num::<i64>()).unwrap_or(i64::MAX).max(0);
+    // Rounding may leave the estimate a unit or two high.
+    while x > 0 && asset_for_liability(group, terms, x)? > collateral_native {
+        x -= 1;
+    }
+    Ok(x)
+}
+
+pub fn liquidate_token<'info>(ctx: Context<'info, LiquidateToken<'info>>, max_liability_native: i64) -> Result<()> {
     let a = &ctx.accounts;
     require_keys_neq!(a.liquidator.key(), a.liquidatee.key(), MarginError::LiquidatorIsLiquidatee);
-    require!(liability_native > 0, MarginError::ZeroAmount);
+    require!(max_liability_native > 0, MarginError::ZeroAmount);
     let now = Clock::get()?.unix_timestamp;
     let group_key = a.group.key();
     let group = *a.group.load()?;
@@ -66,11 +86,18 @@ pub fn liquidate_token<'info>(ctx: Context<'info, LiquidateToken<'info>>, liabil
     };
     let liability = liquidatee.balance_index(&terms.quote_bank).map(|i| liquidatee.balances[i].balance_native).unwrap_or(0);
     require!(liability < 0, MarginError::NoLiability);
-    require!(liability_native <= -liability, MarginError::LiquidationAmountTooLarge);
+    require!(max_liability_native <= -liability, MarginError::LiquidationAmountTooLarge);
+    // No more than the collateral in the asset bank can pay for.
+    let collateral = liquidatee.balance_index(&terms.asset_bank).map(|i| liquidatee.balances[i].balance_native).unwrap_or(0);
+    let max = max_liability_native.min(largest_liability_for(&group, &terms, collateral)?);
+    require!(max > 0, MarginError::LiquidationAmountTooLarge);
     let simulate = |x: i64| simulate_token(&group, &terms, &liquidator, &liquidatee, x);
+    let (taker_max, victim_max, _) = simulate(max)?;
+    let inputs = HealthInputs::load_many(&group, &group_key, &[&victim_max, &taker_max, &liquidatee], &infos)?;
+    let end_after = |x: i64| inputs.health(&group, &simulate(x)?.1, HealthKind::LiquidationEnd).map(|h| h.health);
+    let (liability_native, after_end) = choose_step(before_end, max, end_after)?;
     let (taker, mut victim, insurance) = simulate(liability_native)?;
-    let smaller = if liability_native > 1 { Some(simulate(liability_native - 1)?.1) } else { None };
-    let after_end = check_step(&group, &group_key, before_end, &victim, smaller.as_deref(), &taker, &infos)?;
+    check_liquidator(&inputs, &group, &taker)?;
 
     victim.being_liquidated = u8::from(after_end < 0);
     write_account(&a.liquidator, &taker)?;
