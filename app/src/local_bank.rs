@@ -99,6 +99,33 @@ impl LocalBank {
         self.process(tx).await
     }
 
+    /// Like [`LocalBank::send`], also returning the runtime's log lines: which programs were
+    /// invoked (`Program <id> invoke [depth]`) and how they ended. Natively run programs' own
+    /// `msg!` output goes to stdout, not here.
+    pub async fn send_logged(&mut self, instructions: &[Instruction], signers: &[&Keypair]) -> (Result<TxOutcome, BanksClientError>, Vec<String>) {
+        let all = self.with_nonce(instructions);
+        let payer = self.payer();
+        let keys = with_payer(&payer, signers);
+        let blockhash = match self.context.banks_client.get_latest_blockhash().await {
+            Ok(blockhash) => blockhash,
+            Err(e) => return (Err(e), Vec::new()),
+        };
+        let tx = Transaction::new_signed_with_payer(&all, Some(&payer.pubkey()), &keys, blockhash);
+        match self.context.banks_client.process_transaction_with_metadata(tx).await {
+            Err(e) => (Err(e), Vec::new()),
+            Ok(result) => {
+                let logs = result.metadata.as_ref().map(|m| m.log_messages.clone()).unwrap_or_default();
+                let outcome = match result.result {
+                    Err(e) => Err(BanksClientError::TransactionError(e)),
+                    Ok(()) => Ok(TxOutcome {
+                        return_data: result.metadata.and_then(|m| m.return_data).map(|r| r.data).unwrap_or_default(),
+                    }),
+                };
+                (outcome, logs)
+            }
+        }
+    }
+
     /// Sends one version-0 transaction whose non-signer accounts are loaded from a fresh address
     /// lookup table, for instructions with more accounts than a legacy transaction can carry
     /// (a health check over 16 positions and 8 collateral tokens).

@@ -65,6 +65,48 @@ pub async fn force_balance(bank: &mut LocalBank, account_key: &Pubkey, bank_key:
     bank.set_account_data(account_key, data).await;
 }
 
+/// The RFQ venue's entry point for the embedded bank (Anchor's `entry` ties the accounts slice
+/// and the infos to one lifetime).
+pub fn rfq_venue_entry(
+    program_id: &Pubkey,
+    accounts: &[anchor_lang::prelude::AccountInfo],
+    data: &[u8],
+) -> anchor_lang::solana_program::entrypoint::ProgramResult {
+    // SAFETY: the accounts outlive the call; only the slice's lifetime is widened.
+    let accounts: &[anchor_lang::prelude::AccountInfo] = unsafe { core::mem::transmute(accounts) };
+    rfq_venue::entry(program_id, accounts, data)
+}
+
+/// Loads the RFQ venue into a bank being configured (see `LocalBank::start_with`).
+pub fn add_rfq_venue(test: &mut solana_program_test::ProgramTest) {
+    test.add_program("rfq_venue", rfq_venue::ID, solana_program_test::processor!(rfq_venue_entry));
+}
+
+/// A transaction's result and the runtime's log lines (`LocalBank::send_logged`).
+pub type Logged = (Result<pm_client::local_bank::TxOutcome, BanksClientError>, Vec<String>);
+
+fn core_invoked(logs: &[String]) -> bool {
+    let prefix = format!("Program {} invoke", portfolio_margin::ID);
+    logs.iter().any(|l| l.starts_with(&prefix))
+}
+
+/// Asserts that the RFQ venue refused with `expected` before invoking portfolio-margin (both
+/// programs number their errors from 6000, so the code alone does not say which one failed).
+#[track_caller]
+pub fn assert_venue_error(outcome: &Logged, expected: rfq_venue::RfqError) {
+    let code = expected as u32 + anchor_lang::error::ERROR_CODE_OFFSET;
+    assert_eq!(custom_code(&outcome.0), Some(code), "expected {expected:?}, got {:?}\n{:#?}", outcome.0, outcome.1);
+    assert!(!core_invoked(&outcome.1), "expected the venue to refuse before invoking portfolio-margin: {:#?}", outcome.1);
+}
+
+/// Asserts that portfolio-margin, invoked by the venue, refused with `expected`.
+#[track_caller]
+pub fn assert_core_error_via_venue(outcome: &Logged, expected: MarginError) {
+    assert_eq!(custom_code(&outcome.0), Some(code_of(expected)), "expected {expected:?}, got {:?}\n{:#?}", outcome.0, outcome.1);
+    let failed = format!("Program {} failed", portfolio_margin::ID);
+    assert!(outcome.1.iter().any(|l| l.starts_with(&failed)), "expected portfolio-margin to fail: {:#?}", outcome.1);
+}
+
 /// Delegate limits for tests that only need some delegate: 0.2% band, 100 USDC budget, no expiry.
 pub fn delegate_limits() -> portfolio_margin::instructions::DelegateLimits {
     portfolio_margin::instructions::DelegateLimits { price_band_ppm: 2_000, max_slippage_native: 100_000_000, expiry_ts: i64::MAX }

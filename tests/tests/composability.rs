@@ -1,5 +1,6 @@
 //! Other programs composing with portfolio-margin by CPI: a covered-call vault owning a margin
-//! account through its PDA, and an RFQ venue submitting fills for accounts that approved it.
+//! account through its PDA, and the RFQ venue submitting signed quotes' fills for accounts that
+//! approved it (its attacks are in `venue.rs`).
 
 #![allow(deprecated)] // solana-program-test 3.1 marks its API unstable.
 
@@ -11,10 +12,12 @@ use covered_call_vault::Vault;
 use pm_client::demo::{block_trade, fill_health_accounts, model_price_per_lot, setup_derivatives, Derivatives};
 use pm_client::health::HealthSnapshot;
 use pm_client::local_bank::LocalBank;
+use pm_client::rfq::{self, Quote, QuoteSide};
 use pm_client::sdk;
 use pm_integration_tests::*;
 use portfolio_margin::error::MarginError;
-use portfolio_margin::state::{MarginAccount, VENUE_AUTHORITY_SEED};
+use portfolio_margin::instructions::VenueLimits;
+use portfolio_margin::state::MarginAccount;
 use risk_engine::health::HealthKind;
 use solana_keypair::Keypair;
 use solana_program_test::processor;
@@ -29,16 +32,10 @@ fn vault_entry(program_id: &Pubkey, accounts: &[AccountInfo], data: &[u8]) -> an
     covered_call_vault::entry(program_id, accounts, data)
 }
 
-fn venue_entry(program_id: &Pubkey, accounts: &[AccountInfo], data: &[u8]) -> anchor_lang::solana_program::entrypoint::ProgramResult {
-    // SAFETY: as above.
-    let accounts: &[AccountInfo] = unsafe { core::mem::transmute(accounts) };
-    rfq_venue::entry(program_id, accounts, data)
-}
-
 async fn start() -> (LocalBank, DemoMarket, Derivatives) {
     let mut bank = LocalBank::start_with(|test| {
         test.add_program("covered_call_vault", covered_call_vault::ID, processor!(vault_entry));
-        test.add_program("rfq_venue", rfq_venue::ID, processor!(venue_entry));
+        add_rfq_venue(test);
     })
     .await;
     let market = setup_market(&mut bank).await.unwrap();
@@ -147,58 +144,54 @@ async fn a_vault_program_deposits_sells_calls_and_checks_health_through_its_pda(
     assert_eq!(before, snapshot(&mut bank, &[vault]).await);
 }
 
-fn venue_fill(keys: &sdk::MarketKeys, buyer: &Pubkey, seller: &Pubkey, lots: i64, price: i64, metas: Vec<AccountMeta>) -> Instruction {
-    let venue_authority = Pubkey::find_program_address(&[VENUE_AUTHORITY_SEED], &rfq_venue::ID).0;
-    let accounts = rfq_venue::accounts::Fill {
-        venue_authority,
-        group: keys.group,
-        venue: sdk::venue_address(&keys.group, &rfq_venue::ID),
-        market: keys.market,
-        underlying: keys.underlying,
-        oracle: keys.oracle,
-        quote_bank: keys.quote_bank,
-        buyer: *buyer,
-        seller: *seller,
-        portfolio_margin_program: portfolio_margin::ID,
-    };
-    let mut all = accounts.to_account_metas(None);
-    all.extend(metas);
-    Instruction { program_id: rfq_venue::ID, accounts: all, data: rfq_venue::instruction::Fill { lots, price_per_lot_native: price }.data() }
-}
-
 #[tokio::test]
 async fn a_registered_venue_fills_only_for_accounts_that_approved_it() {
     let (mut bank, market, derivatives) = start().await;
     let perp = derivatives.perp.keys;
-    let alice = new_trader(&mut bank, &market, 10_000 * USDC, 0).await.unwrap();
-    let bob = new_trader(&mut bank, &market, 10_000 * USDC, 0).await.unwrap();
-    for t in [&alice, &bob] {
+    let maker = new_trader(&mut bank, &market, 10_000 * USDC, 0).await.unwrap();
+    let taker = new_trader(&mut bank, &market, 10_000 * USDC, 0).await.unwrap();
+    for t in [&maker, &taker] {
         let owner = t.owner.insecure_clone();
         bank.send(&[sdk::deposit(&t.account, &market.usdc, &t.usdc_wallet, &owner.pubkey(), 10_000 * USDC)], &[&owner]).await.unwrap();
     }
-    let metas = fill_health_accounts(&mut bank, &market, &[alice.account, bob.account], &perp.market).await.unwrap();
-    let fill = venue_fill(&perp, &alice.account, &bob.account, 1_000, 150_000, metas);
-    let keys = [alice.account, bob.account, perp.market];
+    // The maker sells 1 SOL-PERP (1,000 lots) at $150, the taker buys.
+    let expiry_ts = bank.now().await + 600;
+    let quote = |price: i64, nonce: u64| Quote {
+        group: market.group,
+        market: perp.market,
+        maker: maker.account,
+        taker: Pubkey::default(),
+        side: QuoteSide::MakerSells,
+        max_lots: 1_000,
+        price_per_lot_native: price,
+        expiry_ts,
+        nonce,
+    };
+    let metas = fill_health_accounts(&mut bank, &market, &[maker.account, taker.account], &perp.market).await.unwrap();
+    let fill_ixs = |q: Quote| rfq::fill_quote_instructions(&perp, &rfq::sign_quote(q, &maker.owner), &taker.account, &taker.owner.pubkey(), 1_000, metas.clone());
+    let fill = fill_ixs(quote(150_000, 1));
+    let keys = [maker.account, taker.account, perp.market, rfq::quote_record_address(&maker.account, 1)];
     let before = snapshot(&mut bank, &keys).await;
 
     // Not registered yet.
-    assert_margin_error(bank.send(std::slice::from_ref(&fill), &[]).await, MarginError::VenueNotRegistered);
+    let outcome = bank.send_logged(&fill, &[&taker.owner]).await;
+    assert_core_error_via_venue(&outcome, MarginError::VenueNotRegistered);
     bank.send(&[sdk::register_venue(&market.group, &market.admin.pubkey(), &bank.payer().pubkey(), &rfq_venue::ID)], &[]).await.unwrap();
-    // Registered, but neither owner approved it; then only one did.
-    assert_margin_error(bank.send(std::slice::from_ref(&fill), &[]).await, MarginError::VenueNotApproved);
-    bank.send(&[sdk::approve_venue(&alice.account, &alice.owner.pubkey(), &rfq_venue::ID, portfolio_margin::instructions::VenueLimits { max_fill_lots: 1_000_000, expiry_ts: i64::MAX })], &[&alice.owner]).await.unwrap();
-    assert_margin_error(bank.send(std::slice::from_ref(&fill), &[]).await, MarginError::VenueNotApproved);
-    let after_approvals = snapshot(&mut bank, &[bob.account, perp.market]).await;
+    // Registered, but neither owner approved it; then only the maker did.
+    assert_core_error_via_venue(&bank.send_logged(&fill, &[&taker.owner]).await, MarginError::VenueNotApproved);
+    let limits = VenueLimits { max_fill_lots: 1_000_000, expiry_ts: i64::MAX };
+    bank.send(&[sdk::approve_venue(&maker.account, &maker.owner.pubkey(), &rfq_venue::ID, limits)], &[&maker.owner]).await.unwrap();
+    assert_core_error_via_venue(&bank.send_logged(&fill, &[&taker.owner]).await, MarginError::VenueNotApproved);
+    let after_approvals = snapshot(&mut bank, &keys[1..]).await;
     assert_eq!(before[1..], after_approvals[..]);
-    bank.send(&[sdk::approve_venue(&bob.account, &bob.owner.pubkey(), &rfq_venue::ID, portfolio_margin::instructions::VenueLimits { max_fill_lots: 1_000_000, expiry_ts: i64::MAX })], &[&bob.owner]).await.unwrap();
-    // Off-market prices are refused for venues too.
-    let metas = fill_health_accounts(&mut bank, &market, &[alice.account, bob.account], &perp.market).await.unwrap();
-    let off = venue_fill(&perp, &alice.account, &bob.account, 1_000, 160_000, metas.clone());
-    assert_margin_error(bank.send(&[off], &[]).await, MarginError::TradePriceOffMarket);
-    // Approved by both: the fill goes through without the owners' signatures.
-    bank.send(&[venue_fill(&perp, &alice.account, &bob.account, 1_000, 150_000, metas)], &[]).await.unwrap();
-    let a: MarginAccount = bank.load(&alice.account).await;
+    bank.send(&[sdk::approve_venue(&taker.account, &taker.owner.pubkey(), &rfq_venue::ID, limits)], &[&taker.owner]).await.unwrap();
+    // Off-market quotes are refused for venues too.
+    let off = fill_ixs(quote(160_000, 2));
+    assert_core_error_via_venue(&bank.send_logged(&off, &[&taker.owner]).await, MarginError::TradePriceOffMarket);
+    // Approved by both, the maker's signed quote and the taker's signature: the fill goes through.
+    bank.send(&fill, &[&taker.owner]).await.unwrap();
+    let a: MarginAccount = bank.load(&taker.account).await;
     assert_eq!(a.positions[a.position_index(&perp.market).unwrap()].base_lots, 1_000);
     // A signed block trade still works alongside.
-    block_trade(&mut bank, &market, &perp, &bob, &alice, 1_000, 150_000).await.unwrap();
+    block_trade(&mut bank, &market, &perp, &maker, &taker, 1_000, 150_000).await.unwrap();
 }
