@@ -225,7 +225,7 @@ impl Keeper {
                 );
                 chain.send_large(&[ix], &[&liquidator.owner]).await
             }
-            Step::Bankruptcy => chain.send(&[sdk::resolve_bankruptcy(&self.group, &self.quote.bank, account, &self.perp_markets)], &[]).await,
+            Step::Bankruptcy => chain.send(&[sdk::resolve_bankruptcy(&self.group, &self.quote.bank, account, &self.perp_markets, &[])], &[]).await,
         };
         match result {
             Ok(_) => Ok(Outcome::Done),

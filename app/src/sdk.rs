@@ -540,11 +540,22 @@ pub fn liquidate_token(
     )
 }
 
-/// `resolve_bankruptcy` for `account`; `perp_markets` must be every perp market of the group.
-pub fn resolve_bankruptcy(group: &Pubkey, quote_bank: &Pubkey, account: &Pubkey, perp_markets: &[Pubkey]) -> Instruction {
+/// `resolve_bankruptcy` for `account`; `perp_markets` must be every perp market of the group,
+/// `dust` the (bank, oracle) of each non-quote balance the account still holds.
+pub fn resolve_bankruptcy(group: &Pubkey, quote_bank: &Pubkey, account: &Pubkey, perp_markets: &[Pubkey], dust: &[(Pubkey, Pubkey)]) -> Instruction {
+    let mut metas: Vec<AccountMeta> = perp_markets.iter().map(|k| AccountMeta::new(*k, false)).collect();
+    for (bank, oracle) in dust {
+        metas.push(AccountMeta::new(*bank, false));
+        metas.push(AccountMeta::new_readonly(*oracle, false));
+    }
+    build(accounts::ResolveBankruptcy { group: *group, quote_bank: *quote_bank, account: *account }, instruction::ResolveBankruptcy {}, metas)
+}
+
+/// `clear_liquidation_flag` for `account` (permissionless; its health accounts are needed).
+pub fn clear_liquidation_flag(group: &Pubkey, account: &Pubkey, health_accounts: Vec<AccountMeta>) -> Instruction {
     build(
-        accounts::ResolveBankruptcy { group: *group, quote_bank: *quote_bank, account: *account },
-        instruction::ResolveBankruptcy {},
-        perp_markets.iter().map(|k| AccountMeta::new(*k, false)).collect(),
+        accounts::ClearLiquidationFlag { group: *group, margin_account: *account },
+        instruction::ClearLiquidationFlag {},
+        health_accounts,
     )
 }

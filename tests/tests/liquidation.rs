@@ -199,7 +199,7 @@ async fn bankruptcy_needs_an_empty_account_then_the_insurance_fund_then_socialis
     move_sol(&mut w, 100.0).await;
     let victim = w.victim.account;
     let perps = [w.d.perp.keys.market];
-    let ix = sdk::resolve_bankruptcy(&w.market.group, &w.market.usdc.bank, &victim, &perps);
+    let ix = sdk::resolve_bankruptcy(&w.market.group, &w.market.usdc.bank, &victim, &perps, &[]);
     assert_margin_error(w.bank.send(std::slice::from_ref(&ix), &[]).await, MarginError::NotBankrupt);
     liquidate(&mut w, 30_000).await.unwrap();
     let debt = quote(&mut w.bank, &victim, &w.market).await;
@@ -213,7 +213,7 @@ async fn bankruptcy_needs_an_empty_account_then_the_insurance_fund_then_socialis
     let insurance = group.insurance_fund_native;
     assert!(insurance < -debt);
     // Every perp market must be passed.
-    let missing = sdk::resolve_bankruptcy(&w.market.group, &w.market.usdc.bank, &victim, &[]);
+    let missing = sdk::resolve_bankruptcy(&w.market.group, &w.market.usdc.bank, &victim, &[], &[]);
     assert_margin_error(w.bank.send(&[missing], &[]).await, MarginError::PerpMarketsMissing);
     let market_before: Market = w.bank.load(&w.d.perp.keys.market).await;
     w.bank.send(std::slice::from_ref(&ix), &[]).await.unwrap();
@@ -335,7 +335,7 @@ async fn a_loss_beyond_the_insurance_fund_with_no_perp_interest_cannot_be_resolv
     force_balance(&mut bank, &broke.account, &market.usdc.bank, -5 * USDC as i64).await;
     let keys = [broke.account, market.group, d.perp.keys.market];
     let before = snapshot(&mut bank, &keys).await;
-    let ix = sdk::resolve_bankruptcy(&market.group, &market.usdc.bank, &broke.account, &[d.perp.keys.market]);
+    let ix = sdk::resolve_bankruptcy(&market.group, &market.usdc.bank, &broke.account, &[d.perp.keys.market], &[]);
     assert_margin_error(bank.send(std::slice::from_ref(&ix), &[]).await, MarginError::NothingToSocialize);
     assert_eq!(before, snapshot(&mut bank, &keys).await);
     // Topping up the insurance fund resolves it.

@@ -203,6 +203,10 @@ pub enum MarginError {
     LiquidationPastPeak,
     #[msg("Liquidation step would not improve the liquidatee's liquidation-end health")]
     LiquidationDoesNotImprove,
+    #[msg("The account is not being liquidated: there is no flag to clear")]
+    NotBeingLiquidated,
+    #[msg("The account's liquidation-end health is still negative: the liquidation flag stays")]
+    LiquidationNotComplete,
     #[msg("The liquidator cannot be the liquidatee")]
     LiquidatorIsLiquidatee,
     #[msg("Amount exceeds the liquidatee's position, liability or collateral")]

@@ -178,6 +178,11 @@ pub mod portfolio_margin {
         instructions::liquidate_token(ctx, max_liability_native)
     }
 
+    /// Clears the liquidation flag of an account healthy again (permissionless).
+    pub fn clear_liquidation_flag<'info>(ctx: Context<'info, ClearLiquidationFlag<'info>>) -> Result<()> {
+        instructions::clear_liquidation_flag(ctx)
+    }
+
     /// Covers a bankrupt account from the insurance fund, then socialises the rest.
     pub fn resolve_bankruptcy<'info>(ctx: Context<'info, ResolveBankruptcy<'info>>) -> Result<()> {
         instructions::resolve_bankruptcy(ctx)

@@ -303,3 +303,29 @@ mod tests {
         assert!(fee <= 1, "a worthless long is taken at its value (0), the fee floored there");
     }
 }
+
+#[cfg(test)]
+mod conversion_tests {
+    use super::*;
+
+    #[test]
+    fn a_collateral_amount_beyond_i64_is_an_error_not_a_wrap() {
+        // A 9-decimal token at $0.000001 (1e-9 quote native units per native unit) against
+        // 10,000 USDC of debt: 1.02e19 native units, beyond i64. It used to wrap to -8.25e18,
+        // which passed `asset <= collateral` and credited the liquidatee.
+        let mut group: Group = bytemuck::Zeroable::zeroed();
+        group.liquidation_fee_ppm = 20_000;
+        let terms = TokenTerms {
+            quote_bank: Pubkey::new_unique(),
+            quote_bank_index: 0,
+            quote_price: I80F48::ONE,
+            asset_bank: Pubkey::new_unique(),
+            asset_bank_index: 1,
+            asset_price: I80F48::from_num(1e-9),
+        };
+        assert!(asset_for_liability(&group, &terms, 10_000_000_000).is_err());
+        // At the edge: the largest liability whose price still fits is fine and positive.
+        let ok = asset_for_liability(&group, &terms, 9_000_000_000).unwrap();
+        assert!(ok > 0);
+    }
+}

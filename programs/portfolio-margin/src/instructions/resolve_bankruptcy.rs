@@ -1,6 +1,9 @@
-//! `resolve_bankruptcy` (permissionless): an account with no assets and no positions but a
-//! negative quote balance is bankrupt. The insurance fund covers the hole first. What remains
-//! is socialised over every open perp position in the group:
+//! `resolve_bankruptcy` (permissionless): an account with no positions, a negative quote
+//! balance and other collateral worth less than that debt at the oracle (nothing at all, or
+//! dust that no token liquidation can take: one native unit of debt may cost several native
+//! units of collateral) is bankrupt. Its remaining collateral passes to the insurance fund (held
+//! in the bank's vault as `insurance_native`) and the insurance fund covers the hole. What
+//! remains is socialised over every open perp position in the group:
 //!
 //! - each perp market takes a share proportional to its open interest x the spot per lot of
 //!   its last risk array (whole native units; the last market with interest takes the rounding
@@ -9,12 +12,17 @@
 //!   loss index, the increase rounded up so the positions pay at least the share; the excess
 //!   (below one native unit per lot) goes to the insurance fund.
 //!
-//! Every perp market of the group must be passed (writable) in `remaining_accounts`. The
-//! bankrupt account is left empty and usable.
+//! Every perp market of the group must be passed (writable) in `remaining_accounts`, and for each
+//! remaining collateral balance its bank (writable) and the bank's oracle. The bankrupt account
+//! is left empty and usable.
 
 use crate::error::MarginError;
+use crate::health::find;
+use crate::oracle::{read_oracle_account, OracleConfig};
 use crate::state::{CollateralBank, Group, MarginAccount, Market};
 use anchor_lang::prelude::*;
+use anchor_lang::Discriminator;
+use fixed::types::I80F48;
 
 #[derive(Accounts)]
 pub struct ResolveBankruptcy<'info> {
@@ -50,17 +58,65 @@ pub fn socialize(loss: i64, open_interest: &[i64], weights: &[i128]) -> Result<(
     Ok((increases, charged))
 }
 
+/// Value at the oracle of an account's non-quote collateral, quote native units rounded up
+/// (against the account: dust is taken only if it is surely worth less than the debt), with
+/// each bank found among `infos`. Fails with `NotBankrupt` on a negative non-quote balance.
+fn remaining_collateral<'info>(
+    group: &Group,
+    group_key: &Pubkey,
+    account: &MarginAccount,
+    quote_key: &Pubkey,
+    infos: &'info [AccountInfo<'info>],
+    now: i64,
+) -> Result<(I80F48, Vec<(usize, &'info AccountInfo<'info>)>)> {
+    let mut value = I80F48::ZERO;
+    let mut banks = Vec::new();
+    for (index, balance) in account.balances.iter().enumerate() {
+        if balance.in_use == 0 || balance.bank == *quote_key {
+            continue;
+        }
+        require!(balance.balance_native >= 0, MarginError::NotBankrupt);
+        let info = find(infos, &balance.bank).ok_or_else(|| {
+            msg!("bank {} of a remaining balance was not passed", balance.bank);
+            error!(MarginError::HealthAccountsMismatch)
+        })?;
+        let loader = AccountLoader::<CollateralBank>::try_from(info)?;
+        let bank = loader.load()?;
+        require_keys_eq!(bank.group, *group_key, MarginError::WrongGroup);
+        let config = OracleConfig::of_bank(&bank);
+        let oracle = find(infos, &config.oracle).ok_or(MarginError::OracleKeyMismatch)?;
+        let price = read_oracle_account(&config, oracle, now)?.token_prices(group, bank.mint_decimals)?.oracle;
+        let worth = I80F48::from_num(balance.balance_native).checked_mul(price).ok_or(MarginError::MathOverflow)?;
+        value = value.checked_add(worth.checked_ceil().ok_or(MarginError::MathOverflow)?).ok_or(MarginError::MathOverflow)?;
+        banks.push((index, info));
+    }
+    Ok((value, banks))
+}
+
 pub fn resolve_bankruptcy<'info>(ctx: Context<'info, ResolveBankruptcy<'info>>) -> Result<()> {
+    let now = Clock::get()?.unix_timestamp;
     let quote_key = ctx.accounts.quote_bank.key();
     let group_key = ctx.accounts.group.key();
     let mut group = ctx.accounts.group.load_mut()?;
     group.require_quote_bank(&quote_key)?;
     let mut account = ctx.accounts.account.load_mut()?;
     require!(account.positions.iter().all(|p| p.in_use == 0), MarginError::NotBankrupt);
-    require!(
-        account.active_balances().all(|b| b.bank == quote_key || b.balance_native == 0),
-        MarginError::NotBankrupt
-    );
+    let quote_index = account.balance_index(&quote_key).ok_or(MarginError::NoLiability)?;
+    let debt = account.balances[quote_index].balance_native.checked_neg().ok_or(MarginError::MathOverflow)?;
+    require!(debt > 0, MarginError::NoLiability);
+    // Collateral left must be worth less than the debt: otherwise liquidate it first.
+    let (collateral_value, dust) = remaining_collateral(&group, &group_key, &account, &quote_key, ctx.remaining_accounts, now)?;
+    require!(collateral_value < I80F48::from_num(debt), MarginError::NotBankrupt);
+    for (index, info) in dust {
+        let amount = account.balances[index].balance_native as u64;
+        let loader = AccountLoader::<CollateralBank>::try_from(info)?;
+        let mut bank = loader.load_mut()?;
+        bank.total_deposits_native = bank.total_deposits_native.checked_sub(amount).ok_or(MarginError::MathOverflow)?;
+        bank.insurance_native = bank.insurance_native.checked_add(amount).ok_or(MarginError::MathOverflow)?;
+        account.balances[index].balance_native = 0;
+        account.release_if_zero(index);
+        msg!("{} native units of collateral worth less than the debt pass to the insurance fund", amount);
+    }
     let index = account.balance_index(&quote_key).ok_or(MarginError::NoLiability)?;
     let hole = -account.balances[index].balance_native;
     require!(hole > 0, MarginError::NoLiability);
@@ -69,8 +125,13 @@ pub fn resolve_bankruptcy<'info>(ctx: Context<'info, ResolveBankruptcy<'info>>) 
     let remaining = hole - covered;
     group.insurance_fund_native = group.insurance_fund_native.checked_sub(covered).ok_or(MarginError::MathOverflow)?;
     if remaining > 0 {
-        let loaders: Vec<AccountLoader<Market>> =
-            ctx.remaining_accounts.iter().map(AccountLoader::<Market>::try_from).collect::<Result<_>>()?;
+        // The perp markets among the remaining accounts (banks and oracles may be there too).
+        let loaders: Vec<AccountLoader<Market>> = ctx
+            .remaining_accounts
+            .iter()
+            .filter(|i| *i.owner == crate::ID && i.try_borrow_data().map(|d| d.len() >= 8 && d[..8] == *Market::DISCRIMINATOR).unwrap_or(false))
+            .map(AccountLoader::<Market>::try_from)
+            .collect::<Result<_>>()?;
         let mut seen: Vec<Pubkey> = Vec::new();
         let (mut interest, mut weights) = (Vec::new(), Vec::new());
         for loader in &loaders {

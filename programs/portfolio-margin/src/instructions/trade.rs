@@ -149,7 +149,7 @@ fn check_delegate_side(
 
 /// Health of one side after the fill: init >= 0, or the reduce-only exception (init not lower
 /// than before; and maintenance >= 0 if the fill gave value away). The state before the fill
-/// is only loaded when the exception is needed.
+/// is only loaded when the exception is needed. Returns whether init health is >= 0.
 #[allow(clippy::too_many_arguments)]
 fn check_side_health(
     after_inputs: &HealthInputs,
@@ -160,10 +160,10 @@ fn check_side_health(
     fill: &FillOutcome,
     given_away_native: i64,
     infos: &[AccountInfo],
-) -> Result<()> {
+) -> Result<bool> {
     let health_after = after_inputs.health(group, after, HealthKind::Init)?;
     if health_after.health >= 0 {
-        return Ok(());
+        return Ok(true);
     }
     require!(fill.only_reduces(), MarginError::InitHealthNegative);
     let health_before = HealthInputs::load(group, group_key, before, infos)?.health(group, before, HealthKind::Init)?;
@@ -172,7 +172,7 @@ fn check_side_health(
         let maint_after = after_inputs.health(group, after, HealthKind::Maint)?;
         require!(maint_after.health >= 0, MarginError::ReduceOnlyFillLowersEquity);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Executes a fill after the caller established who consented for the two accounts.
@@ -230,8 +230,15 @@ pub fn execute_fill(accounts: FillAccounts, lots: i64, price_per_lot_native: i64
     let inputs = HealthInputs::load_many(&group, &group_key, &[&buyer_after, &seller_after], &infos)?;
     let buyer_gave = reference.given_away_native(price_per_lot_native, lots);
     let seller_gave = reference.given_away_native(price_per_lot_native, -lots);
-    check_side_health(&inputs, &group, &group_key, &buyer_before, &buyer_after, &buyer_fill, buyer_gave, &infos)?;
-    check_side_health(&inputs, &group, &group_key, &seller_before, &seller_after, &seller_fill, seller_gave, &infos)?;
+    let buyer_healthy = check_side_health(&inputs, &group, &group_key, &buyer_before, &buyer_after, &buyer_fill, buyer_gave, &infos)?;
+    let seller_healthy = check_side_health(&inputs, &group, &group_key, &seller_before, &seller_after, &seller_fill, seller_gave, &infos)?;
+    // Init health >= 0 implies liquidation-end health >= 0: any liquidation is over.
+    if buyer_healthy {
+        accounts.buyer.load_mut()?.being_liquidated = 0;
+    }
+    if seller_healthy {
+        accounts.seller.load_mut()?.being_liquidated = 0;
+    }
     emit!(Traded {
         market: market_key,
         buyer: accounts.buyer.key(),

@@ -74,6 +74,9 @@ pub fn withdraw<'info>(ctx: Context<'info, Withdraw<'info>>, amount_native: u64)
     let mut infos = ctx.remaining_accounts.to_vec();
     infos.push(ctx.accounts.bank.to_account_info());
     require_init_health(&group, &ctx.accounts.group.key(), &account, &infos)?;
+    drop(account);
+    // Init health >= 0 implies liquidation-end health >= 0: any liquidation is over.
+    ctx.accounts.margin_account.load_mut()?.being_liquidated = 0;
     emit!(Withdrawn {
         margin_account: ctx.accounts.margin_account.key(),
         bank: bank_key,

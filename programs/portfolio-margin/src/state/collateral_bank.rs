@@ -53,11 +53,15 @@ pub struct CollateralBank {
     /// Underlying this token is (its balances enter that underlying's scenario grid);
     /// `Pubkey::default()` if none. Set by `add_underlying`.
     pub underlying: Pubkey,
+    /// Tokens in the vault that belong to the insurance fund, native units: collateral worth
+    /// less than its account's debt, taken when the bankruptcy was resolved. The vault holds
+    /// `total_deposits_native + insurance_native`.
+    pub insurance_native: u64,
     /// Space for future fields.
-    pub reserved: [u8; 32],
+    pub reserved: [u8; 24],
 }
 
-const _: () = assert!(core::mem::size_of::<CollateralBank>() == 6 * 32 + 2 * 8 + 6 * 4 + 2 + 3 + 3 + 64);
+const _: () = assert!(core::mem::size_of::<CollateralBank>() == 6 * 32 + 2 * 8 + 6 * 4 + 2 + 3 + 3 + 32 + 8 + 24);
 
 /// Validated risk configuration of a bank, as passed to `add_collateral_bank` and
 /// `update_collateral_bank`.
