@@ -2,8 +2,9 @@
 //!
 //! The client side of portfolio-margin: instruction builders ([`sdk`]), Pyth account fixtures
 //! from the real layout ([`pyth`]), an embedded in-process bank ([`local_bank`]), off-chain
-//! health with the same engine the program runs ([`health`]), the `pm margin` and
-//! `pm price-option` calculators ([`margin_cli`]) and the local demo ([`demo`]).
+//! health with the same engine the program runs ([`health`]), the keeper ([`keeper`], its
+//! per-round market upkeep in [`upkeep`]), the `pm margin` and `pm price-option` calculators
+//! ([`margin_cli`]) and the local demo ([`demo`]).
 
 pub mod bootstrap;
 pub mod chain;
@@ -15,3 +16,4 @@ pub mod local_bank;
 pub mod margin_cli;
 pub mod pyth;
 pub mod sdk;
+pub mod upkeep;
