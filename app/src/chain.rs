@@ -20,9 +20,41 @@ pub struct ChainError {
 }
 
 impl std::fmt::Display for ChainError {
+    /// The program's error by name and message when the code is one of its errors, else the
+    /// transport's description.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.message)
+        match self.custom_code.and_then(margin_error) {
+            Some((name, message)) => write!(f, "{name}: {message}"),
+            None => write!(f, "{}", self.message),
+        }
     }
+}
+
+/// Name and message of the program's `MarginError` with custom code `code`.
+///
+/// Anchor's `#[error_code]` gives no way back from a code to the variant, and the embedded bank
+/// cannot read program logs, so the table comes from the enum's source: variants are numbered
+/// in declaration order from `ERROR_CODE_OFFSET` (no explicit discriminants).
+pub fn margin_error(code: u32) -> Option<(&'static str, &'static str)> {
+    static TABLE: std::sync::OnceLock<Vec<(&'static str, &'static str)>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let source = include_str!("../../programs/portfolio-margin/src/error.rs");
+        let mut table = Vec::new();
+        let mut message = "";
+        for line in source.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("#[msg(\"") {
+                message = rest.strip_suffix("\")]").unwrap_or(rest);
+            } else if let Some(name) = line.strip_suffix(',') {
+                if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    table.push((name, message));
+                    message = "";
+                }
+            }
+        }
+        table
+    });
+    let index = code.checked_sub(anchor_lang::error::ERROR_CODE_OFFSET)? as usize;
+    table.get(index).copied()
 }
 
 impl std::error::Error for ChainError {}
@@ -49,6 +81,13 @@ pub trait Chain {
     async fn send_large(&mut self, instructions: &[Instruction], signers: &[&Keypair]) -> std::result::Result<TxOutcome, ChainError>;
     /// Program accounts with the given discriminator whose group (at offset 8) is `group`.
     async fn group_accounts(&mut self, discriminator: &[u8], group: &Pubkey) -> Result<Vec<(Pubkey, Vec<u8>)>>;
+
+    /// Posts the update the transport's price archive holds for `oracle`'s feed at
+    /// `publish_time` (published at that second) into a fresh account and returns the account,
+    /// for `propose_settlement_price`. `None`: this transport has no archive (a cluster, here).
+    async fn post_archived_update(&mut self, _oracle: &Pubkey, _publish_time: i64) -> Result<Option<Pubkey>> {
+        Ok(None)
+    }
 
     /// A zero-copy program account (after its 8-byte discriminator).
     async fn read<T: bytemuck::Pod>(&mut self, key: &Pubkey) -> Result<T> {
@@ -80,6 +119,10 @@ impl Chain for LocalBank {
 
     async fn group_accounts(&mut self, _discriminator: &[u8], _group: &Pubkey) -> Result<Vec<(Pubkey, Vec<u8>)>> {
         Err(anyhow!("the embedded bank cannot list program accounts: pass the accounts explicitly"))
+    }
+
+    async fn post_archived_update(&mut self, oracle: &Pubkey, publish_time: i64) -> Result<Option<Pubkey>> {
+        Ok(LocalBank::post_archived_update(self, oracle, publish_time))
     }
 }
 
@@ -205,5 +248,30 @@ impl Chain for RpcChain {
             .into_iter()
             .map(|(key, account)| account.data.decode().map(|data| (key, data)).ok_or_else(|| anyhow!("account {key}: undecodable data")))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portfolio_margin::error::MarginError;
+
+    #[test]
+    fn program_errors_are_named_from_their_code() {
+        for error in [
+            MarginError::InvalidAssetWeights,
+            MarginError::OracleStale,
+            MarginError::RiskArrayStale,
+            MarginError::FundingUpToDate,
+            MarginError::SettlementNotFinal,
+            MarginError::NothingToSocialize,
+        ] {
+            let (name, message) = margin_error(error.into()).expect("known code");
+            assert_eq!((name.to_string(), message.to_string()), (error.name(), error.to_string()));
+        }
+        assert_eq!(margin_error(anchor_lang::error::ERROR_CODE_OFFSET + 10_000), None);
+        assert_eq!(margin_error(3012), None, "Anchor's own codes are not the program's");
+        let error = ChainError { custom_code: Some(MarginError::SettlementNotFinal.into()), message: "Custom(..)".into() };
+        assert!(error.to_string().starts_with("SettlementNotFinal: No final settlement price yet"), "{error}");
     }
 }

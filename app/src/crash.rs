@@ -148,13 +148,8 @@ pub async fn run(traders: usize, verbose: bool) -> Result<CrashReport> {
         println!("  crash: SOL $150 -> $105, vol 60% -> 90%: {liquidatable} of {} accounts liquidatable", accounts.len());
     }
 
-    let keeper = Keeper {
-        group: market.group,
-        quote: market.usdc,
-        liquidator: Liquidator { owner: keeper_trader.owner.insecure_clone(), account: keeper_trader.account },
-        markets: vec![d.perp.keys, d.call.keys, d.put.keys],
-        perp_markets: vec![d.perp.keys.market],
-    };
+    let liquidator = Liquidator { owner: keeper_trader.owner.insecure_clone(), account: keeper_trader.account };
+    let mut keeper = Keeper::discover(&mut bank, market.group, liquidator).await?;
     let report = keeper.run(&mut bank, &accounts, 20, verbose).await?;
 
     let mut unresolved = 0;

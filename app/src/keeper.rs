@@ -1,17 +1,20 @@
-//! The keeper: finds unhealthy margin accounts and liquidates them, unhealthiest first, with the
-//! same health computation the program runs, then resolves bankruptcies.
+//! The keeper: keeps the protocol live (see [`crate::upkeep`]: markets rediscovered, risk arrays
+//! refreshed, funding accrued, expired options settled), finds unhealthy margin accounts and
+//! liquidates them, unhealthiest first, with the same health computation the program runs, then
+//! resolves bankruptcies.
 //!
-//! Each round: refresh every market's risk array (permissionless), compute every account's
-//! maintenance and liquidation-end health off-chain, then for each liquidatable account take
-//! one step at a time: its largest position first (the smallest number of lots that brings its
-//! liquidation-end health to zero, found by bisection on the exact simulation the program
-//! runs), then its quote debt against its collateral, and once nothing is left, resolve the
-//! bankruptcy. A step another keeper got to first fails with a liquidation error: that is a
+//! Each round: upkeep, then read every account, settle its positions in option markets whose
+//! settlement price is final, compute its maintenance and liquidation-end health off-chain, then
+//! for each liquidatable account take one step at a time: its largest position first (the
+//! smallest number of lots that brings its liquidation-end health to zero, found by bisection on
+//! the exact simulation the program runs), then its quote debt against its collateral, and once
+//! nothing is left, resolve the bankruptcy. A step another keeper got to first fails with a liquidation error: that is a
 //! normal outcome, counted and skipped, so several keepers can run at once.
 
 use crate::health::{fill_health_accounts_for, push_unique, union_health_accounts, HealthSnapshot};
 use crate::chain::{Chain, ChainError};
 use crate::sdk::{self, BankKeys, MarketKeys};
+use crate::upkeep::{record_error, UpkeepConfig};
 use anchor_lang::prelude::Pubkey;
 use anyhow::Result;
 use portfolio_margin::error::MarginError;
@@ -25,15 +28,49 @@ use solana_signer::Signer;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KeeperReport {
     pub rounds: u32,
+    /// Risk arrays refreshed (only those stale or about to be).
     pub refreshes: u32,
+    /// Perp funding accruals (`update_funding`).
+    pub funding_updates: u32,
+    /// Settlement prices proposed, first proposals and earlier replacements.
+    pub settlement_proposals: u32,
+    /// Expired option markets found with no proposal and no qualifying update to propose (on a
+    /// cluster: the archived update must be posted), counted per round.
+    pub awaiting_settlement_price: u32,
+    /// Option positions paid out and closed by `settle_expired_option`.
+    pub settlements: u32,
     pub position_liquidations: u32,
     pub token_liquidations: u32,
     pub bankruptcies: u32,
     /// Steps another keeper (or a price move) made unnecessary.
     pub lost_races: u32,
-    /// Accounts skipped because their health could not be computed or a step failed for
-    /// another reason (a stale vol, an unreachable oracle); printed when verbose.
+    /// Failures other than lost races: an account whose health could not be computed, a step
+    /// or an upkeep instruction refused (a stale oracle, say); each is printed by name.
     pub errors: u32,
+    /// Transactions sent (a `send_large` counts once).
+    pub transactions: u32,
+}
+
+impl std::fmt::Display for KeeperReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} round(s): {} refreshes, {} funding updates, {} settlement proposals ({} markets awaiting a price), {} settlements, \
+             {} position / {} token liquidations, {} bankruptcies, {} lost races, {} errors, {} transactions",
+            self.rounds,
+            self.refreshes,
+            self.funding_updates,
+            self.settlement_proposals,
+            self.awaiting_settlement_price,
+            self.settlements,
+            self.position_liquidations,
+            self.token_liquidations,
+            self.bankruptcies,
+            self.lost_races,
+            self.errors,
+            self.transactions
+        )
+    }
 }
 
 /// The keeper's own margin account and the key that signs for it (owner or delegate).
@@ -47,10 +84,12 @@ pub struct Keeper {
     pub group: Pubkey,
     pub quote: BankKeys,
     pub liquidator: Liquidator,
-    /// Every market of the group (refreshed each round).
+    /// Every market of the group, rediscovered each round.
     pub markets: Vec<MarketKeys>,
     /// Every perp market of the group (bankruptcy socialisation needs them all).
     pub perp_markets: Vec<Pubkey>,
+    /// How eagerly markets are kept up to date.
+    pub upkeep: UpkeepConfig,
 }
 
 /// How a sent step ended.
@@ -81,24 +120,15 @@ pub fn is_lost_race(error: &ChainError) -> bool {
 }
 
 impl Keeper {
-    /// Finds the group's quote bank and markets on `chain` (a cluster: the embedded bank cannot
-    /// list accounts).
+    /// Finds the group's quote bank and markets on `chain` (markets are PDAs by index, so this
+    /// works on the embedded bank too), with the default upkeep configuration.
     pub async fn discover<C: Chain>(chain: &mut C, group: Pubkey, liquidator: Liquidator) -> Result<Keeper> {
-        use anchor_lang::Discriminator;
         let state: portfolio_margin::state::Group = chain.read(&group).await?;
         let quote_bank: portfolio_margin::state::CollateralBank = chain.read(&state.quote_bank).await?;
         let quote = BankKeys::of(state.quote_bank, &quote_bank);
-        let mut markets = Vec::new();
-        let mut perp_markets = Vec::new();
-        for (key, data) in chain.group_accounts(Market::DISCRIMINATOR, &group).await? {
-            let market: Market = bytemuck::pod_read_unaligned(&data[8..8 + core::mem::size_of::<Market>()]);
-            let underlying: portfolio_margin::state::Underlying = chain.read(&market.underlying).await?;
-            markets.push(MarketKeys { group, market: key, underlying: market.underlying, oracle: underlying.oracle, quote_bank: quote.bank });
-            if !market.is_option() {
-                perp_markets.push(key);
-            }
-        }
-        Ok(Keeper { group, quote, liquidator, markets, perp_markets })
+        let mut keeper = Keeper { group, quote, liquidator, markets: Vec::new(), perp_markets: Vec::new(), upkeep: UpkeepConfig::default() };
+        keeper.rediscover(chain).await?;
+        Ok(keeper)
     }
 
     /// Every margin account of the group on `chain` (a cluster).
@@ -107,35 +137,37 @@ impl Keeper {
         Ok(chain.group_accounts(MarginAccount::DISCRIMINATOR, &self.group).await?.into_iter().map(|(k, _)| k).collect())
     }
 
-    /// Runs rounds until no account is liquidatable or bankrupt (or `max_rounds`).
-    pub async fn run<C: Chain>(&self, bank: &mut C, accounts: &[Pubkey], max_rounds: u32, verbose: bool) -> Result<KeeperReport> {
+    /// Runs rounds (upkeep, settlements, liquidations) until no account is liquidatable or
+    /// bankrupt (or `max_rounds`). Failures are counted and printed, never the end of the run.
+    pub async fn run<C: Chain>(&mut self, bank: &mut C, accounts: &[Pubkey], max_rounds: u32, verbose: bool) -> Result<KeeperReport> {
         let mut report = KeeperReport::default();
         while report.rounds < max_rounds {
             report.rounds += 1;
-            for keys in &self.markets {
-                if bank.send(&[sdk::refresh_risk_array(keys)], &[]).await.is_ok() {
-                    report.refreshes += 1;
+            let round = self.upkeep_markets(bank, &mut report, verbose).await;
+            let mut states = Vec::with_capacity(accounts.len());
+            for account in accounts {
+                match bank.read::<MarginAccount>(account).await {
+                    Ok(state) => states.push((*account, state)),
+                    Err(e) => record_error(&mut report, format_args!("reading {account}: {e}")),
                 }
+            }
+            if let Some(round) = &round {
+                self.settle_expired(bank, round, &mut states, &mut report, verbose).await;
             }
             // Unhealthiest first.
             let mut queue = Vec::new();
-            for account in accounts {
+            for (account, state) in &states {
                 if *account == self.liquidator.account {
                     continue;
                 }
-                let checked = match HealthSnapshot::load(bank, &self.group, account).await {
+                let checked = match HealthSnapshot::load_for(bank, &self.group, *state, &[]).await {
                     Ok(snapshot) => self.needs_work(&snapshot),
                     Err(e) => Err(e),
                 };
                 match checked {
                     Ok(Some(step_health)) => queue.push((step_health, *account)),
                     Ok(None) => {}
-                    Err(e) => {
-                        report.errors += 1;
-                        if verbose {
-                            eprintln!("  skipping {account}: {e}");
-                        }
-                    }
+                    Err(e) => record_error(&mut report, format_args!("skipping {account}: {e}")),
                 }
             }
             if queue.is_empty() {
@@ -147,10 +179,7 @@ impl Keeper {
             }
             for (_, account) in queue {
                 if let Err(e) = self.work_account(bank, &account, &mut report).await {
-                    report.errors += 1;
-                    if verbose {
-                        eprintln!("  {account}: {e}");
-                    }
+                    record_error(&mut report, format_args!("{account}: {e}"));
                 }
             }
         }
@@ -173,6 +202,7 @@ impl Keeper {
     async fn work_account<C: Chain>(&self, chain: &mut C, account: &Pubkey, report: &mut KeeperReport) -> Result<()> {
         for _ in 0..64 {
             let Some(step) = self.plan(chain, account).await? else { return Ok(()) };
+            report.transactions += 1;
             match self.execute(chain, account, &step).await? {
                 Outcome::Done => match step {
                     Step::Position { .. } => report.position_liquidations += 1,

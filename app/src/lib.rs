@@ -3,8 +3,8 @@
 //! The client side of portfolio-margin: instruction builders ([`sdk`]), Pyth account fixtures
 //! from the real layout ([`pyth`]), an embedded in-process bank ([`local_bank`]), off-chain
 //! health with the same engine the program runs ([`health`]), quotes and fills of the RFQ venue
-//! ([`rfq`]), the `pm margin` and `pm price-option` calculators ([`margin_cli`]) and the local
-//! demo ([`demo`]).
+//! ([`rfq`]), the keeper ([`keeper`], its per-round market upkeep in [`upkeep`]), the `pm margin`
+//! and `pm price-option` calculators ([`margin_cli`]) and the local demo ([`demo`]).
 
 pub mod bootstrap;
 pub mod chain;
@@ -17,3 +17,4 @@ pub mod margin_cli;
 pub mod pyth;
 pub mod rfq;
 pub mod sdk;
+pub mod upkeep;

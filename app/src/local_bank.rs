@@ -40,6 +40,9 @@ pub struct TxOutcome {
 pub struct LocalBank {
     pub context: ProgramTestContext,
     nonce: u32,
+    /// Every update written with [`LocalBank::set_pyth_price`], in order: the simulated
+    /// market's price archive.
+    price_history: Vec<(Pubkey, PythPrice)>,
 }
 
 /// Extensions a test mint may carry (Token-2022 only).
@@ -81,7 +84,7 @@ impl LocalBank {
         test.prefer_bpf(false);
         configure(&mut test);
         let context = test.start_with_context().await;
-        LocalBank { context, nonce: 0 }
+        LocalBank { context, nonce: 0, price_history: Vec::new() }
     }
 
     /// The fee payer, funded at genesis.
@@ -225,6 +228,24 @@ impl LocalBank {
     pub fn set_pyth_price(&mut self, key: &Pubkey, price: &PythPrice, owner: Option<Pubkey>) {
         let account = price.account(owner.unwrap_or(pyth_solana_receiver_sdk::ID));
         self.context.set_account(key, &AccountSharedData::from(account));
+        if owner.is_none() {
+            self.price_history.push((*key, *price));
+        }
+    }
+
+    /// The simulated market's price on `oracle` at `publish_time` (the last update written there
+    /// published at or before it), republished at exactly that second into a fresh receiver-owned
+    /// account, as posting Pyth's archived update would. `None` if nothing was published by then.
+    pub fn post_archived_update(&mut self, oracle: &Pubkey, publish_time: i64) -> Option<Pubkey> {
+        let prevailing = self
+            .price_history
+            .iter()
+            .filter(|(key, price)| key == oracle && price.publish_time <= publish_time)
+            .max_by_key(|(_, price)| price.publish_time)
+            .map(|(_, price)| *price)?;
+        let key = Pubkey::new_unique();
+        self.set_pyth_price(&key, &PythPrice { publish_time, ..prevailing }, None);
+        Some(key)
     }
 
     /// Creates a mint with `decimals` under `token_program`, with optional Token-2022 extensions.

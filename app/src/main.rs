@@ -52,7 +52,8 @@ enum Command {
         #[arg(long, default_value = "~/.config/solana/id.json")]
         keypair: String,
     },
-    /// The keeper: liquidates unhealthy accounts and resolves bankruptcies.
+    /// The keeper: refreshes risk arrays, accrues funding, settles expired options, liquidates
+    /// unhealthy accounts and resolves bankruptcies.
     Keeper {
         #[command(subcommand)]
         command: KeeperCommand,
@@ -69,8 +70,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeeperCommand {
-    /// Scan and liquidate. With --url: against that cluster, forever (or --once). Without: on
-    /// an embedded bank after a simulated crash of --simulate-crash accounts.
+    /// Keep markets up to date, scan and liquidate. With --url: against that cluster, forever
+    /// (or --once). Without: on an embedded bank after a simulated crash of --simulate-crash
+    /// accounts.
     Run {
         /// JSON-RPC URL of the cluster (e.g. http://127.0.0.1:8899).
         #[arg(long)]
@@ -105,12 +107,18 @@ async fn keeper_on_cluster(url: &str, keypair: &str, group: &str, liquidator_acc
     let group = parse(group, "group")?;
     let account = parse(liquidator_account, "liquidator-account")?;
     let mut chain = RpcChain::new(url, owner.insecure_clone());
-    let keeper = Keeper::discover(&mut chain, group, Liquidator { owner, account }).await?;
+    let mut keeper = Keeper::discover(&mut chain, group, Liquidator { owner, account }).await?;
     println!("keeping group {group}: {} markets ({} perps)", keeper.markets.len(), keeper.perp_markets.len());
     loop {
-        let accounts = keeper.margin_accounts(&mut chain).await?;
-        let report = keeper.run(&mut chain, &accounts, 10, true).await?;
-        println!("scanned {} accounts: {report:?}", accounts.len());
+        // A failed scan (an RPC hiccup) is reported and retried next interval, not fatal.
+        match keeper.margin_accounts(&mut chain).await {
+            Ok(accounts) => {
+                let report = keeper.run(&mut chain, &accounts, 10, true).await?;
+                println!("scanned {} accounts: {report}", accounts.len());
+            }
+            Err(e) if once => return Err(e),
+            Err(e) => eprintln!("listing margin accounts: {e}"),
+        }
         if once {
             return Ok(());
         }
@@ -153,6 +161,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 None => runtime.block_on(async {
                     println!("embedded bank: {simulate_crash} accounts, then a 30% crash and the keeper");
                     let report = pm_client::crash::run(simulate_crash, true).await?;
+                    println!("keeper: {}", report.keeper);
                     println!("{report:#?}");
                     Ok(())
                 }),

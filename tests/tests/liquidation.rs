@@ -258,6 +258,7 @@ fn keeper_for(w: &World, who: &Trader) -> pm_client::keeper::Keeper {
         liquidator: pm_client::keeper::Liquidator { owner: who.owner.insecure_clone(), account: who.account },
         markets: vec![w.d.perp.keys, w.d.call.keys, w.d.put.keys],
         perp_markets: vec![w.d.perp.keys.market],
+        upkeep: pm_client::upkeep::UpkeepConfig::default(),
     }
 }
 
@@ -267,7 +268,7 @@ async fn two_keepers_racing_one_wins_the_other_loses_quietly() {
     let mut w = world().await;
     move_sol(&mut w, 135.0).await;
     let second = funded(&mut w.bank, &w.market, 100_000).await;
-    let (a, b) = (keeper_for(&w, &w.keeper), keeper_for(&w, &second));
+    let (mut a, mut b) = (keeper_for(&w, &w.keeper), keeper_for(&w, &second));
     let victim = w.victim.account;
     // Both plan the same step; B sends first and completes the liquidation.
     let step_a = a.plan(&mut w.bank, &victim).await.unwrap().expect("a step");

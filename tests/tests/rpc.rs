@@ -2,6 +2,7 @@
 //! of the embedded bank: the keeper discovers the group's markets and accounts with
 //! getProgramAccounts and liquidates over HTTP; `pm bootstrap`'s code runs over it too.
 
+use anchor_lang::prelude::Pubkey;
 use pm_client::chain::{Chain, RpcChain};
 use pm_client::demo::{block_trade, setup_derivatives};
 use pm_client::keeper::{Keeper, Liquidator};
@@ -42,7 +43,7 @@ async fn the_keeper_discovers_and_liquidates_over_json_rpc() {
 
     let mut rpc = RpcChain::new(&url, keeper_trader.owner.insecure_clone());
     let liquidator = Liquidator { owner: keeper_trader.owner.insecure_clone(), account: keeper_trader.account };
-    let keeper = Keeper::discover(&mut rpc, market.group, liquidator).await.unwrap();
+    let mut keeper = Keeper::discover(&mut rpc, market.group, liquidator).await.unwrap();
     assert_eq!(keeper.markets.len(), 3);
     assert_eq!(keeper.perp_markets, vec![d.perp.keys.market]);
     let mut accounts = keeper.margin_accounts(&mut rpc).await.unwrap();
@@ -84,4 +85,95 @@ async fn bootstrap_runs_over_json_rpc() {
     let group: portfolio_margin::state::Group = bank.load(&sdk::group_address(&admin.pubkey(), config.group_index)).await;
     assert_eq!((group.bank_count, group.underlying_count, group.perp_market_count), (2, 1, 1));
     assert_eq!(group.liquidation_fee_ppm, 20_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keeper_refreshes_accrues_funding_and_settles_over_json_rpc() {
+    use portfolio_margin::state::Market;
+    let mut bank = LocalBank::start().await;
+    let market = setup_market(&mut bank).await.unwrap();
+    let d = setup_derivatives(&mut bank, &market).await.unwrap();
+    let trader = funded(&mut bank, &market, 10_000).await;
+    let dealer = funded(&mut bank, &market, 1_000_000).await;
+    let keeper_trader = funded(&mut bank, &market, 100_000).await;
+    // A perp fill over the oracle (a funding premium) and 2 SOL of 160 calls.
+    block_trade(&mut bank, &market, &d.perp.keys, &trader, &dealer, 30_000, 151_500).await.unwrap();
+    let call_price = pm_client::demo::model_price_per_lot(&mut bank, &d.call.keys.market).await;
+    block_trade(&mut bank, &market, &d.call.keys, &trader, &dealer, 2_000, call_price).await.unwrap();
+    let expiry = d.expiry_ts;
+
+    let facade = Arc::new(Facade { bank: tokio::sync::Mutex::new(bank), watched: tokio::sync::Mutex::new(Vec::new()) });
+    facade.watch(&[trader.account, dealer.account, keeper_trader.account]).await;
+    let url = serve(facade.clone()).await;
+    let mut rpc = RpcChain::new(&url, keeper_trader.owner.insecure_clone());
+    let liquidator = Liquidator { owner: keeper_trader.owner.insecure_clone(), account: keeper_trader.account };
+    let mut keeper = Keeper::discover(&mut rpc, market.group, liquidator).await.unwrap();
+    let accounts = keeper.margin_accounts(&mut rpc).await.unwrap();
+    // The simulated market moves, the clock with it.
+    let prints = |seconds: i64, sol: f64| {
+        let facade = facade.clone();
+        let (sol_oracle, usdc_oracle, sol_feed, usdc_feed) = (market.sol.oracle, market.usdc.oracle, market.sol_feed, market.usdc_feed);
+        async move {
+            let mut bank = facade.bank.lock().await;
+            bank.advance_clock(seconds).await;
+            post_price(&mut bank, &sol_oracle, sol_feed, sol).await;
+            post_price(&mut bank, &usdc_oracle, usdc_feed, 1.0).await;
+            bank.now().await
+        }
+    };
+
+    // 1,000 s later SOL is 0.9% higher: every array is due (past 75% of the 1% tolerance), and
+    // so is funding (15 minutes). One transaction each.
+    let now = prints(1_000, 151.35).await;
+    let report = keeper.run(&mut rpc, &accounts, 5, false).await.unwrap();
+    assert_eq!(
+        (report.refreshes, report.funding_updates, report.errors, report.transactions),
+        (3, 1, 0, 2),
+        "{report}"
+    );
+    {
+        let mut bank = facade.bank.lock().await;
+        let perp: Market = bank.load(&d.perp.keys.market).await;
+        assert_eq!(perp.funding_last_ts, now);
+        assert!(perp.funding_index_native > 0);
+        for keys in [d.perp.keys, d.call.keys, d.put.keys] {
+            let state: Market = bank.load(&keys.market).await;
+            assert_eq!(state.array_updated_ts, now);
+        }
+    }
+    // Nothing due a minute later.
+    prints(60, 151.35).await;
+    let report = keeper.run(&mut rpc, &accounts, 5, false).await.unwrap();
+    assert_eq!((report.refreshes, report.funding_updates, report.transactions), (0, 0, 0), "{report}");
+
+    // 100 s after expiry (a 60 s window): the live oracle's update is too late, and a cluster
+    // has no archive here. The keeper says so and proposes nothing.
+    let now = prints(0, 171.25).await;
+    prints(expiry + 100 - now, 171.25).await;
+    let report = keeper.run(&mut rpc, &accounts, 5, false).await.unwrap();
+    assert_eq!((report.settlement_proposals, report.awaiting_settlement_price, report.errors), (0, 2, 0), "{report}");
+    // Once the fallback opens (a day after the window), the live update qualifies.
+    let now = prints(60 + 86_400 - 100 + 1, 171.25).await;
+    let report = keeper.run(&mut rpc, &accounts, 5, false).await.unwrap();
+    assert_eq!((report.settlement_proposals, report.errors), (2, 0), "{report}");
+    {
+        let mut bank = facade.bank.lock().await;
+        let call: Market = bank.load(&d.call.keys.market).await;
+        assert_eq!((call.settlement_publish_ts, call.settlement_price_native), (now, 171_250));
+    }
+    // After the challenge period both call holders are settled at intrinsic value.
+    let quote_of = |account: Pubkey| {
+        let facade = facade.clone();
+        let quote_bank = market.usdc.bank;
+        async move {
+            let state: MarginAccount = facade.bank.lock().await.load(&account).await;
+            state.balance_index(&quote_bank).map(|i| state.balances[i].balance_native).unwrap_or(0)
+        }
+    };
+    let (trader_before, dealer_before) = (quote_of(trader.account).await, quote_of(dealer.account).await);
+    prints(600, 171.25).await;
+    let report = keeper.run(&mut rpc, &accounts, 5, false).await.unwrap();
+    assert_eq!((report.settlements, report.errors), (2, 0), "{report}");
+    assert_eq!(quote_of(trader.account).await - trader_before, 2_000 * 11_250);
+    assert_eq!(quote_of(dealer.account).await - dealer_before, -2_000 * 11_250);
 }
