@@ -6,7 +6,7 @@ use crate::demo::{
     block_trade, model_price_per_lot, new_trader, post_price, setup_derivatives, setup_market, DemoMarket, Derivatives, Trader,
 };
 use crate::health::HealthSnapshot;
-use crate::keeper::{is_bankrupt, Keeper, KeeperReport, Liquidator};
+use crate::keeper::{bankruptcy_dust, Keeper, KeeperReport, Liquidator};
 use crate::local_bank::LocalBank;
 use crate::sdk;
 use anchor_lang::prelude::Pubkey;
@@ -156,7 +156,7 @@ pub async fn run(traders: usize, verbose: bool) -> Result<CrashReport> {
     for account in &accounts {
         let snapshot = HealthSnapshot::load(&mut bank, &market.group, account).await?;
         let maint = snapshot.health(HealthKind::Maint)?.health;
-        if maint < 0 || is_bankrupt(&snapshot.account, &market.usdc.bank) {
+        if maint < 0 || bankruptcy_dust(&snapshot, &market.usdc.bank)?.is_some() {
             unresolved += 1;
         }
     }
@@ -164,7 +164,9 @@ pub async fn run(traders: usize, verbose: bool) -> Result<CrashReport> {
     let usdc_vault = bank.token_balance(&market.usdc.vault).await as i64;
     let sol_vault = bank.token_balance(&market.sol.vault).await as i64;
     let usdc_claims = claims(&mut bank, &accounts, &market.usdc.bank, true).await? + group.insurance_fund_native;
-    let sol_claims = claims(&mut bank, &accounts, &market.sol.bank, false).await?;
+    // SOL claims: balances plus what bankruptcies passed to the insurance fund in kind.
+    let sol_bank: portfolio_margin::state::CollateralBank = bank.load(&market.sol.bank).await;
+    let sol_claims = claims(&mut bank, &accounts, &market.sol.bank, false).await? + sol_bank.insurance_native as i64;
     Ok(CrashReport {
         accounts: accounts.len(),
         liquidatable_after_crash: liquidatable,

@@ -18,8 +18,8 @@ use crate::upkeep::{record_error, UpkeepConfig};
 use anchor_lang::prelude::Pubkey;
 use anyhow::Result;
 use portfolio_margin::error::MarginError;
-use portfolio_margin::health::option_value_per_lot;
-use portfolio_margin::liquidation::{position_terms, simulate_position, simulate_token, TokenTerms};
+use portfolio_margin::health::mark_per_lot;
+use portfolio_margin::liquidation::{position_terms, risk_per_lot, simulate_position, simulate_token, TokenTerms};
 use portfolio_margin::state::{MarginAccount, Market};
 use risk_engine::health::HealthKind;
 use solana_signer::Signer;
@@ -101,15 +101,18 @@ pub enum Outcome {
     LostRace,
 }
 
-/// The next step for one account.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The next step for one account. Sizes are maxima: the program chooses the step within them
+/// (the smallest that reaches the target), so a state change between planning and execution
+/// never turns a step into a refusal.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
-    /// Take over `lots` of the position in a market.
+    /// Take over at most `lots` of the position in a market.
     Position { keys: MarketKeys, lots: i64 },
-    /// Pay `liability_native` of quote debt for collateral in `asset_bank`.
+    /// Pay at most `liability_native` of quote debt for collateral in `asset_bank`.
     Token { asset_bank: Pubkey, liability_native: i64 },
-    /// Resolve the bankruptcy.
-    Bankruptcy,
+    /// Resolve the bankruptcy; `dust` is the (bank, oracle) of each collateral balance left,
+    /// worth less than the debt, which passes to the insurance fund.
+    Bankruptcy { dust: Vec<(Pubkey, Pubkey)> },
 }
 
 /// Errors that mean "nothing to do here any more", not a failure.
@@ -189,7 +192,7 @@ impl Keeper {
     /// `Some(maintenance health)` when the account is liquidatable or bankrupt.
     fn needs_work(&self, snapshot: &HealthSnapshot) -> Result<Option<i128>> {
         let account = &snapshot.account;
-        if is_bankrupt(account, &self.quote.bank) {
+        if bankruptcy_dust(snapshot, &self.quote.bank)?.is_some() {
             return Ok(Some(i128::MIN));
         }
         let maint = snapshot.health(HealthKind::Maint)?.health;
@@ -207,7 +210,7 @@ impl Keeper {
                 Outcome::Done => match step {
                     Step::Position { .. } => report.position_liquidations += 1,
                     Step::Token { .. } => report.token_liquidations += 1,
-                    Step::Bankruptcy => report.bankruptcies += 1,
+                    Step::Bankruptcy { .. } => report.bankruptcies += 1,
                 },
                 Outcome::LostRace => {
                     report.lost_races += 1;
@@ -255,7 +258,7 @@ impl Keeper {
                 );
                 chain.send_large(&[ix], &[&liquidator.owner]).await
             }
-            Step::Bankruptcy => chain.send(&[sdk::resolve_bankruptcy(&self.group, &self.quote.bank, account, &self.perp_markets, &[])], &[]).await,
+            Step::Bankruptcy { dust } => chain.send(&[sdk::resolve_bankruptcy(&self.group, &self.quote.bank, account, &self.perp_markets, dust)], &[]).await,
         };
         match result {
             Ok(_) => Ok(Outcome::Done),
@@ -264,109 +267,133 @@ impl Keeper {
         }
     }
 
-    /// The next step for an account that needs work, sized exactly.
+    /// The next step for an account that needs work. Positions first, the largest notional
+    /// first; a position whose every size would lower health (a hedge leg) is skipped for the
+    /// next; then the quote debt against collateral; then the bankruptcy.
     async fn next_step<C: Chain>(&self, bank: &mut C, snapshot: &HealthSnapshot) -> Result<Option<Step>> {
         let victim = snapshot.account;
-        if is_bankrupt(&victim, &self.quote.bank) {
-            return Ok(Some(Step::Bankruptcy));
+        if let Some(dust) = bankruptcy_dust(snapshot, &self.quote.bank)? {
+            return Ok(Some(Step::Bankruptcy { dust }));
         }
         let liquidator: MarginAccount = bank.read(&self.liquidator.account).await?;
         let end = |a: &MarginAccount| snapshot.health_of(a, HealthKind::LiquidationEnd).map(|h| h.health);
-        // Largest position first, by notional.
-        let mut best: Option<(i128, Pubkey)> = None;
-        for position in victim.positions.iter().filter(|p| p.in_use == 1) {
-            let market = snapshot.markets[&position.market];
-            if market.settled == 1 || market.is_expired(snapshot.now) {
-                continue;
-            }
-            let notional = (position.base_lots.unsigned_abs() as i128) * (market.array_spot_bits as i128);
-            if best.is_none_or(|(n, _)| notional > n) {
-                best = Some((notional, position.market));
-            }
-        }
-        if let Some((_, market_key)) = best {
+        let before = end(&victim)?;
+        let mut candidates: Vec<(i128, Pubkey)> = victim
+            .positions
+            .iter()
+            .filter(|p| p.in_use == 1)
+            .filter(|p| snapshot.markets.get(&p.market).is_some_and(|m| !m.is_settled(snapshot.now)))
+            .map(|p| ((p.base_lots.unsigned_abs() as i128) * (snapshot.markets[&p.market].array_spot_bits as i128), p.market))
+            .collect();
+        candidates.sort_by(|a, b| b.0.cmp(&a.0));
+        let quote_index = snapshot.banks.get(&self.quote.bank).map(|b| b.bank_index).unwrap_or(0);
+        let program = |e: anchor_lang::error::Error| anyhow::anyhow!("{e}");
+        for (_, market_key) in candidates {
             let market: Market = snapshot.markets[&market_key];
             let underlying = snapshot.underlyings[&market.underlying];
+            let grid = underlying.grid.params();
             let spot = snapshot.spot_per_lot(&market.underlying)?;
-            let mark = if market.is_option() { option_value_per_lot(&market, spot).map_err(|e| anyhow::anyhow!("{e}"))? } else { spot };
             let held = victim.positions[victim.position_index(&market_key).expect("held")].base_lots;
-            let terms = position_terms(&snapshot.group, held, mark, spot);
-            let quote_index = snapshot.banks.get(&self.quote.bank).map(|b| b.bank_index).unwrap_or(0);
+            let mark = if market.is_option() { mark_per_lot(&market, spot, held, grid.price_steps, snapshot.now).map_err(program)? } else { spot };
+            let terms = position_terms(&snapshot.group, held, mark, risk_per_lot(&market, held, mark, spot, grid.price_range).map_err(program)?);
             let after = |n: i64| -> Result<fixed::types::I80F48> {
-                let (_, v, _) = simulate_position(&liquidator, &victim, &market_key, &market, &self.quote.bank, quote_index, &terms, n)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let (_, v, _) = simulate_position(&liquidator, &victim, &market_key, &market, &self.quote.bank, quote_index, &terms, n).map_err(program)?;
                 end(&v)
             };
-            let lots = smallest_reaching_zero(held.unsigned_abs() as i64, after)?;
-            let keys = MarketKeys { group: self.group, market: market_key, underlying: market.underlying, oracle: underlying.oracle, quote_bank: self.quote.bank };
-            return Ok(Some(Step::Position { keys, lots }));
+            let lots = step_maximum(held.unsigned_abs() as i64, &after)?;
+            if after(lots)? > before {
+                let keys = MarketKeys { group: self.group, market: market_key, underlying: market.underlying, oracle: underlying.oracle, quote_bank: self.quote.bank };
+                return Ok(Some(Step::Position { keys, lots }));
+            }
         }
-        // No position left: swap the quote debt for collateral, the largest balance first.
+        // No position helps: swap the quote debt for collateral, the largest balance first.
         let debt = victim.balance_index(&self.quote.bank).map(|i| victim.balances[i].balance_native).unwrap_or(0);
         if debt < 0 {
-            let asset = victim
-                .active_balances()
-                .filter(|b| b.bank != self.quote.bank && b.balance_native > 0)
-                .max_by_key(|b| b.balance_native)
-                .map(|b| b.bank);
-            if let Some(asset_bank) = asset {
+            let mut assets: Vec<_> = victim.active_balances().filter(|b| b.bank != self.quote.bank && b.balance_native > 0).collect();
+            assets.sort_by_key(|b| std::cmp::Reverse(b.balance_native));
+            for asset in assets {
+                let asset_bank = asset.bank;
                 let price = |key: &Pubkey| -> Result<(fixed::types::I80F48, u16)> {
                     Ok((snapshot.bank_prices(key)?.oracle, snapshot.banks[key].bank_index))
                 };
                 let (quote_price, quote_bank_index) = price(&self.quote.bank)?;
                 let (asset_price, asset_bank_index) = price(&asset_bank)?;
                 let terms = TokenTerms { quote_bank: self.quote.bank, quote_bank_index, quote_price, asset_bank, asset_bank_index, asset_price };
-                // The most debt the collateral can pay for, then the smallest amount reaching zero.
+                // The most debt this collateral can pay for (the program clamps the same way).
                 let affordable = |x: i64| simulate_token(&snapshot.group, &terms, &liquidator, &victim, x).is_ok();
-                let mut max = -debt;
-                if !affordable(max) {
-                    let (mut lo, mut hi) = (0, max);
-                    while hi - lo > 1 {
-                        let mid = lo + (hi - lo) / 2;
-                        if affordable(mid) {
-                            lo = mid;
-                        } else {
-                            hi = mid;
-                        }
-                    }
-                    max = lo;
+                let (mut lo, mut hi) = (0, -debt);
+                if affordable(hi) {
+                    lo = hi;
                 }
-                if max == 0 {
-                    return Ok(None);
+                while hi - lo > 1 {
+                    let mid = lo + (hi - lo) / 2;
+                    if affordable(mid) {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                if lo == 0 {
+                    continue;
                 }
                 let after = |x: i64| -> Result<fixed::types::I80F48> {
-                    let (_, v, _) = simulate_token(&snapshot.group, &terms, &liquidator, &victim, x).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let (_, v, _) = simulate_token(&snapshot.group, &terms, &liquidator, &victim, x).map_err(program)?;
                     end(&v)
                 };
-                let liability_native = smallest_reaching_zero(max, after)?;
-                return Ok(Some(Step::Token { asset_bank, liability_native }));
+                let liability_native = step_maximum(lo, &after)?;
+                if after(liability_native)? > before {
+                    return Ok(Some(Step::Token { asset_bank, liability_native }));
+                }
             }
         }
         Ok(None)
     }
 }
 
-/// Bankrupt: no positions, no positive balance, a negative quote balance.
-pub fn is_bankrupt(account: &MarginAccount, quote_bank: &Pubkey) -> bool {
-    account.positions.iter().all(|p| p.in_use == 0)
-        && account.active_balances().all(|b| b.balance_native <= 0)
-        && account.balance_index(quote_bank).is_some_and(|i| account.balances[i].balance_native < 0)
+/// `Some(dust)` when the account is bankrupt: no positions, a quote debt, and other
+/// collateral worth less than the debt at the oracle (rounded up, as the program does); `dust`
+/// lists the (bank, oracle) of each remaining balance.
+pub fn bankruptcy_dust(snapshot: &HealthSnapshot, quote_bank: &Pubkey) -> Result<Option<Vec<(Pubkey, Pubkey)>>> {
+    let account = &snapshot.account;
+    if account.positions.iter().any(|p| p.in_use == 1) {
+        return Ok(None);
+    }
+    let debt = account.balance_index(quote_bank).map(|i| account.balances[i].balance_native).unwrap_or(0);
+    if debt >= 0 {
+        return Ok(None);
+    }
+    let mut value = fixed::types::I80F48::ZERO;
+    let mut dust = Vec::new();
+    for balance in account.active_balances().filter(|b| b.bank != *quote_bank) {
+        if balance.balance_native < 0 {
+            return Ok(None);
+        }
+        let price = snapshot.bank_prices(&balance.bank)?.oracle;
+        value += (fixed::types::I80F48::from_num(balance.balance_native) * price).ceil();
+        dust.push((balance.bank, snapshot.banks[&balance.bank].oracle));
+    }
+    Ok((value < fixed::types::I80F48::from_num(-debt)).then_some(dust))
 }
 
-/// The smallest `n` in 1..=max with `after(n) >= 0`, or `max` if none reaches zero.
-fn smallest_reaching_zero(max: i64, after: impl Fn(i64) -> Result<fixed::types::I80F48>) -> Result<i64> {
-    if after(max)? < 0 {
+/// The maximum to send for a step of at most `max` units with liquidation-end health `after(n)`:
+/// `max` if it reaches zero (the program then takes the smallest size that does), otherwise the
+/// size that maximises health (the curve is concave: found by bisection on its slope), so the
+/// program never refuses it as past the peak.
+fn step_maximum(max: i64, after: &impl Fn(i64) -> Result<fixed::types::I80F48>) -> Result<i64> {
+    if max <= 1 || after(max)? >= 0 {
         return Ok(max);
     }
-    let (mut lo, mut hi) = (0i64, max); // after(lo) < 0 (or lo = 0), after(hi) >= 0
-    while hi - lo > 1 {
+    // Smallest n in 1..max whose next unit no longer raises health; max if every unit does.
+    let (mut lo, mut hi) = (1, max);
+    while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        if after(mid)? >= 0 {
+        if after(mid + 1)? <= after(mid)? {
             hi = mid;
         } else {
-            lo = mid;
+            lo = mid + 1;
         }
     }
-    Ok(hi)
+    Ok(lo)
 }
+
 

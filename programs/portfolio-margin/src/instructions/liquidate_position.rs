@@ -73,7 +73,9 @@ pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, 
     infos.extend([a.market.to_account_info(), a.underlying.to_account_info(), a.oracle.to_account_info(), a.quote_bank.to_account_info()]);
     let before_end = start(&group, &group_key, &liquidatee, &infos)?;
 
-    require!(max_lots as u64 <= held.unsigned_abs(), MarginError::LiquidationAmountTooLarge);
+    // No more than the position (a maximum beyond it is clamped, so a race that shrank the
+    // position does not refuse the step).
+    let max_lots = max_lots.min(held.checked_abs().ok_or(MarginError::MathOverflow)?);
     let terms = position_terms(&group, held, mark, risk_per_lot(&market, held, mark, spot, grid.price_range)?);
     let quote_bank = group.quote_bank;
     let simulate =

@@ -86,10 +86,9 @@ pub fn liquidate_token<'info>(ctx: Context<'info, LiquidateToken<'info>>, max_li
     };
     let liability = liquidatee.balance_index(&terms.quote_bank).map(|i| liquidatee.balances[i].balance_native).unwrap_or(0);
     require!(liability < 0, MarginError::NoLiability);
-    require!(max_liability_native <= -liability, MarginError::LiquidationAmountTooLarge);
-    // No more than the collateral in the asset bank can pay for.
+    // No more than the debt, nor than the collateral in the asset bank can pay for.
     let collateral = liquidatee.balance_index(&terms.asset_bank).map(|i| liquidatee.balances[i].balance_native).unwrap_or(0);
-    let max = max_liability_native.min(largest_liability_for(&group, &terms, collateral)?);
+    let max = max_liability_native.min(-liability).min(largest_liability_for(&group, &terms, collateral)?);
     require!(max > 0, MarginError::LiquidationAmountTooLarge);
     let simulate = |x: i64| simulate_token(&group, &terms, &liquidator, &liquidatee, x);
     let (taker_max, victim_max, _) = simulate(max)?;
