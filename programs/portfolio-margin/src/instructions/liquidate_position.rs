@@ -102,6 +102,5 @@ pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, 
         .insurance_fund_native
         .checked_add(lots.checked_mul(terms.insurance_fee_per_lot_native).ok_or(MarginError::MathOverflow)?)
         .ok_or(MarginError::MathOverflow)?;
-    msg!("liquidated {} of at most {} lots", lots, max_lots);
     Ok(())
 }
