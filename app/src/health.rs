@@ -6,7 +6,7 @@ use crate::chain::Chain;
 use anchor_lang::prelude::{AccountMeta, Pubkey};
 use anchor_lang::AccountDeserialize;
 use portfolio_margin::health::{
-    compute_health, required_underlyings, spot_per_lot, HealthView, MarketRef, PricedBank, PricedUnderlying,
+    compute_health, required_underlyings, HealthView, MarketRef, PricedBank, PricedUnderlying,
 };
 use portfolio_margin::oracle::{check_update, OracleConfig};
 use portfolio_margin::state::{CollateralBank, Group, MarginAccount, Market, Underlying};
@@ -106,7 +106,8 @@ impl HealthSnapshot {
         let mut underlyings = Vec::new();
         for key in &needed {
             let underlying = self.underlyings.get(key).ok_or_else(|| anyhow::anyhow!("underlying {key} not loaded"))?;
-            underlyings.push(PricedUnderlying { key: *key, underlying, spot_per_lot: self.spot_per_lot(key)? });
+            let prices = self.underlying_prices(key)?;
+            underlyings.push(PricedUnderlying { key: *key, underlying, spot_per_lot: prices.spot, prices });
         }
         let markets: Vec<MarketRef> = self.markets.iter().map(|(key, market)| MarketRef { key: *key, market }).collect();
         let view = HealthView { group: &self.group, banks: &banks, markets: &markets, underlyings: &underlyings, now: self.now };
@@ -125,10 +126,15 @@ impl HealthSnapshot {
 
     /// A loaded underlying's checked spot price per lot (quote native units, Q32.32).
     pub fn spot_per_lot(&self, underlying_key: &Pubkey) -> anyhow::Result<fixed::types::I32F32> {
+        Ok(self.underlying_prices(underlying_key)?.spot)
+    }
+
+    /// A loaded underlying's checked spot and conservative spots per lot, as the chain reads them.
+    pub fn underlying_prices(&self, underlying_key: &Pubkey) -> anyhow::Result<portfolio_margin::health::UnderlyingPrices> {
         let underlying = self.underlyings.get(underlying_key).ok_or_else(|| anyhow::anyhow!("underlying {underlying_key} not loaded"))?;
         let update = self.oracles.get(&underlying.oracle).ok_or_else(|| anyhow::anyhow!("oracle of {underlying_key} not loaded"))?;
         let reading = reading(update, &OracleConfig::of_underlying(underlying), self.now)?;
-        spot_per_lot(&reading, &self.group, underlying).map_err(|e| anyhow::anyhow!("{e}"))
+        portfolio_margin::health::underlying_prices(&reading, &self.group, underlying).map_err(|e| anyhow::anyhow!("{e}"))
     }
 
     /// Health of the loaded account.

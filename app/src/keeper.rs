@@ -238,7 +238,8 @@ impl Keeper {
             Step::Position { keys, lots } => {
                 let metas = fill_health_accounts_for(chain, &self.group, &self.quote.bank, &[liquidator.account, *account], &keys.market).await?;
                 let ix = sdk::liquidate_position(keys, &liquidator.account, &liquidator.owner.pubkey(), account, *lots, metas);
-                chain.send_large(&[ix], &[&liquidator.owner]).await
+                // Options change hands at their current model value: refresh in the same transaction.
+                chain.send_large(&[sdk::refresh_risk_array(keys), ix], &[&liquidator.owner]).await
             }
             Step::Token { asset_bank, liability_native } => {
                 let mut metas = union_health_accounts(chain, &self.group, &[liquidator.account, *account]).await?;

@@ -169,6 +169,8 @@ pub enum MarginError {
     DelegateSlippageExceeded,
     #[msg("A delegate cannot fill against an account it owns or is delegate of")]
     DelegateCounterpartyControlled,
+    #[msg("This option fill prices at the current model value: prepend refresh_risk_array in the same transaction")]
+    OptionArrayNotCurrent,
     // --- funding, P&L and settlement ---
     #[msg("Funding was already updated at this timestamp")]
     FundingUpToDate,

@@ -68,12 +68,35 @@ pub struct PricedBank<'a> {
     pub prices: TokenPrices,
 }
 
-/// An underlying with its checked spot price per lot (quote native units, Q32.32).
+/// An underlying with its checked prices per lot (quote native units, Q32.32).
 #[derive(Clone, Copy)]
 pub struct PricedUnderlying<'a> {
     pub key: Pubkey,
     pub underlying: &'a Underlying,
     pub spot_per_lot: I32F32,
+    /// Conservative spots marks use under init health: positions that gain when the price
+    /// rises are marked at `prices.init_low`, those that lose at `prices.init_high`.
+    pub prices: UnderlyingPrices,
+}
+
+/// An underlying's oracle spot per lot and the conservative spots init-health marks use (the
+/// lower of price and EMA minus the group's confidence multiple, the higher plus it), Q32.32.
+/// A pumped print moves the oracle spot, not the EMA: a long bought at the pump is marked at
+/// the EMA under init health, so the loss a reversal would bring is collateralised up front.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnderlyingPrices {
+    pub spot: I32F32,
+    pub init_low: I32F32,
+    pub init_high: I32F32,
+}
+
+/// The prices of an underlying from a checked oracle reading (one place for chain and client).
+pub fn underlying_prices(reading: &crate::oracle::OracleReading, group: &Group, underlying: &Underlying) -> Result<UnderlyingPrices> {
+    let spot = spot_per_lot(reading, group, underlying)?;
+    // Out of the representable range the bound saturates (health must always compute).
+    let init_low = conservative_spot_per_lot(reading, group, underlying, true).unwrap_or(I32F32::ZERO).min(spot);
+    let init_high = conservative_spot_per_lot(reading, group, underlying, false).unwrap_or(I32F32::MAX).max(spot);
+    Ok(UnderlyingPrices { spot, init_low, init_high })
 }
 
 /// A market account.
@@ -225,13 +248,19 @@ pub fn zero_move_scenario(price_steps: u8) -> usize {
 
 /// Mark of one lot of an option held as `lots` (the sign matters) at `spot` and `now`, Q32.32:
 ///
-/// - expired (settlement not final): intrinsic value at `spot`, no vol needed;
+/// - expired with a settlement price proposed: intrinsic value at the proposed price;
+/// - expired, nothing proposed yet: intrinsic value at `spot`, no vol needed;
 /// - live with a fresh posted vol: [`option_value_per_lot`];
 /// - live with a stale posted vol: that value moved by the array's vol-up or vol-down cell at
 ///   no price move, whichever is worse for the holder (long: the lower; short: the higher), so
 ///   a risk authority that stops posting never blocks health or liquidation and never makes a
 ///   position look better than under a vol shock.
 pub fn mark_per_lot(market: &Market, spot: I32F32, lots: i64, price_steps: u8, now: i64) -> Result<I32F32> {
+    if market.settlement_is_proposed(now) {
+        // The proposal can only be replaced by an earlier update at or after expiry: it is the
+        // best estimate of what the position will be paid, whatever the live price does.
+        return Ok(I32F32::from_num(crate::instructions::settle_expired_option::intrinsic_per_lot(market)));
+    }
     if market.is_expired(now) {
         return Ok(intrinsic_at(market, spot));
     }
@@ -316,14 +345,24 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
             if market.market.underlying != p.priced.key {
                 continue;
             }
-            let equity = position_equity(position, market.market, spot, p.params.price_steps, view.now)?;
+            // Under init health, marked at the conservative spot against the position.
+            let mark_spot = if kind == HealthKind::Init {
+                let gains_when_up = match market.market.market_kind() {
+                    crate::state::MarketKind::Put => position.base_lots < 0,
+                    _ => position.base_lots > 0,
+                };
+                if gains_when_up { p.priced.prices.init_low } else { p.priced.prices.init_high }
+            } else {
+                spot
+            };
+            let equity = position_equity(position, market.market, mark_spot, p.params.price_steps, view.now)?;
             if equity >= 0 {
                 positive = positive.checked_add(equity).ok_or_else(overflow)?;
             } else {
                 negative = negative.checked_add(equity).ok_or_else(overflow)?;
             }
-            if market.market.is_settled(view.now) {
-                continue; // paid at the settlement price: no price risk left
+            if market.market.is_settled(view.now) || market.market.settlement_is_proposed(view.now) {
+                continue; // paid at the (proposed) settlement price: no price risk left
             }
             check_array_fresh(&market.key, market.market, underlying, spot, view.now)?;
             exposures.push(market.market.exposure(position.base_lots));
@@ -359,7 +398,7 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
 pub struct HealthInputs<'a> {
     banks: Vec<(Pubkey, Ref<'a, CollateralBank>, TokenPrices)>,
     markets: Vec<(Pubkey, Ref<'a, Market>)>,
-    underlyings: Vec<(Pubkey, Ref<'a, Underlying>, I32F32)>,
+    underlyings: Vec<(Pubkey, Ref<'a, Underlying>, UnderlyingPrices)>,
     now: i64,
 }
 
@@ -439,8 +478,8 @@ impl<'a> HealthInputs<'a> {
                 let underlying = load_typed::<Underlying>(info)?;
                 require_keys_eq!(underlying.group, *group_key, MarginError::WrongGroup);
                 let reading = oracle_reading(infos, &OracleConfig::of_underlying(&underlying), &key, now)?;
-                let spot = spot_per_lot(&reading, group, &underlying)?;
-                inputs.underlyings.push((key, underlying, spot));
+                let prices = underlying_prices(&reading, group, &underlying)?;
+                inputs.underlyings.push((key, underlying, prices));
             }
         }
         Ok(inputs)
@@ -453,7 +492,7 @@ impl<'a> HealthInputs<'a> {
         let underlyings: Vec<PricedUnderlying> = self
             .underlyings
             .iter()
-            .map(|(key, underlying, spot)| PricedUnderlying { key: *key, underlying, spot_per_lot: *spot })
+            .map(|(key, underlying, prices)| PricedUnderlying { key: *key, underlying, spot_per_lot: prices.spot, prices: *prices })
             .collect();
         let view = HealthView { group, banks: &banks, markets: &markets, underlyings: &underlyings, now: self.now };
         compute_health(&view, account, kind)

@@ -77,11 +77,13 @@ pub fn choose_step(before: I80F48, max: i64, mut end: impl FnMut(i64) -> Result<
         }
         let span = I80F48::from_num(hi - lo);
         let denominator = weight_hi.saturating_sub(weight_lo);
-        let offset = if denominator > 0 {
-            (span.saturating_mul(-weight_lo) / denominator).checked_ceil().and_then(|v| v.checked_to_num::<i64>()).unwrap_or(1)
-        } else {
-            (hi - lo) / 2
-        };
+        // Interpolated offset; bisection whenever it cannot be computed.
+        let offset = span
+            .checked_mul(weight_lo.saturating_neg())
+            .and_then(|v| if denominator > 0 { v.checked_div(denominator) } else { None })
+            .and_then(|v| v.checked_ceil())
+            .and_then(|v| v.checked_to_num::<i64>())
+            .unwrap_or((hi - lo) / 2);
         let candidate = (lo + offset).clamp(lo + 1, hi - 1);
         let at = end(candidate)?;
         if at >= 0 {

@@ -64,7 +64,12 @@ pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, 
     let held = liquidatee.positions[index].base_lots;
     let grid = underlying.grid.params();
     let mark = if market.is_option() {
-        check_array_fresh(&market_key, &market, &underlying, spot, now)?;
+        if !market.settlement_is_proposed(now) {
+            // The option changes hands at its current model value: an array from earlier in
+            // the hour would not show the time value lost since.
+            require!(market.array_updated_ts == now, MarginError::OptionArrayNotCurrent);
+            check_array_fresh(&market_key, &market, &underlying, spot, now)?;
+        }
         mark_per_lot(&market, spot, held, grid.price_steps, now)?
     } else {
         spot

@@ -120,10 +120,14 @@ pub fn write_account(loader: &AccountLoader<MarginAccount>, account: &MarginAcco
 }
 
 /// The limits on a side whose consent came from its delegate (not its owner): the delegation
-/// is current, the counterparty is not an account the delegate controls, the price is within
-/// the owner's band, and the value given away stays within the remaining budget (which this
-/// fill then uses). No-op for the owner.
+/// is current, the counterparty is not an account the delegate controls, an option's reference
+/// was computed in this very second (an older array does not decay with time: an hour-old
+/// reference minutes before expiry is far above the option's worth), the price is within the
+/// owner's band, and the value given away stays within the remaining budget (which this fill
+/// then uses). No-op for the owner.
+#[allow(clippy::too_many_arguments)]
 fn check_delegate_side(
+    market: &Market,
     account: &mut MarginAccount,
     consent: &Pubkey,
     counterparty: &MarginAccount,
@@ -137,6 +141,7 @@ fn check_delegate_side(
     }
     require!(account.is_active_delegate(consent, now), MarginError::NotOwnerOrDelegate);
     require!(!counterparty.is_controlled_by(consent), MarginError::DelegateCounterpartyControlled);
+    require!(!market.is_option() || market.array_updated_ts == now, MarginError::OptionArrayNotCurrent);
     require!(reference.within(price_per_lot_native, account.delegate_price_band_ppm), MarginError::DelegatePriceOutsideBand);
     let used = account
         .delegate_slippage_used_native
@@ -205,8 +210,8 @@ pub fn execute_fill(accounts: FillAccounts, lots: i64, price_per_lot_native: i64
         let mut seller = accounts.seller.load_mut()?;
         buyer_before = boxed_copy(&buyer);
         seller_before = boxed_copy(&seller);
-        check_delegate_side(&mut buyer, &accounts.buyer_consent, &seller_before, &reference, price_per_lot_native, lots, now)?;
-        check_delegate_side(&mut seller, &accounts.seller_consent, &buyer_before, &reference, price_per_lot_native, -lots, now)?;
+        check_delegate_side(&market, &mut buyer, &accounts.buyer_consent, &seller_before, &reference, price_per_lot_native, lots, now)?;
+        check_delegate_side(&market, &mut seller, &accounts.seller_consent, &buyer_before, &reference, price_per_lot_native, -lots, now)?;
         crate::funding::accrue(&mut market, spot, now)?;
         buyer_fill = apply_fill(&mut buyer, &market_key, &market, &group.quote_bank, quote_bank_index, lots, price_per_lot_native)?;
         seller_fill = apply_fill(&mut seller, &market_key, &market, &group.quote_bank, quote_bank_index, -lots, price_per_lot_native)?;

@@ -181,6 +181,11 @@ impl Market {
                     && now >= self.settlement_proposed_ts.saturating_add(self.settlement_challenge_seconds as i64)))
     }
 
+    /// Whether an expired option has a settlement price proposed but not yet final at `now`.
+    pub fn settlement_is_proposed(&self, now: i64) -> bool {
+        self.is_option() && self.settlement_proposed_ts != 0 && !self.is_settled(now)
+    }
+
     /// Whether the posted vol is too old to use at `now`.
     pub fn vol_is_stale(&self, now: i64) -> bool {
         self.vol_updated_ts == 0 || now.saturating_sub(self.vol_updated_ts) > self.vol_max_age_seconds as i64
