@@ -49,6 +49,8 @@ pub struct KeeperReport {
     pub errors: u32,
     /// Transactions sent (a `send_large` counts once).
     pub transactions: u32,
+    /// Moves of the keeper to a fresh margin account (its own was nearly full).
+    pub rotations: u32,
 }
 
 impl std::fmt::Display for KeeperReport {
@@ -56,7 +58,7 @@ impl std::fmt::Display for KeeperReport {
         write!(
             f,
             "{} round(s): {} refreshes, {} funding updates, {} settlement proposals ({} markets awaiting a price), {} settlements, \
-             {} position / {} token liquidations, {} bankruptcies, {} lost races, {} errors, {} transactions",
+             {} position / {} token liquidations, {} bankruptcies, {} lost races, {} errors, {} transactions, {} account rotations",
             self.rounds,
             self.refreshes,
             self.funding_updates,
@@ -68,10 +70,16 @@ impl std::fmt::Display for KeeperReport {
             self.bankruptcies,
             self.lost_races,
             self.errors,
-            self.transactions
+            self.transactions,
+            self.rotations
         )
     }
 }
+
+/// Free position or balance slots below which the keeper moves to a fresh margin account: it
+/// takes positions and collateral over and never unwinds them (that needs a market to trade
+/// in), so without rotation its slots fill up and every later step fails.
+pub const ROTATE_BELOW_FREE_SLOTS: usize = 2;
 
 /// The keeper's own margin account and the key that signs for it (owner or delegate).
 pub struct Liquidator {
@@ -147,6 +155,19 @@ impl Keeper {
         while report.rounds < max_rounds {
             report.rounds += 1;
             let round = self.upkeep_markets(bank, &mut report, verbose).await;
+            match bank.read::<MarginAccount>(&self.liquidator.account).await {
+                Ok(own) if needs_rotation(&own) => match self.rotate(bank).await {
+                    Ok(new) => {
+                        report.rotations += 1;
+                        if verbose {
+                            println!("  the keeper's account is nearly full: moved to {new}");
+                        }
+                    }
+                    Err(e) => record_error(&mut report, format_args!("rotating the keeper's account: {e}")),
+                },
+                Ok(_) => {}
+                Err(e) => record_error(&mut report, format_args!("reading the keeper's account: {e}")),
+            }
             let mut states = Vec::with_capacity(accounts.len());
             for account in accounts {
                 match bank.read::<MarginAccount>(account).await {
@@ -199,6 +220,46 @@ impl Keeper {
         let end = snapshot.health(HealthKind::LiquidationEnd)?.health;
         let liquidatable = maint < 0 || (account.being_liquidated == 1 && end < 0);
         Ok(liquidatable.then(|| maint.to_bits()))
+    }
+
+    /// Moves the keeper to a fresh margin account of the same owner (the next unused index),
+    /// funded with the quote the old one can withdraw while keeping init health >= 0. The old
+    /// account keeps what it took over and is watched like any other. Needs the owner's key
+    /// (a delegate cannot withdraw).
+    pub async fn rotate<C: Chain>(&mut self, chain: &mut C) -> Result<Pubkey> {
+        use anchor_spl::associated_token::{get_associated_token_address_with_program_id, spl_associated_token_account};
+        let old = self.liquidator.account;
+        let owner = self.liquidator.owner.pubkey();
+        let state: MarginAccount = chain.read(&old).await?;
+        anyhow::ensure!(state.owner == owner, "the keeper signs as a delegate: only the owner can fund a new account");
+        let mut index = state.account_index.checked_add(1).ok_or_else(|| anyhow::anyhow!("no account index left"))?;
+        let new = loop {
+            let key = sdk::margin_account_address(&self.group, &owner, index);
+            if chain.account_data(&key).await?.is_none() {
+                break key;
+            }
+            index = index.checked_add(1).ok_or_else(|| anyhow::anyhow!("no account index left"))?;
+        };
+        let snapshot = HealthSnapshot::load(chain, &self.group, &old).await?;
+        let amount = snapshot.max_withdrawal(&self.quote.bank)?;
+        let wallet = get_associated_token_address_with_program_id(&owner, &self.quote.mint, &self.quote.token_program);
+        let mut instructions = vec![
+            sdk::create_margin_account(&self.group, &owner, &owner, index),
+            spl_associated_token_account::instruction::create_associated_token_account_idempotent(
+                &owner,
+                &owner,
+                &self.quote.mint,
+                &self.quote.token_program,
+            ),
+        ];
+        if amount > 0 {
+            let after = sdk::after_withdrawal(&snapshot.account, &self.quote.bank, amount);
+            instructions.push(sdk::withdraw(&self.group, &old, &self.quote, &wallet, &owner, amount, snapshot.health_accounts(&after)));
+            instructions.push(sdk::deposit(&new, &self.quote, &wallet, &owner, amount));
+        }
+        chain.send_large(&instructions, &[&self.liquidator.owner]).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.liquidator.account = new;
+        Ok(new)
     }
 
     /// Takes steps on one account until it is healthy, resolved, or a step is refused.
@@ -349,6 +410,13 @@ impl Keeper {
         }
         Ok(None)
     }
+}
+
+/// Whether the keeper's own account is close to full (see [`ROTATE_BELOW_FREE_SLOTS`]).
+pub fn needs_rotation(account: &MarginAccount) -> bool {
+    let free_positions = account.positions.iter().filter(|p| p.in_use == 0).count();
+    let free_balances = account.balances.iter().filter(|b| b.in_use == 0).count();
+    free_positions < ROTATE_BELOW_FREE_SLOTS || free_balances < ROTATE_BELOW_FREE_SLOTS
 }
 
 /// `Some(dust)` when the account is bankrupt: no positions, a quote debt, and other
