@@ -235,21 +235,49 @@ impl World {
         self.bank.load_anchor::<Vault>(&self.vault).await.total_shares
     }
 
-    /// Withdraws all of `d`'s shares and checks it receives exactly its part of each balance,
-    /// rounded down; returns (SOL, USDC) received.
-    async fn withdraw_all_exactly(&mut self, d: &Depositor) -> (u64, u64) {
+    /// Withdraws all of `d`'s shares and checks it receives exactly its part of each positive
+    /// balance, rounded down, and pays its part of a USDC debt, rounded up; returns the SOL
+    /// received and the USDC received (negative: paid).
+    async fn withdraw_all_exactly(&mut self, d: &Depositor) -> (u64, i64) {
         let (shares, total) = (self.shares(d).await, self.total_shares().await);
         let (sol, usdc) = self.balances().await;
-        let part = |balance: i64| (balance as u128 * shares as u128 / (total as u128 + VIRTUAL_SHARES as u128)) as u64;
+        let denominator = total as u128 + VIRTUAL_SHARES as u128;
+        let part = |balance: i64| (balance as u128 * shares as u128 / denominator) as i64;
+        let debt_part = |debt: i64| (debt as u128 * shares as u128).div_ceil(denominator) as i64;
+        let expected_usdc = if usdc >= 0 { part(usdc) } else { -debt_part(-usdc) };
         let (sol_before, usdc_before) = (self.bank.token_balance(&d.sol).await, self.bank.token_balance(&d.usdc).await);
         let ix = self.withdraw_ix(d, shares).await;
         self.bank.send(&[ix], &[&d.owner]).await.unwrap();
-        let received = (self.bank.token_balance(&d.sol).await - sol_before, self.bank.token_balance(&d.usdc).await - usdc_before);
-        assert_eq!(received, (part(sol), part(usdc)));
+        let sol_received = self.bank.token_balance(&d.sol).await - sol_before;
+        let usdc_received = self.bank.token_balance(&d.usdc).await as i64 - usdc_before as i64;
+        assert_eq!((sol_received as i64, usdc_received), (part(sol), expected_usdc));
         assert_eq!(self.shares(d).await, 0);
         assert_eq!(self.total_shares().await, total - shares);
-        assert_eq!(self.balances().await, (sol - received.0 as i64, usdc - received.1 as i64));
-        received
+        assert_eq!(self.balances().await, (sol - sol_received as i64, usdc - usdc_received));
+        (sol_received, usdc_received)
+    }
+
+    /// A deposits 10 SOL, B 5; the manager sells 15 SOL of the demo call at the model price;
+    /// after expiry the price settles at `settlement_dollars` and the vault's account is
+    /// settled. Returns the depositors and the premium.
+    async fn one_round(&mut self, a_usdc: u64, b_usdc: u64, settlement_dollars: f64) -> (Depositor, Depositor, i64) {
+        let a = self.depositor(10 * SOL, a_usdc).await;
+        let b = self.depositor(5 * SOL, b_usdc).await;
+        self.bank.send(&[self.deposit_ix(&a, 10 * SOL, 0)], &[&a.owner]).await.unwrap();
+        self.bank.send(&[self.deposit_ix(&b, 5 * SOL, 0)], &[&b.owner]).await.unwrap();
+        let call = self.derivatives.call.keys;
+        let price = model_price_per_lot(&mut self.bank, &call.market).await;
+        let ix = self.sell_ix(&call, &self.manager.pubkey(), 15 * LOTS_PER_SOL, price).await;
+        self.bank.send(&[ix], &[&self.manager.insecure_clone(), &self.buyer.owner.insecure_clone()]).await.unwrap();
+        let now = self.bank.now().await;
+        self.bank.advance_clock(self.derivatives.expiry_ts - now + 10).await;
+        post_price(&mut self.bank, &self.market.sol.oracle, self.market.sol_feed, settlement_dollars).await;
+        self.bank.send(&[sdk::propose_settlement_price(&call, &self.market.sol.oracle)], &[]).await.unwrap();
+        self.bank.advance_clock(600).await;
+        self.bank.send(&[sdk::settle_expired_option(&call, &[self.margin_account, self.buyer.account])], &[]).await.unwrap();
+        post_price(&mut self.bank, &self.market.sol.oracle, self.market.sol_feed, settlement_dollars).await;
+        post_price(&mut self.bank, &self.market.usdc.oracle, self.market.usdc_feed, 1.0).await;
+        (a, b, 15 * LOTS_PER_SOL * price)
     }
 }
 
@@ -375,7 +403,8 @@ async fn depositors_share_the_premium_pro_rata_and_get_exactly_their_part_back_a
     // fewer; 7 stay with the virtual shares.
     assert_eq!(sol_a, 10_000_000_002);
     assert_eq!(sol_b, 4_999_999_991);
-    assert!(usdc_a.abs_diff(quote_left as u64 * 2 / 3) <= 1 && usdc_b.abs_diff(quote_left as u64 / 3) <= 1);
+    assert_eq!((premium, usdc_a, usdc_b), (95_415_000, 43_610_000, 21_804_999));
+    assert!(usdc_a.abs_diff(quote_left * 2 / 3) <= 1 && usdc_b.abs_diff(quote_left / 3) <= 1);
     // What stays is the 1,000 virtual shares' part: a few lamports and micro-USDC.
     let (sol_left, usdc_left) = w.balances().await;
     println!("left in the vault: {sol_left} lamports, {usdc_left} micro-USDC");
@@ -419,20 +448,41 @@ async fn an_inflation_attack_costs_the_attacker_and_steals_nothing() {
     //    for its $1,000.0000015. The virtual shares keep the other $500.10.
     let (sol_v, usdc_v) = w.withdraw_all_exactly(&victim).await;
     let (sol_x, usdc_x) = w.withdraw_all_exactly(&attacker).await;
-    let usd = |lamports: u64, usdc: u64| lamports as u128 * 150 / 1_000 + usdc as u128; // micro-USD
+    let usd = |lamports: u64, usdc: i64| lamports as i64 * 150 / 1_000 + usdc; // micro-USD
     let (victim_value, attacker_value) = (usd(sol_v, usdc_v), usd(sol_x, usdc_x));
     println!("victim: {sol_v} lamports + {usdc_v} micro-USDC = {victim_value} micro-USD");
     println!("attacker: {sol_x} lamports + {usdc_x} micro-USDC = {attacker_value} micro-USD");
     assert_eq!((sol_v, usdc_v), (5_999_199_845, 599_919_983));
     assert_eq!((sol_x, usdc_x), (2_000_400_082, 200_040_008));
-    let victim_loss = 1_500_000_000 - victim_value as i128;
-    let attacker_loss = 1_000_000_001 - attacker_value as i128; // 10 lamports ~ $0.0000015 + 1,000 USDC
+    let victim_loss = 1_500_000_000 - victim_value;
+    let attacker_loss = 1_000_000_001 - attacker_value; // 10 lamports ~ $0.0000015 + 1,000 USDC
     // The victim loses $0.200041, less than one share ($1,000,000,003 / 2,000 = $0.50); the
     // attacker $499.899981, half its donation, to the virtual shares.
     assert_eq!(victim_loss, 200_041);
     assert_eq!(attacker_loss, 499_899_981);
     // The staged SOL never entered the margin account.
     assert_eq!(w.bank.token_balance(&w.collateral_staging).await, SOL);
+}
+
+#[tokio::test]
+async fn calls_settled_deep_in_the_money_leave_a_usdc_debt_each_withdrawer_repays_pro_rata() {
+    let mut w = world().await;
+    // Settled at $175: 15,000 lots x 15,000 = 225 USDC owed against a premium of ~95 USDC.
+    let (a, b, premium) = w.one_round(100 * USDC, 100 * USDC, 175.0).await;
+    let debt = 15 * LOTS_PER_SOL * 15_000 - premium;
+    assert_eq!(w.balances().await, (15 * SOL as i64, -debt));
+    // Each pays ceil(debt x shares / (supply + 1,000)) USDC and gets floor(SOL x shares / ...).
+    let (sol_a, usdc_a) = w.withdraw_all_exactly(&a).await;
+    let (sol_b, usdc_b) = w.withdraw_all_exactly(&b).await;
+    println!("A: {sol_a} lamports, paid {} micro-USDC; B: {sol_b} lamports, paid {} (debt {debt})", -usdc_a, -usdc_b);
+    assert_eq!((sol_a, sol_b), (10_000_000_002, 4_999_999_991));
+    assert_eq!((debt, usdc_a, usdc_b), (129_585_000, -86_390_001, -43_194_999));
+    assert!((-usdc_a).abs_diff(debt * 2 / 3) <= 1 && (-usdc_b).abs_diff(debt / 3) <= 1);
+    // Repayments round up: what is left is at most the virtual shares' dust, never a debt
+    // larger than their share of it.
+    let (sol_left, usdc_left) = w.balances().await;
+    println!("left in the vault: {sol_left} lamports, {usdc_left} micro-USDC");
+    assert!(sol_left <= 10 && (-1..=0).contains(&usdc_left));
 }
 
 /// Raw data of accounts, to prove a view changed nothing.

@@ -260,7 +260,7 @@ pub fn pro_rata(amount: u64, shares: u64, total_shares: u64, round_up: bool) -> 
     let denominator = total_shares as u128 + VIRTUAL_SHARES as u128;
     let numerator = amount as u128 * shares as u128;
     let mut out = numerator / denominator;
-    if round_up && numerator % denominator != 0 {
+    if round_up && !numerator.is_multiple_of(denominator) {
         out += 1;
     }
     // shares <= total_shares, so out <= amount.
