@@ -1,6 +1,7 @@
 //! `settle_expired_option` (permissionless): once an expired option's settlement price is final
 //! (see `propose_settlement_price`), pays every margin account passed in `remaining_accounts`
-//! its position's intrinsic value in the quote balance and closes the position. Holders receive
+//! its position's intrinsic value in the quote balance and closes the position (accounts
+//! without the position are skipped). Holders receive
 //! exactly what writers pay: the settlement price and the strike are whole quote native units
 //! per lot.
 
@@ -41,7 +42,9 @@ pub fn settle_expired_option<'info>(ctx: Context<'info, SettleExpiredOption<'inf
         let loader = AccountLoader::<MarginAccount>::try_from(info)?;
         let mut account = loader.load_mut()?;
         require_keys_eq!(account.group, ctx.accounts.group.key(), MarginError::WrongGroup);
-        let index = account.position_index(&market_key).ok_or(MarginError::NoPosition)?;
+        // Already settled (or never held): nothing to pay, so a batch racing another settler
+        // still goes through.
+        let Some(index) = account.position_index(&market_key) else { continue };
         let lots = account.positions[index].base_lots;
         let payout = lots.checked_mul(intrinsic).ok_or(MarginError::MathOverflow)?;
         account.positions[index] = PositionSlot::default();
