@@ -292,6 +292,10 @@ async fn expired_markets_reject_trades_and_settle_at_exact_intrinsic_value() {
     w.bank.send(&[sdk::settle_expired_option(&call, &[w.trader.account, w.dealer.account])], &[]).await.unwrap();
     w.bank.send(&[sdk::settle_expired_option(&put, &[w.trader.account, w.dealer.account])], &[]).await.unwrap();
     assert_margin_error(w.bank.send(&[sdk::propose_settlement_price(&call, &archive)], &[]).await, MarginError::SettlementAlreadyFinal);
+    // Settling the same accounts again (a racing settler) pays nothing more and does not fail.
+    let settled = snapshot_accounts(&mut w.bank, &[w.trader.account, w.dealer.account]).await;
+    w.bank.send(&[sdk::settle_expired_option(&call, &[w.trader.account, w.dealer.account])], &[]).await.unwrap();
+    assert_eq!(settled, snapshot_accounts(&mut w.bank, &[w.trader.account, w.dealer.account]).await);
     // Call intrinsic: (171.25 - 160) x 1,000 per lot = 11,250 per lot; put expires worthless.
     let call_state: Market = w.bank.load(&call.market).await;
     assert_eq!(call_state.settlement_price_native, 171_250);
