@@ -253,3 +253,59 @@ async fn the_liquidation_flag_clears_once_the_account_is_healthy_again() {
     }
     assert_margin_error(liquidate(&mut w, &victim.account, 1_000).await, MarginError::NotLiquidatable);
 }
+
+/// `choose_step` on concave piecewise-linear curves (a requirement that is a maximum of
+/// linear scenario losses, positive equity weighted below negative) always returns the smallest
+/// size reaching zero, within its evaluation cap, over a wide range of slopes and sizes.
+#[test]
+fn choose_step_finds_the_smallest_size_on_concave_curves() {
+    use fixed::types::I80F48;
+    use portfolio_margin::liquidation::{choose_step, MAX_STEP_SEARCH};
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (mut worst_calls, mut bracketed) = (0u32, 0u32);
+    for case in 0..20_000 {
+        let max = 1 + (next() % [10, 1_000, 1_000_000, 1_000_000_000_000][case % 4]) as i64;
+        // f(n) = min over pieces of (a_i + s_i n): concave; f(0) < 0.
+        let pieces = 1 + (next() % 4) as usize;
+        let before = -I80F48::from_num(1 + next() % 1_000_000_000);
+        let mut lines = vec![(before, I80F48::from_num(1 + next() % 1_000_000) / I80F48::from_num(1 + next() % 1_000))];
+        for _ in 1..pieces {
+            let slope = I80F48::from_num((next() % 2_000_000) as i64 - 1_000_000) / I80F48::from_num(1 + next() % 1_000);
+            let offset = before + I80F48::from_num(next() % 1_000_000_000);
+            lines.push((offset, slope));
+        }
+        let f = |n: i64| lines.iter().map(|(a, s)| *a + *s * I80F48::from_num(n)).min().unwrap();
+        if f(0) != before {
+            continue;
+        }
+        let mut calls = 0u32;
+        let result = choose_step(before, max, |n| {
+            calls += 1;
+            Ok(f(n))
+        });
+        worst_calls = worst_calls.max(calls);
+        if f(max) >= 0 {
+            bracketed += 1;
+            let (lots, at) = result.unwrap();
+            let smallest = {
+                let (mut lo, mut hi) = (0i64, max);
+                while hi - lo > 1 {
+                    let mid = lo + (hi - lo) / 2;
+                    if f(mid) >= 0 { hi = mid } else { lo = mid }
+                }
+                hi
+            };
+            assert_eq!(at, f(lots));
+            assert_eq!(lots, smallest, "case {case}: max {max}, lines {lines:?}: chose {lots}, smallest {smallest} ({calls} calls)");
+        }
+    }
+    assert!(worst_calls <= MAX_STEP_SEARCH + 2, "{worst_calls}");
+    assert!(bracketed > 3_000, "{bracketed} cases reached the search");
+}
+

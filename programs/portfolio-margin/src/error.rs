@@ -180,8 +180,8 @@ pub enum MarginError {
     PnlSettleLimitReached,
     #[msg("The loser cannot pay without going below maintenance health: liquidate it instead")]
     PnlLoserBelowMaintenance,
-    #[msg("A fill that reduces a position at a price worse than the mark needs maintenance health >= 0 afterwards")]
-    ReduceOnlyFillLowersEquity,
+    #[msg("A reducing fill that leaves the account below initial health must leave it at or above maintenance: below it, liquidation takes over")]
+    ReduceBelowMaintenance,
     #[msg("The account has no position in this market")]
     NoPosition,
     #[msg("Option has not expired yet")]

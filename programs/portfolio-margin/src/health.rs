@@ -248,18 +248,26 @@ pub fn zero_move_scenario(price_steps: u8) -> usize {
 
 /// Mark of one lot of an option held as `lots` (the sign matters) at `spot` and `now`, Q32.32:
 ///
-/// - expired with a settlement price proposed: intrinsic value at the proposed price;
+/// - expired with a settlement price proposed: intrinsic value at the proposed price (with
+///   `use_proposal`; otherwise the worse of it and the intrinsic value at `spot`);
 /// - expired, nothing proposed yet: intrinsic value at `spot`, no vol needed;
 /// - live with a fresh posted vol: [`option_value_per_lot`];
 /// - live with a stale posted vol: that value moved by the array's vol-up or vol-down cell at
 ///   no price move, whichever is worse for the holder (long: the lower; short: the higher), so
 ///   a risk authority that stops posting never blocks health or liquidation and never makes a
 ///   position look better than under a vol shock.
-pub fn mark_per_lot(market: &Market, spot: I32F32, lots: i64, price_steps: u8, now: i64) -> Result<I32F32> {
+pub fn mark_per_lot(market: &Market, spot: I32F32, lots: i64, price_steps: u8, now: i64, use_proposal: bool) -> Result<I32F32> {
     if market.settlement_is_proposed(now) {
         // The proposal can only be replaced by an earlier update at or after expiry: it is the
-        // best estimate of what the position will be paid, whatever the live price does.
-        return Ok(I32F32::from_num(crate::instructions::settle_expired_option::intrinsic_per_lot(market)));
+        // best estimate of what the position will be paid, whatever the live price does. Until
+        // it is final it may still be replaced, so init health (withdrawals, new risk) takes the
+        // worse of it and the live intrinsic value.
+        let proposed = I32F32::from_num(crate::instructions::settle_expired_option::intrinsic_per_lot(market));
+        if use_proposal {
+            return Ok(proposed);
+        }
+        let live = intrinsic_at(market, spot);
+        return Ok(if lots >= 0 { proposed.min(live) } else { proposed.max(live) });
     }
     if market.is_expired(now) {
         return Ok(intrinsic_at(market, spot));
@@ -280,13 +288,20 @@ pub fn mark_per_lot(market: &Market, spot: I32F32, lots: i64, price_steps: u8, n
 }
 
 /// Mark-to-market of one position in quote native units (I80F48, exact up to the Q32.32 spot).
-pub fn position_equity(position: &crate::state::PositionSlot, market: &Market, spot: I32F32, price_steps: u8, now: i64) -> Result<I80F48> {
+pub fn position_equity(
+    position: &crate::state::PositionSlot,
+    market: &Market,
+    spot: I32F32,
+    price_steps: u8,
+    now: i64,
+    use_proposal: bool,
+) -> Result<I80F48> {
     let overflow = || error!(MarginError::MathOverflow);
     let wide = if market.is_settled(now) {
         let intrinsic = crate::instructions::settle_expired_option::intrinsic_per_lot(market);
         (position.base_lots as i128).checked_mul(intrinsic as i128).ok_or_else(overflow)? << 32
     } else if market.is_option() {
-        mul_q32_by_int(mark_per_lot(market, spot, position.base_lots, price_steps, now)?, position.base_lots)
+        mul_q32_by_int(mark_per_lot(market, spot, position.base_lots, price_steps, now, use_proposal)?, position.base_lots)
     } else {
         let owed = crate::positions::perp_cash_owed(position, market)?;
         let cash = (position.quote_native as i128 - owed as i128) << 32;
@@ -355,13 +370,16 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
             } else {
                 spot
             };
-            let equity = position_equity(position, market.market, mark_spot, p.params.price_steps, view.now)?;
+            // A proposed settlement price counts for maintenance and liquidation; init health,
+            // the gate for withdrawals, waits until it is final.
+            let use_proposal = kind != HealthKind::Init;
+            let equity = position_equity(position, market.market, mark_spot, p.params.price_steps, view.now, use_proposal)?;
             if equity >= 0 {
                 positive = positive.checked_add(equity).ok_or_else(overflow)?;
             } else {
                 negative = negative.checked_add(equity).ok_or_else(overflow)?;
             }
-            if market.market.is_settled(view.now) || market.market.settlement_is_proposed(view.now) {
+            if market.market.is_settled(view.now) || (use_proposal && market.market.settlement_is_proposed(view.now)) {
                 continue; // paid at the (proposed) settlement price: no price risk left
             }
             check_array_fresh(&market.key, market.market, underlying, spot, view.now)?;

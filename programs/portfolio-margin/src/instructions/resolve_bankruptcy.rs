@@ -2,10 +2,9 @@
 //! balance and other collateral worth less than that debt at the oracle (nothing at all, or
 //! dust that no token liquidation can take: one native unit of debt may cost several native
 //! units of collateral) is bankrupt. Its remaining collateral passes to the insurance fund (held
-//! in the bank's vault as `insurance_native`) and the insurance fund covers the hole: from its
-//! quote first, then, for up to the collateral's value, against the collateral it took (its quote
-//! balance may then be negative, backed by those tokens). What remains is socialised over every
-//! open perp position in the group:
+//! in the bank's vault as `insurance_native`) and the insurance fund covers the hole from its
+//! quote. What remains is socialised over every open perp position in the group (the collateral
+//! is not credited against it: nothing sells it for quote yet):
 //!
 //! - each perp market takes a share proportional to its open interest x the spot per lot of
 //!   its last risk array (whole native units; the last market with interest takes the rounding
@@ -60,10 +59,9 @@ pub fn socialize(loss: i64, open_interest: &[i64], weights: &[i128]) -> Result<(
     Ok((increases, charged))
 }
 
-/// Value at the oracle of an account's non-quote collateral, quote native units, rounded up
-/// (against the account: collateral is taken only if it is surely worth less than the debt) and
-/// down (what the insurance fund is credited with), with each bank found among `infos`. Fails
-/// with `NotBankrupt` on a negative non-quote balance.
+/// Value at the oracle of an account's non-quote collateral, quote native units rounded up
+/// (against the account: collateral is taken only if it is surely worth less than the debt),
+/// with each bank found among `infos`. Fails with `NotBankrupt` on a negative non-quote balance.
 fn remaining_collateral<'info>(
     group: &Group,
     group_key: &Pubkey,
@@ -71,8 +69,8 @@ fn remaining_collateral<'info>(
     quote_key: &Pubkey,
     infos: &'info [AccountInfo<'info>],
     now: i64,
-) -> Result<(I80F48, I80F48, Vec<(usize, &'info AccountInfo<'info>)>)> {
-    let (mut value, mut value_down) = (I80F48::ZERO, I80F48::ZERO);
+) -> Result<(I80F48, Vec<(usize, &'info AccountInfo<'info>)>)> {
+    let mut value = I80F48::ZERO;
     let mut banks = Vec::new();
     for (index, balance) in account.balances.iter().enumerate() {
         if balance.in_use == 0 || balance.bank == *quote_key {
@@ -91,10 +89,9 @@ fn remaining_collateral<'info>(
         let price = read_oracle_account(&config, oracle, now)?.token_prices(group, bank.mint_decimals)?.oracle;
         let worth = I80F48::from_num(balance.balance_native).checked_mul(price).ok_or(MarginError::MathOverflow)?;
         value = value.checked_add(worth.checked_ceil().ok_or(MarginError::MathOverflow)?).ok_or(MarginError::MathOverflow)?;
-        value_down = value_down.checked_add(worth.floor()).ok_or(MarginError::MathOverflow)?;
         banks.push((index, info));
     }
-    Ok((value, value_down, banks))
+    Ok((value, banks))
 }
 
 pub fn resolve_bankruptcy<'info>(ctx: Context<'info, ResolveBankruptcy<'info>>) -> Result<()> {
@@ -109,8 +106,7 @@ pub fn resolve_bankruptcy<'info>(ctx: Context<'info, ResolveBankruptcy<'info>>) 
     let debt = account.balances[quote_index].balance_native.checked_neg().ok_or(MarginError::MathOverflow)?;
     require!(debt > 0, MarginError::NoLiability);
     // Collateral left must be worth less than the debt: otherwise liquidate it first.
-    let (collateral_value, collateral_value_down, dust) =
-        remaining_collateral(&group, &group_key, &account, &quote_key, ctx.remaining_accounts, now)?;
+    let (collateral_value, dust) = remaining_collateral(&group, &group_key, &account, &quote_key, ctx.remaining_accounts, now)?;
     require!(collateral_value < I80F48::from_num(debt), MarginError::NotBankrupt);
     for (index, info) in dust {
         let amount = account.balances[index].balance_native as u64;
@@ -126,14 +122,12 @@ pub fn resolve_bankruptcy<'info>(ctx: Context<'info, ResolveBankruptcy<'info>>) 
     let hole = -account.balances[index].balance_native;
     require!(hole > 0, MarginError::NoLiability);
 
+    // The collateral taken is not credited against the loss: nothing can sell it for quote yet,
+    // and a credit would leave the quote vault short of what depositors can withdraw. Perp
+    // holders may so pay up to its value more than the net loss; the fund keeps it in kind.
     let covered = hole.min(group.insurance_fund_native.max(0));
-    // The collateral the fund took in kind covers its value of what is left, so perp holders
-    // are charged only the loss net of it: the fund's quote balance may go negative by that
-    // amount, backed by the tokens in `insurance_native`.
-    let in_kind = (hole - covered).min(collateral_value_down.checked_to_num::<i64>().unwrap_or(i64::MAX).max(0));
-    let remaining = hole - covered - in_kind;
-    group.insurance_fund_native =
-        group.insurance_fund_native.checked_sub(covered + in_kind).ok_or(MarginError::MathOverflow)?;
+    let remaining = hole - covered;
+    group.insurance_fund_native = group.insurance_fund_native.checked_sub(covered).ok_or(MarginError::MathOverflow)?;
     if remaining > 0 {
         // The perp markets among the remaining accounts (banks and oracles may be there too).
         let loaders: Vec<AccountLoader<Market>> = ctx

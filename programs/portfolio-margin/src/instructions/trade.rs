@@ -7,8 +7,8 @@
 //! off-market prices, a side signed by a delegate stays within the owner's limits (see
 //! `set_delegate`), both accounts have a free position slot, and afterwards both satisfy init
 //! health. A fill that only reduces an account's position may leave it below init health when
-//! it does not lower its init health, but if it is priced worse than the reference for that
-//! account (it lowers its equity) the account must stay at or above maintenance.
+//! it does not lower its init health and the account stays at or above maintenance (below it,
+//! liquidation takes over).
 //! Perp fills accrue funding first and then move the market's mark premium (`crate::funding`).
 //! Health accounts of both sides go in `remaining_accounts` (any order).
 
@@ -153,8 +153,8 @@ fn check_delegate_side(
 }
 
 /// Health of one side after the fill: init >= 0, or the reduce-only exception (init not lower
-/// than before; and maintenance >= 0 if the fill gave value away). The state before the fill
-/// is only loaded when the exception is needed. Returns whether init health is >= 0.
+/// than before and maintenance >= 0 after). The state before the fill is only loaded when the
+/// exception is needed. Returns whether init health is >= 0.
 #[allow(clippy::too_many_arguments)]
 fn check_side_health(
     after_inputs: &HealthInputs,
@@ -163,7 +163,6 @@ fn check_side_health(
     before: &MarginAccount,
     after: &MarginAccount,
     fill: &FillOutcome,
-    given_away_native: i64,
     infos: &[AccountInfo],
 ) -> Result<bool> {
     let health_after = after_inputs.health(group, after, HealthKind::Init)?;
@@ -173,10 +172,12 @@ fn check_side_health(
     require!(fill.only_reduces(), MarginError::InitHealthNegative);
     let health_before = HealthInputs::load(group, group_key, before, infos)?.health(group, before, HealthKind::Init)?;
     require!(health_after.health >= health_before.health, MarginError::InitHealthNegative);
-    if given_away_native > 0 {
-        let maint_after = after_inputs.health(group, after, HealthKind::Maint)?;
-        require!(maint_after.health >= 0, MarginError::ReduceOnlyFillLowersEquity);
-    }
+    // Below init health an account may only reduce while it stays at or above maintenance:
+    // under it, liquidation takes over. Otherwise a short marked at a pumped conservative price
+    // could buy back at the pump from an accomplice (its init health does not fall) and leave
+    // the accomplice's gain as bad debt.
+    let maint_after = after_inputs.health(group, after, HealthKind::Maint)?;
+    require!(maint_after.health >= 0, MarginError::ReduceBelowMaintenance);
     Ok(false)
 }
 
@@ -233,10 +234,8 @@ pub fn execute_fill(accounts: FillAccounts, lots: i64, price_per_lot_native: i64
     ]);
     // Both sides after the fill, loaded and priced once.
     let inputs = HealthInputs::load_many(&group, &group_key, &[&buyer_after, &seller_after], &infos)?;
-    let buyer_gave = reference.given_away_native(price_per_lot_native, lots);
-    let seller_gave = reference.given_away_native(price_per_lot_native, -lots);
-    let buyer_healthy = check_side_health(&inputs, &group, &group_key, &buyer_before, &buyer_after, &buyer_fill, buyer_gave, &infos)?;
-    let seller_healthy = check_side_health(&inputs, &group, &group_key, &seller_before, &seller_after, &seller_fill, seller_gave, &infos)?;
+    let buyer_healthy = check_side_health(&inputs, &group, &group_key, &buyer_before, &buyer_after, &buyer_fill, &infos)?;
+    let seller_healthy = check_side_health(&inputs, &group, &group_key, &seller_before, &seller_after, &seller_fill, &infos)?;
     // Init health >= 0 implies liquidation-end health >= 0: any liquidation is over.
     if buyer_healthy {
         accounts.buyer.load_mut()?.being_liquidated = 0;
