@@ -10,6 +10,7 @@ use crate::keeper::{bankruptcy_dust, Keeper, KeeperReport, Liquidator};
 use crate::local_bank::LocalBank;
 use crate::sdk;
 use anchor_lang::prelude::Pubkey;
+use anchor_spl::token::spl_token;
 use anyhow::Result;
 use portfolio_margin::positions::perp_cash_owed;
 use portfolio_margin::state::{Group, MarginAccount, Market};
@@ -35,9 +36,16 @@ pub struct CrashReport {
     /// USDC vault tokens vs balances + insurance + open perp cash.
     pub usdc_vault: i64,
     pub usdc_claims: i64,
-    /// SOL vault tokens vs balances.
+    /// SOL vault tokens vs balances plus the insurance fund's SOL.
     pub sol_vault: i64,
     pub sol_claims: i64,
+    /// Liquidatable accounts whose owners deposited one lamport of SOL after the crash (dust
+    /// that must not block their bankruptcy).
+    pub dust_deposits: usize,
+    /// Liquidatable accounts whose owners deposited enough to recover before the keeper came.
+    pub recovered: usize,
+    /// Of those, how many the keeper liquidated anyway (must be 0).
+    pub recovered_but_liquidated: usize,
 }
 
 /// One trader's book, by index: hedged collars, naked short puts, leveraged long perps, long
@@ -115,9 +123,11 @@ pub async fn run(traders: usize, verbose: bool) -> Result<CrashReport> {
     bank.send(&[sdk::fund_insurance(&market.group, &market.usdc, &keeper_trader.usdc_wallet, &owner.pubkey(), 2_000 * USDC)], &[&owner]).await?;
 
     let mut accounts = vec![dealer.account, keeper_trader.account];
+    let mut books = Vec::with_capacity(traders);
     for i in 0..traders {
         let trader = open_book(&mut bank, &market, &d, &dealer, i).await?;
         accounts.push(trader.account);
+        books.push(trader);
         if verbose && (i + 1) % 50 == 0 {
             println!("  opened {} books", i + 1);
         }
@@ -147,6 +157,30 @@ pub async fn run(traders: usize, verbose: bool) -> Result<CrashReport> {
     if verbose {
         println!("  crash: SOL $150 -> $105, vol 60% -> 90%: {liquidatable} of {} accounts liquidatable", accounts.len());
     }
+    // Before the keeper comes: among the leveraged books under water, some owners deposit one
+    // lamport of SOL (dust that must not block their bankruptcy) and some deposit enough to
+    // recover (the keeper must leave them alone).
+    let (mut dust_deposits, mut recovered_accounts) = (0, Vec::new());
+    for (i, trader) in books.iter().enumerate() {
+        let underwater = HealthSnapshot::load(&mut bank, &market.group, &trader.account).await?.health(HealthKind::Maint)?.health < 0;
+        if !underwater || i % 6 != 2 {
+            continue;
+        }
+        let owner = trader.owner.insecure_clone();
+        if i % 12 == 2 {
+            bank.mint_to(&market.usdc.mint, &trader.usdc_wallet, &spl_token::ID, 5_000 * USDC).await?;
+            bank.send(&[sdk::deposit(&trader.account, &market.usdc, &trader.usdc_wallet, &owner.pubkey(), 5_000 * USDC)], &[&owner]).await?;
+            let state: MarginAccount = bank.load(&trader.account).await;
+            recovered_accounts.push((trader.account, state.positions));
+        } else {
+            bank.mint_to(&market.sol.mint, &trader.sol_wallet, &spl_token::ID, 1).await?;
+            bank.send(&[sdk::deposit(&trader.account, &market.sol, &trader.sol_wallet, &owner.pubkey(), 1)], &[&owner]).await?;
+            dust_deposits += 1;
+        }
+    }
+    if verbose {
+        println!("  {} owners recover by depositing, {dust_deposits} deposit one lamport of SOL", recovered_accounts.len());
+    }
 
     let liquidator = Liquidator { owner: keeper_trader.owner.insecure_clone(), account: keeper_trader.account };
     let mut keeper = Keeper::discover(&mut bank, market.group, liquidator).await?;
@@ -158,6 +192,13 @@ pub async fn run(traders: usize, verbose: bool) -> Result<CrashReport> {
         let maint = snapshot.health(HealthKind::Maint)?.health;
         if maint < 0 || bankruptcy_dust(&snapshot, &market.usdc.bank)?.is_some() {
             unresolved += 1;
+        }
+    }
+    let mut recovered_but_liquidated = 0;
+    for (account, positions) in &recovered_accounts {
+        let state: MarginAccount = bank.load(account).await;
+        if state.positions != *positions {
+            recovered_but_liquidated += 1;
         }
     }
     let group: Group = bank.load(&market.group).await;
@@ -178,5 +219,8 @@ pub async fn run(traders: usize, verbose: bool) -> Result<CrashReport> {
         usdc_claims,
         sol_vault,
         sol_claims,
+        dust_deposits,
+        recovered: recovered_accounts.len(),
+        recovered_but_liquidated,
     })
 }
