@@ -236,7 +236,7 @@ pub async fn run() -> Result<()> {
         report.unresolved
     );
     println!(
-        "  reconciliation: USDC vault {} = balances + insurance + perp cash {}; SOL vault {} = balances {}",
+        "  reconciliation: USDC vault {} = balances + insurance + perp cash {}; SOL vault {} = balances + insurance {}",
         report.usdc_vault, report.usdc_claims, report.sol_vault, report.sol_claims
     );
     if report.unresolved != 0 || report.usdc_vault != report.usdc_claims || report.sol_vault != report.sol_claims {

@@ -116,7 +116,7 @@ pub fn resolve_bankruptcy<'info>(ctx: Context<'info, ResolveBankruptcy<'info>>) 
         bank.insurance_native = bank.insurance_native.checked_add(amount).ok_or(MarginError::MathOverflow)?;
         account.balances[index].balance_native = 0;
         account.release_if_zero(index);
-        msg!("{} native units of collateral worth less than the debt pass to the insurance fund", amount);
+        msg!("collateral worth less than the debt passes to the insurance fund: {} native units", amount);
     }
     let index = account.balance_index(&quote_key).ok_or(MarginError::NoLiability)?;
     let hole = -account.balances[index].balance_native;
