@@ -5,11 +5,13 @@
 //!
 //! Each round: upkeep, then read every account, settle its positions in option markets whose
 //! settlement price is final, compute its maintenance and liquidation-end health off-chain, then
-//! for each liquidatable account take one step at a time: its largest position first (the
-//! smallest number of lots that brings its liquidation-end health to zero, found by bisection on
-//! the exact simulation the program runs), then its quote debt against its collateral, and once
-//! nothing is left, resolve the bankruptcy. A step another keeper got to first fails with a liquidation error: that is a
-//! normal outcome, counted and skipped, so several keepers can run at once.
+//! for each liquidatable account take one step at a time: its largest position first (a maximum
+//! the program clamps to the smallest step reaching the target, or the size that maximises
+//! health when none does; hedge legs that would lower health are skipped), then its quote debt
+//! against its collateral, and once nothing is left (or only dust), resolve the bankruptcy. A
+//! step another keeper got to first fails with a liquidation error: that is a normal outcome,
+//! counted and skipped, so several keepers can run at once. Before its own account runs short of
+//! slots, the keeper moves to a fresh one ([`Keeper::rotate`]).
 
 use crate::health::{fill_health_accounts_for, push_unique, union_health_accounts, HealthSnapshot};
 use crate::chain::{Chain, ChainError};
