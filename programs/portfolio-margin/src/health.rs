@@ -425,10 +425,7 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
                 net_delta = net_delta.checked_add(lots).ok_or_else(overflow)?;
             }
             let prices = p.priced.prices;
-            // The gap is capped at the spot itself (an EMA over twice the price), so the charge
-            // stays within the book's notional and health always computes.
-            let gap = if net_delta > 0 { spot - prices.init_low } else { prices.init_high.saturating_sub(spot).min(spot) };
-            let gap = I80F48::from_num(gap);
+            let gap = if net_delta > 0 { I80F48::from_num(spot - prices.init_low) } else { I80F48::from_num(prices.init_high - spot) };
             let charge = net_delta.abs().checked_mul(gap).ok_or_else(overflow)?;
             negative = negative.checked_sub(charge).ok_or_else(overflow)?;
         }
