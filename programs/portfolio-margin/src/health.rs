@@ -74,16 +74,15 @@ pub struct PricedUnderlying<'a> {
     pub key: Pubkey,
     pub underlying: &'a Underlying,
     pub spot_per_lot: I32F32,
-    /// Conservative spots init health charges the book's net delta against.
+    /// Conservative spots marks use under init health: positions that gain when the price
+    /// rises are marked at `prices.init_low`, those that lose at `prices.init_high`.
     pub prices: UnderlyingPrices,
 }
 
-/// An underlying's oracle spot per lot and the conservative spots init health uses (the lower
-/// of price and EMA minus the group's confidence multiple, the higher plus it), Q32.32. Under
-/// init health each underlying's book (positions and linked collateral) is charged its net
-/// delta times the gap to the conservative spot against it: a pumped print moves the oracle
-/// spot, not the EMA, so a long bought at the pump must collateralise the loss a reversal to
-/// the EMA would bring, while a hedged book is charged only for what it is not hedged.
+/// An underlying's oracle spot per lot and the conservative spots init-health marks use (the
+/// lower of price and EMA minus the group's confidence multiple, the higher plus it), Q32.32.
+/// A pumped print moves the oracle spot, not the EMA: a long bought at the pump is marked at
+/// the EMA under init health, so the loss a reversal would bring is collateralised up front.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UnderlyingPrices {
     pub spot: I32F32,
@@ -288,27 +287,6 @@ pub fn mark_per_lot(market: &Market, spot: I32F32, lots: i64, price_steps: u8, n
     Ok(value.checked_add(shock).ok_or(MarginError::MathOverflow)?.max(I32F32::ZERO))
 }
 
-/// How much one long lot's mark moves per unit of spot, at `spot` and `now` (lots of the
-/// underlying): 1 for a perp; the array delta for a live option; the intrinsic slope for an
-/// expired one (1 for a call in the money, -1 for a put in the money); 0 once settled.
-pub fn mark_slope(market: &Market, spot: I32F32, now: i64) -> I80F48 {
-    if !market.is_option() {
-        return I80F48::ONE;
-    }
-    if market.is_settled(now) {
-        return I80F48::ZERO;
-    }
-    if market.is_expired(now) {
-        let strike = I32F32::from_num(market.strike_per_lot_native);
-        return match market.market_kind() {
-            crate::state::MarketKind::Call if spot > strike => I80F48::ONE,
-            crate::state::MarketKind::Put if spot < strike => -I80F48::ONE,
-            _ => I80F48::ZERO,
-        };
-    }
-    I80F48::from_num(I32F32::from_bits(market.array_delta_bits))
-}
-
 /// Mark-to-market of one position in quote native units (I80F48, exact up to the Q32.32 spot).
 pub fn position_equity(
     position: &crate::state::PositionSlot,
@@ -338,13 +316,7 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
     let mut tokens = Vec::with_capacity(crate::state::MAX_COLLATERAL_BALANCES);
     for balance in account.active_balances() {
         let bank = view.banks.iter().find(|b| b.key == balance.bank).ok_or(MarginError::HealthAccountsMismatch)?;
-        let mut prices = bank.prices;
-        if kind == HealthKind::Init && bank.bank.underlying != Pubkey::default() {
-            // Collateral that is an underlying takes its conservative price with that
-            // underlying's book, against the book's net delta (below), not on its own.
-            prices.init_asset = prices.oracle;
-        }
-        tokens.push(TokenBalance { native: balance.balance_native, prices, weights: bank.bank.weights() });
+        tokens.push(TokenBalance { native: balance.balance_native, prices: bank.prices, weights: bank.bank.weights() });
     }
     let market_of = |key: &Pubkey| view.markets.iter().find(|m| m.key == *key);
     let needed = required_underlyings(
@@ -361,49 +333,47 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
         params: risk_engine::scenario::GridParams,
         scenario_count: usize,
         collateral: Option<(i64, RiskArray)>,
-        /// The linked collateral balance in lots of the underlying, exactly (init health only).
-        collateral_lots_exact: Option<I80F48>,
     }
     let mut prepared = Vec::with_capacity(needed.len());
     for underlying_key in &needed {
         let priced = view.underlyings.iter().find(|u| u.key == *underlying_key).ok_or(MarginError::HealthAccountsMismatch)?;
         let params = priced.underlying.grid.params();
         let mut collateral = None;
-        let mut collateral_lots_exact = None;
         let linked = priced.underlying.collateral_bank;
         if let Some(balance) = account.balance_index(&linked).filter(|_| linked != Pubkey::default()).map(|i| account.balances[i]) {
             let bank = view.banks.iter().find(|b| b.key == balance.bank).ok_or(MarginError::HealthAccountsMismatch)?;
             let lots = collateral_lots(balance.balance_native, bank.bank, priced.underlying)?;
-            let exponent = bank.bank.mint_decimals as i32 + priced.underlying.lot_size_exponent as i32;
-            let native_per_lot = I80F48::from_num(10i64.pow(exponent.clamp(0, 18) as u32));
-            collateral_lots_exact = Some(I80F48::from_num(balance.balance_native).checked_div(native_per_lot).ok_or_else(overflow)?);
             let scenarios = params.scenarios().map_err(|_| error!(MarginError::InvalidGridParams))?;
             let state = MarketState { instrument: Instrument::Linear, spot: priced.spot_per_lot, vol: I32F32::ZERO };
             collateral = Some((lots, compute_risk_array(&state, &params, &scenarios).map_err(|_| overflow())?));
         }
-        prepared.push(Prepared { priced, params, scenario_count: params.scenario_count(), collateral, collateral_lots_exact });
+        prepared.push(Prepared { priced, params, scenario_count: params.scenario_count(), collateral });
     }
     let mut exposure_lists: Vec<Vec<Exposure>> = Vec::with_capacity(prepared.len());
     let mut marks = Vec::with_capacity(prepared.len());
     for p in &prepared {
         let (underlying, spot) = (p.priced.underlying, p.priced.spot_per_lot);
         let (mut positive, mut negative) = (I80F48::ZERO, I80F48::ZERO);
-        // Lots of the underlying the book gains on per unit of spot (init health only).
-        let mut net_delta = I80F48::ZERO;
         let mut exposures = Vec::new();
         for position in account.positions.iter().filter(|x| x.in_use == 1) {
             let market = market_of(&position.market).ok_or(MarginError::HealthAccountsMismatch)?;
             if market.market.underlying != p.priced.key {
                 continue;
             }
+            // Under init health, marked at the conservative spot against the position.
+            let mark_spot = if kind == HealthKind::Init {
+                let gains_when_up = match market.market.market_kind() {
+                    crate::state::MarketKind::Put => position.base_lots < 0,
+                    _ => position.base_lots > 0,
+                };
+                if gains_when_up { p.priced.prices.init_low } else { p.priced.prices.init_high }
+            } else {
+                spot
+            };
             // A proposed settlement price counts for maintenance and liquidation; init health,
             // the gate for withdrawals, waits until it is final.
             let use_proposal = kind != HealthKind::Init;
-            let equity = position_equity(position, market.market, spot, p.params.price_steps, view.now, use_proposal)?;
-            if kind == HealthKind::Init {
-                let slope = mark_slope(market.market, spot, view.now);
-                net_delta = net_delta.checked_add(slope.checked_mul(I80F48::from_num(position.base_lots)).ok_or_else(overflow)?).ok_or_else(overflow)?;
-            }
+            let equity = position_equity(position, market.market, mark_spot, p.params.price_steps, view.now, use_proposal)?;
             if equity >= 0 {
                 positive = positive.checked_add(equity).ok_or_else(overflow)?;
             } else {
@@ -417,17 +387,6 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
         }
         if let Some((lots, array)) = &p.collateral {
             exposures.push(array.exposure(*lots));
-        }
-        if kind == HealthKind::Init {
-            // One conservative price for the whole book of this underlying, against its net
-            // delta (collateral included): a hedged book is not charged the gap on each leg.
-            if let Some(lots) = p.collateral_lots_exact {
-                net_delta = net_delta.checked_add(lots).ok_or_else(overflow)?;
-            }
-            let prices = p.priced.prices;
-            let gap = if net_delta > 0 { I80F48::from_num(spot - prices.init_low) } else { I80F48::from_num(prices.init_high - spot) };
-            let charge = net_delta.abs().checked_mul(gap).ok_or_else(overflow)?;
-            negative = negative.checked_sub(charge).ok_or_else(overflow)?;
         }
         exposure_lists.push(exposures);
         marks.push((positive, negative));
