@@ -559,3 +559,28 @@ pub fn clear_liquidation_flag(group: &Pubkey, account: &Pubkey, health_accounts:
         health_accounts,
     )
 }
+
+/// `buy_insurance_collateral`: `buyer` buys `amount_native` of the insurance fund's tokens in
+/// `bank`; `health_accounts` cover the buyer afterwards.
+pub fn buy_insurance_collateral(
+    group: &Pubkey,
+    bank: &BankKeys,
+    quote_bank: &Pubkey,
+    buyer: &Pubkey,
+    buyer_authority: &Pubkey,
+    amount_native: u64,
+    health_accounts: Vec<AccountMeta>,
+) -> Instruction {
+    build(
+        accounts::BuyInsuranceCollateral {
+            group: *group,
+            bank: bank.bank,
+            oracle: bank.oracle,
+            quote_bank: *quote_bank,
+            buyer: *buyer,
+            buyer_authority: *buyer_authority,
+        },
+        instruction::BuyInsuranceCollateral { amount_native },
+        health_accounts,
+    )
+}

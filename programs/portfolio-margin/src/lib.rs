@@ -178,6 +178,11 @@ pub mod portfolio_margin {
         instructions::liquidate_token(ctx, max_liability_native)
     }
 
+    /// Buys collateral the insurance fund took in kind, at the oracle less the liquidation fee.
+    pub fn buy_insurance_collateral<'info>(ctx: Context<'info, BuyInsuranceCollateral<'info>>, amount_native: u64) -> Result<()> {
+        instructions::buy_insurance_collateral(ctx, amount_native)
+    }
+
     /// Clears the liquidation flag of an account healthy again (permissionless).
     pub fn clear_liquidation_flag<'info>(ctx: Context<'info, ClearLiquidationFlag<'info>>) -> Result<()> {
         instructions::clear_liquidation_flag(ctx)
