@@ -111,3 +111,15 @@ pub fn assert_core_error_via_venue(outcome: &Logged, expected: MarginError) {
 pub fn delegate_limits() -> portfolio_margin::instructions::DelegateLimits {
     portfolio_margin::instructions::DelegateLimits { price_band_ppm: 2_000, max_slippage_native: 100_000_000, expiry_ts: i64::MAX }
 }
+
+/// Lots `account` holds in `market` (0 when it has no position there).
+pub async fn position(bank: &mut LocalBank, account: &Pubkey, market: &Pubkey) -> i64 {
+    let state: MarginAccount = bank.load(account).await;
+    state.position_index(market).map(|i| state.positions[i].base_lots).unwrap_or(0)
+}
+
+/// `account`'s balance in `quote_bank`, native units (0 without a slot).
+pub async fn quote_balance(bank: &mut LocalBank, account: &Pubkey, quote_bank: &Pubkey) -> i64 {
+    let state: MarginAccount = bank.load(account).await;
+    state.balance_index(quote_bank).map(|i| state.balances[i].balance_native).unwrap_or(0)
+}

@@ -79,10 +79,6 @@ async fn curve(w: &mut World, victim: &Pubkey) -> impl Fn(i64) -> I80F48 {
     }
 }
 
-async fn position(bank: &mut LocalBank, account: &Pubkey, market: &Pubkey) -> i64 {
-    let state: MarginAccount = bank.load(account).await;
-    state.position_index(market).map(|i| state.positions[i].base_lots).unwrap_or(0)
-}
 
 /// 10 SOL of linked collateral against a 20 SOL short perp, SOL $150 -> $260: liquidation-end
 /// health rises while the short is taken down to the size of the collateral, then falls.

@@ -49,15 +49,7 @@ async fn trader_health(w: &mut World, kind: HealthKind) -> portfolio_margin::hea
     onchain_health(&mut w.bank, &w.market.group, &w.trader.account, kind).await.unwrap()
 }
 
-async fn position(bank: &mut LocalBank, account: &Pubkey, market: &Pubkey) -> i64 {
-    let state: MarginAccount = bank.load(account).await;
-    state.position_index(market).map(|i| state.positions[i].base_lots).unwrap_or(0)
-}
 
-async fn quote_balance(bank: &mut LocalBank, account: &Pubkey, quote_bank: &Pubkey) -> i64 {
-    let state: MarginAccount = bank.load(account).await;
-    state.balance_index(quote_bank).map(|i| state.balances[i].balance_native).unwrap_or(0)
-}
 
 #[tokio::test]
 async fn covered_call_needs_less_margin_than_its_parts_and_matches_pm_margin() {
