@@ -196,25 +196,28 @@ async fn dust_collateral_passes_to_the_insurance_fund_and_never_blocks_bankruptc
     let group: Group = w.bank.load(&w.market.group).await;
     assert_eq!(insurance_before - group.insurance_fund_native, debt);
 
-    // Anyone buys the fund's tokens back into quote, at the oracle less the 2% fee; not more
-    // than the fund holds, and not the quote token itself.
+    // Anyone buys the fund's tokens back into quote, at the conservative price (the higher of
+    // price and EMA plus twice the confidence) less the 2% fee; not more than the fund holds,
+    // not nothing, and not the quote token itself.
     let metas = pm_client::health::union_health_accounts(&mut w.bank, &w.market.group, &[w.keeper.account]).await.unwrap();
     let buy = |amount: u64| {
         sdk::buy_insurance_collateral(&w.market.group, &w.market.sol, &w.market.usdc.bank, &w.keeper.account, &w.keeper.owner.pubkey(), amount, metas.clone())
     };
     let keys = [w.keeper.account, w.market.group, w.market.sol.bank];
     let before = snapshot(&mut w.bank, &keys).await;
-    assert_margin_error(w.bank.send(&[buy(dust as u64 + 1)], &[&w.keeper.owner]).await, MarginError::InsufficientBalance);
+    assert_margin_error(w.bank.send(&[buy(dust as u64 + 1)], &[&w.keeper.owner]).await, MarginError::InsuranceCollateralTooLarge);
+    assert_margin_error(w.bank.send(&[buy(0)], &[&w.keeper.owner]).await, MarginError::ZeroAmount);
     let quote_as_asset = sdk::buy_insurance_collateral(&w.market.group, &w.market.usdc, &w.market.usdc.bank, &w.keeper.account, &w.keeper.owner.pubkey(), 1, metas.clone());
-    assert_margin_error(w.bank.send(&[quote_as_asset], &[&w.keeper.owner]).await, MarginError::AssetIsQuote);
+    assert_margin_error(w.bank.send(&[quote_as_asset], &[&w.keeper.owner]).await, MarginError::InsuranceCollateralIsQuote);
     assert_eq!(before, snapshot(&mut w.bank, &keys).await);
     let keeper_before: MarginAccount = w.bank.load(&w.keeper.account).await;
     w.bank.send(&[buy(dust as u64)], &[&w.keeper.owner]).await.unwrap();
     let keeper_after: MarginAccount = w.bank.load(&w.keeper.account).await;
     let quote = |a: &MarginAccount| a.balance_index(&w.market.usdc.bank).map(|i| a.balances[i].balance_native).unwrap_or(0);
     let sol = |a: &MarginAccount| a.balance_index(&w.market.sol.bank).map(|i| a.balances[i].balance_native).unwrap_or(0);
-    // $150 per SOL = 0.15 quote native per lamport, less 2%, rounded up against the buyer.
-    let cost = ((dust as u128 * 147 + 999) / 1_000) as i64;
+    // $150 x (1 + 2 x 5 bp) per SOL = 0.15015 quote native per lamport, less 2%, rounded up
+    // against the buyer.
+    let cost = ((dust as u128 * 15_015 * 98 + 9_999_999) / 10_000_000) as i64;
     assert_eq!(quote(&keeper_before) - quote(&keeper_after), cost);
     assert_eq!(sol(&keeper_after) - sol(&keeper_before), dust);
     let sol_bank: CollateralBank = w.bank.load(&w.market.sol.bank).await;

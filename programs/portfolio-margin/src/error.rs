@@ -223,4 +223,8 @@ pub enum MarginError {
     PerpMarketsMissing,
     #[msg("No open interest to socialise the remaining loss over: fund the insurance fund")]
     NothingToSocialize,
+    #[msg("The insurance fund holds less of this token than the amount asked for")]
+    InsuranceCollateralTooLarge,
+    #[msg("The insurance fund's quote is not for sale: pass the bank of the token it holds in kind")]
+    InsuranceCollateralIsQuote,
 }

@@ -1,7 +1,8 @@
 //! `buy_insurance_collateral(amount_native)` (anyone, with a margin account): buys collateral the
 //! insurance fund took from bankrupt accounts (`insurance_native` of a non-quote bank) at the
-//! bank's oracle price less the group's liquidation fee, paid from the buyer's quote balance
-//! into the insurance fund. It is how the fund turns what it took in kind back into quote: the
+//! bank's conservative liability price (the higher of price and EMA plus the confidence multiple,
+//! so a dumped print cannot buy the fund's tokens cheap) less the group's liquidation fee, paid
+//! from the buyer's quote balance into the insurance fund. It is how the fund turns what it took in kind back into quote: the
 //! tokens stay in the vault and move to the buyer's balance; the buyer needs init health >= 0
 //! afterwards. Health accounts of the buyer go in `remaining_accounts`.
 
@@ -50,10 +51,11 @@ pub fn buy_insurance_collateral<'info>(ctx: Context<'info, BuyInsuranceCollatera
     let (cost, bank_index, quote_index) = {
         let group = a.group.load()?;
         group.require_quote_bank(&quote_key)?;
-        require_keys_neq!(bank_key, quote_key, MarginError::AssetIsQuote);
+        require_keys_neq!(bank_key, quote_key, MarginError::InsuranceCollateralIsQuote);
         let bank = a.bank.load()?;
-        require!(amount_native <= bank.insurance_native, MarginError::InsufficientBalance);
-        let price = read_oracle_account(&OracleConfig::of_bank(&bank), &a.oracle, now)?.token_prices(&group, bank.mint_decimals)?.oracle;
+        require!(amount_native <= bank.insurance_native, MarginError::InsuranceCollateralTooLarge);
+        let prices = read_oracle_account(&OracleConfig::of_bank(&bank), &a.oracle, now)?.token_prices(&group, bank.mint_decimals)?;
+        let price = prices.init_liability;
         let cost = insurance_collateral_cost(amount_native, price, group.liquidation_fee_ppm)?;
         (cost, bank.bank_index, a.quote_bank.load()?.bank_index)
     };
