@@ -181,7 +181,7 @@ pub fn simulate_position(
     terms: &PositionTerms,
     lots: i64,
 ) -> Result<(Box<MarginAccount>, Box<MarginAccount>, i64)> {
-    let (mut taker, mut victim) = (crate::instructions::trade::boxed_copy(liquidator), crate::instructions::trade::boxed_copy(liquidatee));
+    let (mut taker, mut victim) = (crate::state::boxed_copy(liquidator), crate::state::boxed_copy(liquidatee));
     let victim_lots = if terms.liquidatee_long { -lots } else { lots };
     let price = terms.price_per_lot_native;
     let taker_fill = crate::positions::apply_fill(&mut taker, market_key, market, quote_bank, quote_bank_index, -victim_lots, price)?;
@@ -228,7 +228,7 @@ pub fn simulate_token(
     require!(asset <= collateral, MarginError::LiquidationAmountTooLarge);
     let fee = ((liability_native as i128 * group.liquidation_fee_ppm as i128) / PPM as i128) as i64;
     let (_, insurance) = split_fee(group, fee);
-    let (mut taker, mut victim) = (crate::instructions::trade::boxed_copy(liquidator), crate::instructions::trade::boxed_copy(liquidatee));
+    let (mut taker, mut victim) = (crate::state::boxed_copy(liquidator), crate::state::boxed_copy(liquidatee));
     victim.add_to_balance(&terms.quote_bank, terms.quote_bank_index, liability_native)?;
     victim.add_to_balance(&terms.asset_bank, terms.asset_bank_index, -asset)?;
     taker.add_to_balance(&terms.quote_bank, terms.quote_bank_index, -(liability_native + insurance))?;

@@ -9,7 +9,7 @@
 
 use crate::error::MarginError;
 use crate::health::{check_array_fresh, mark_per_lot, spot_per_lot};
-use crate::instructions::trade::{boxed_copy, write_account};
+use crate::state::{boxed_copy, write_account};
 use crate::health::HealthInputs;
 use crate::liquidation::{check_liquidator, choose_step, position_terms, risk_per_lot, simulate_position, start};
 use risk_engine::health::HealthKind;

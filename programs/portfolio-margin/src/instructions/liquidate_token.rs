@@ -7,7 +7,7 @@
 
 use crate::error::MarginError;
 use crate::health::find;
-use crate::instructions::trade::{boxed_copy, write_account};
+use crate::state::{boxed_copy, write_account};
 use crate::health::HealthInputs;
 use crate::liquidation::{asset_for_liability, check_liquidator, choose_step, simulate_token, start, TokenTerms};
 use risk_engine::health::HealthKind;

@@ -6,7 +6,7 @@
 //! per lot.
 
 use crate::error::MarginError;
-use crate::state::{CollateralBank, Group, MarginAccount, Market, MarketKind, PositionSlot};
+use crate::state::{CollateralBank, Group, MarginAccount, Market, PositionSlot};
 use anchor_lang::prelude::*;
 
 #[derive(Accounts)]
@@ -17,13 +17,11 @@ pub struct SettleExpiredOption<'info> {
     pub quote_bank: AccountLoader<'info, CollateralBank>,
 }
 
-/// Intrinsic value of one long lot at the settlement price, whole quote native units.
+/// Intrinsic value of one long lot at the settlement price, whole quote native units (the
+/// settlement price and the strike are whole units, so the value is exact).
 pub fn intrinsic_per_lot(market: &Market) -> i64 {
-    match market.market_kind() {
-        MarketKind::Call => (market.settlement_price_native - market.strike_per_lot_native).max(0),
-        MarketKind::Put => (market.strike_per_lot_native - market.settlement_price_native).max(0),
-        MarketKind::Perp => 0,
-    }
+    let at_settlement = crate::health::intrinsic_at(market, fixed::types::I32F32::from_num(market.settlement_price_native));
+    risk_engine::wide::q32_to_int(at_settlement, risk_engine::wide::Rounding::Down)
 }
 
 pub fn settle_expired_option<'info>(ctx: Context<'info, SettleExpiredOption<'info>>) -> Result<()> {

@@ -16,7 +16,7 @@
 
 use crate::error::MarginError;
 use crate::health::{conservative_spot_per_lot, spot_per_lot, HealthInputs};
-use crate::instructions::trade::boxed_copy;
+use crate::state::boxed_copy;
 use crate::oracle::{read_oracle_account, OracleConfig};
 use crate::positions::settle_funding;
 use crate::state::{CollateralBank, Group, MarginAccount, Market, Underlying, PNL_SETTLE_WINDOW_SECONDS, PPM};

@@ -17,7 +17,7 @@ use crate::events::Traded;
 use crate::health::{check_array_fresh, option_value_per_lot, require_fresh_vol, spot_per_lot, HealthInputs};
 use crate::oracle::{read_oracle_account, OracleConfig};
 use crate::positions::{apply_fill, FillOutcome};
-use crate::state::{CollateralBank, Group, MarginAccount, Market, Underlying, PPM};
+use crate::state::{boxed_copy, CollateralBank, Group, MarginAccount, Market, Underlying, PPM};
 use anchor_lang::prelude::*;
 use fixed::types::I32F32;
 use risk_engine::health::HealthKind;
@@ -94,29 +94,6 @@ impl Reference {
         let native = (lost + (1 << 32) - 1) >> 32;
         native.min(i64::MAX as i128) as i64
     }
-}
-
-/// A copy of a margin account on the heap (an account is over 2 KB: SBF stack frames are 4 KB).
-pub fn boxed_copy(account: &MarginAccount) -> Box<MarginAccount> {
-    let layout = std::alloc::Layout::new::<MarginAccount>();
-    // SAFETY: MarginAccount is Pod (all-zero bytes are a valid value) and not zero-sized; the
-    // allocation has its layout, so the Box owns it.
-    let mut copy: Box<MarginAccount> = unsafe {
-        let raw = std::alloc::alloc_zeroed(layout) as *mut MarginAccount;
-        if raw.is_null() {
-            std::alloc::handle_alloc_error(layout);
-        }
-        Box::from_raw(raw)
-    };
-    bytemuck::bytes_of_mut(&mut *copy).copy_from_slice(bytemuck::bytes_of(account));
-    copy
-}
-
-/// Writes `account` into a margin account's data (a byte copy: no stack temporary).
-pub fn write_account(loader: &AccountLoader<MarginAccount>, account: &MarginAccount) -> Result<()> {
-    let mut target = loader.load_mut()?;
-    bytemuck::bytes_of_mut(&mut *target).copy_from_slice(bytemuck::bytes_of(account));
-    Ok(())
 }
 
 /// The limits on a side whose consent came from its delegate (not its owner): the delegation

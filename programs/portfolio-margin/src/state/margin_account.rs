@@ -165,3 +165,26 @@ impl MarginAccount {
         self.balances.iter().all(|b| b.in_use == 0) && self.positions.iter().all(|p| p.in_use == 0)
     }
 }
+
+/// A copy of a margin account on the heap (an account is over 2 KB: SBF stack frames are 4 KB).
+pub fn boxed_copy(account: &MarginAccount) -> Box<MarginAccount> {
+    let layout = std::alloc::Layout::new::<MarginAccount>();
+    // SAFETY: MarginAccount is Pod (all-zero bytes are a valid value) and not zero-sized; the
+    // allocation has its layout, so the Box owns it.
+    let mut copy: Box<MarginAccount> = unsafe {
+        let raw = std::alloc::alloc_zeroed(layout) as *mut MarginAccount;
+        if raw.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Box::from_raw(raw)
+    };
+    bytemuck::bytes_of_mut(&mut *copy).copy_from_slice(bytemuck::bytes_of(account));
+    copy
+}
+
+/// Writes `account` into a margin account's data (a byte copy: no stack temporary).
+pub fn write_account(loader: &AccountLoader<MarginAccount>, account: &MarginAccount) -> Result<()> {
+    let mut target = loader.load_mut()?;
+    bytemuck::bytes_of_mut(&mut *target).copy_from_slice(bytemuck::bytes_of(account));
+    Ok(())
+}
