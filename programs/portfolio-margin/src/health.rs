@@ -151,13 +151,8 @@ pub fn spot_per_lot(reading: &crate::oracle::OracleReading, group: &Group, under
 /// minus the group's confidence multiple; otherwise the higher plus it), Q32.32: the price a
 /// pumped or dumped oracle print cannot reach before the EMA follows.
 pub fn conservative_spot_per_lot(reading: &crate::oracle::OracleReading, group: &Group, underlying: &Underlying, for_long: bool) -> Result<I32F32> {
-    let k = group.conf_multiplier_ppm as i128;
-    let ppm = PPM as i128;
-    let mantissa = if for_long {
-        (reading.price as i128 * ppm - k * reading.conf as i128).min(reading.ema_price as i128 * ppm - k * reading.ema_conf as i128).max(0)
-    } else {
-        (reading.price as i128 * ppm + k * reading.conf as i128).max(reading.ema_price as i128 * ppm + k * reading.ema_conf as i128)
-    };
+    let (low, high) = reading.conservative_mantissas_ppm(group);
+    let mantissa = if for_long { low.max(0) } else { high };
     let exponent = reading.exponent + group.quote_decimals as i32 + underlying.lot_size_exponent as i32 - 6;
     let price = crate::oracle::scale_decimal(mantissa, exponent, !for_long)?;
     let rounding = if for_long { Rounding::Down } else { Rounding::Up };

@@ -131,14 +131,20 @@ pub fn scale_decimal(mantissa: i128, exponent: i32, round_up: bool) -> Result<I8
 }
 
 impl OracleReading {
+    /// Conservative mantissas at ppm scale (exponent `self.exponent - 6`): the lower of price and
+    /// EMA less the group's confidence multiple of their confidences, and the higher plus it.
+    pub fn conservative_mantissas_ppm(&self, group: &Group) -> (i128, i128) {
+        let k = group.conf_multiplier_ppm as i128;
+        let ppm = crate::state::PPM as i128;
+        let low = (self.price as i128 * ppm - k * self.conf as i128).min(self.ema_price as i128 * ppm - k * self.ema_conf as i128);
+        let high = (self.price as i128 * ppm + k * self.conf as i128).max(self.ema_price as i128 * ppm + k * self.ema_conf as i128);
+        (low, high)
+    }
+
     /// Oracle and conservative prices in quote native units per token native unit.
     pub fn token_prices(&self, group: &Group, token_decimals: u8) -> Result<TokenPrices> {
         let exponent = self.exponent + group.quote_decimals as i32 - token_decimals as i32;
-        let k = group.conf_multiplier_ppm as i128;
-        let ppm = crate::state::PPM as i128;
-        // Conservative mantissas at ppm scale: min/max of (price -/+ k conf, ema -/+ k ema_conf).
-        let low = (self.price as i128 * ppm - k * self.conf as i128).min(self.ema_price as i128 * ppm - k * self.ema_conf as i128);
-        let high = (self.price as i128 * ppm + k * self.conf as i128).max(self.ema_price as i128 * ppm + k * self.ema_conf as i128);
+        let (low, high) = self.conservative_mantissas_ppm(group);
         Ok(TokenPrices {
             oracle: scale_decimal(self.price as i128, exponent, false)?,
             init_asset: scale_decimal(low.max(0), exponent - 6, false)?,
