@@ -27,9 +27,9 @@ use fixed::types::{I32F32, I80F48};
 use risk_engine::health::HealthKind;
 use risk_engine::wide::Rounding;
 
-/// Checks that `liquidatee` may be liquidated now and returns its liquidation-end health.
-pub fn start(group: &Group, group_key: &Pubkey, liquidatee: &MarginAccount, infos: &[AccountInfo]) -> Result<I80F48> {
-    let inputs = HealthInputs::load(group, group_key, liquidatee, infos)?;
+/// Checks that `liquidatee` may be liquidated now and returns its liquidation-end health
+/// (`inputs` must cover it; the instructions load them once for every state they evaluate).
+pub fn start(inputs: &HealthInputs, group: &Group, liquidatee: &MarginAccount) -> Result<I80F48> {
     if liquidatee.being_liquidated == 0 {
         let maint = inputs.health(group, liquidatee, HealthKind::Maint)?.health;
         require!(maint < 0, MarginError::NotLiquidatable);

@@ -76,8 +76,6 @@ pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, 
     };
     let mut infos = ctx.remaining_accounts.to_vec();
     infos.extend([a.market.to_account_info(), a.underlying.to_account_info(), a.oracle.to_account_info(), a.quote_bank.to_account_info()]);
-    let before_end = start(&group, &group_key, &liquidatee, &infos)?;
-
     // No more than the position (a maximum beyond it is clamped, so a race that shrank the
     // position does not refuse the step).
     let max_lots = max_lots.min(held.checked_abs().ok_or(MarginError::MathOverflow)?);
@@ -85,11 +83,12 @@ pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, 
     let quote_bank = group.quote_bank;
     let simulate =
         |n: i64| simulate_position(&liquidator, &liquidatee, &market_key, &market, &quote_bank, quote_bank_index, &terms, n);
-    // Every state the search evaluates uses the accounts of these three. The loaded inputs
-    // borrow the market's data: they are dropped before it is written.
+    // Every state the checks and the search evaluate uses the accounts of these three: loaded
+    // and priced once. They borrow the market's data: dropped before it is written.
     let (lots, after_end) = {
         let (taker_max, victim_max, _) = simulate(max_lots)?;
-        let inputs = HealthInputs::load_many(&group, &group_key, &[&victim_max, &taker_max, &liquidatee], &infos)?;
+        let inputs = HealthInputs::load_many(&group, &group_key, &[&liquidatee, &victim_max, &taker_max], &infos)?;
+        let before_end = start(&inputs, &group, &liquidatee)?;
         let end_after = |n: i64| inputs.health(&group, &simulate(n)?.1, HealthKind::LiquidationEnd).map(|h| h.health);
         let (lots, after_end) = choose_step(before_end, max_lots, end_after)?;
         check_liquidator(&inputs, &group, &simulate(lots)?.0)?;

@@ -72,7 +72,11 @@ pub fn liquidate_token<'info>(ctx: Context<'info, LiquidateToken<'info>>, max_li
 
     let mut infos = ctx.remaining_accounts.to_vec();
     infos.extend([a.quote_bank.to_account_info(), a.asset_bank.to_account_info()]);
-    let before_end = start(&group, &group_key, &liquidatee, &infos)?;
+    // Every state evaluated below (the liquidatee and the liquidator, before and after) holds
+    // balances only in banks these two already hold (the step moves quote and the asset, both
+    // held by a liquidatable liquidatee): loaded and priced once.
+    let inputs = HealthInputs::load_many(&group, &group_key, &[&liquidatee, &liquidator], &infos)?;
+    let before_end = start(&inputs, &group, &liquidatee)?;
     let quote_price = oracle_price(&group, &quote_bank, &infos, now)?;
     let asset_price = oracle_price(&group, &asset_bank, &infos, now)?;
 
@@ -91,8 +95,6 @@ pub fn liquidate_token<'info>(ctx: Context<'info, LiquidateToken<'info>>, max_li
     let max = max_liability_native.min(-liability).min(largest_liability_for(&group, &terms, collateral)?);
     require!(max > 0, MarginError::LiquidationAmountTooLarge);
     let simulate = |x: i64| simulate_token(&group, &terms, &liquidator, &liquidatee, x);
-    let (taker_max, victim_max, _) = simulate(max)?;
-    let inputs = HealthInputs::load_many(&group, &group_key, &[&victim_max, &taker_max, &liquidatee], &infos)?;
     let end_after = |x: i64| inputs.health(&group, &simulate(x)?.1, HealthKind::LiquidationEnd).map(|h| h.health);
     let (liability_native, after_end) = choose_step(before_end, max, end_after)?;
     let (taker, mut victim, insurance) = simulate(liability_native)?;

@@ -130,30 +130,21 @@ fn check_delegate_side(
 }
 
 /// Health of one side after the fill: init >= 0, or the reduce-only exception (init not lower
-/// than before and maintenance >= 0 after). The state before the fill is only loaded when the
-/// exception is needed. Returns whether init health is >= 0.
-#[allow(clippy::too_many_arguments)]
-fn check_side_health(
-    after_inputs: &HealthInputs,
-    group: &Group,
-    group_key: &Pubkey,
-    before: &MarginAccount,
-    after: &MarginAccount,
-    fill: &FillOutcome,
-    infos: &[AccountInfo],
-) -> Result<bool> {
-    let health_after = after_inputs.health(group, after, HealthKind::Init)?;
+/// than before and maintenance >= 0 after; the state before is only priced when the exception
+/// is needed). Returns whether init health is >= 0.
+fn check_side_health(inputs: &HealthInputs, group: &Group, before: &MarginAccount, after: &MarginAccount, fill: &FillOutcome) -> Result<bool> {
+    let health_after = inputs.health(group, after, HealthKind::Init)?;
     if health_after.health >= 0 {
         return Ok(true);
     }
     require!(fill.only_reduces(), MarginError::InitHealthNegative);
-    let health_before = HealthInputs::load(group, group_key, before, infos)?.health(group, before, HealthKind::Init)?;
+    let health_before = inputs.health(group, before, HealthKind::Init)?;
     require!(health_after.health >= health_before.health, MarginError::InitHealthNegative);
     // Below init health an account may only reduce while it stays at or above maintenance:
     // under it, liquidation takes over. Otherwise a short marked at a pumped conservative price
     // could buy back at the pump from an accomplice (its init health does not fall) and leave
     // the accomplice's gain as bad debt.
-    let maint_after = after_inputs.health(group, after, HealthKind::Maint)?;
+    let maint_after = inputs.health(group, after, HealthKind::Maint)?;
     require!(maint_after.health >= 0, MarginError::ReduceBelowMaintenance);
     Ok(false)
 }
@@ -209,10 +200,11 @@ pub fn execute_fill(accounts: FillAccounts, lots: i64, price_per_lot_native: i64
         accounts.oracle.clone(),
         accounts.quote_bank.to_account_info(),
     ]);
-    // Both sides after the fill, loaded and priced once.
-    let inputs = HealthInputs::load_many(&group, &group_key, &[&buyer_after, &seller_after], &infos)?;
-    let buyer_healthy = check_side_health(&inputs, &group, &group_key, &buyer_before, &buyer_after, &buyer_fill, &infos)?;
-    let seller_healthy = check_side_health(&inputs, &group, &group_key, &seller_before, &seller_after, &seller_fill, &infos)?;
+    // Both sides before and after the fill, loaded and priced once (the states share almost all
+    // their accounts).
+    let inputs = HealthInputs::load_many(&group, &group_key, &[&buyer_after, &seller_after, &buyer_before, &seller_before], &infos)?;
+    let buyer_healthy = check_side_health(&inputs, &group, &buyer_before, &buyer_after, &buyer_fill)?;
+    let seller_healthy = check_side_health(&inputs, &group, &seller_before, &seller_after, &seller_fill)?;
     // Init health >= 0 implies liquidation-end health >= 0: any liquidation is over.
     if buyer_healthy {
         accounts.buyer.load_mut()?.being_liquidated = 0;
