@@ -253,8 +253,10 @@ async fn the_liquidation_flag_clears_once_the_account_is_healthy_again() {
     let metas = |snapshot: &HealthSnapshot| snapshot.health_accounts(&snapshot.account);
     let snapshot_v = HealthSnapshot::load(&mut w.bank, &w.market.group, &victim.account).await.unwrap();
     let clear = sdk::clear_liquidation_flag(&w.market.group, &victim.account, metas(&snapshot_v));
-    // Still under water: the flag stays.
+    // Still under water: the flag stays, nothing changes.
+    let flagged = snapshot(&mut w.bank, &[victim.account]).await;
     assert_margin_error(w.bank.send(std::slice::from_ref(&clear), &[]).await, MarginError::LiquidationNotComplete);
+    assert_eq!(flagged, snapshot(&mut w.bank, &[victim.account]).await);
     // The owner recovers on its own: 700 USDC more. Anyone may now clear the flag.
     let owner = victim.owner.insecure_clone();
     w.bank.mint_to(&w.market.usdc.mint, &victim.usdc_wallet, &anchor_spl::token::spl_token::ID, 700 * USDC).await.unwrap();
@@ -262,7 +264,9 @@ async fn the_liquidation_flag_clears_once_the_account_is_healthy_again() {
     w.bank.send(std::slice::from_ref(&clear), &[]).await.unwrap();
     let state: MarginAccount = w.bank.load(&victim.account).await;
     assert_eq!(state.being_liquidated, 0);
+    let cleared = snapshot(&mut w.bank, &[victim.account]).await;
     assert_margin_error(w.bank.send(&[clear], &[]).await, MarginError::NotBeingLiquidated);
+    assert_eq!(cleared, snapshot(&mut w.bank, &[victim.account]).await);
     // A later dip that leaves maintenance positive but liquidation-end negative: an account
     // that recovered is treated like one never flagged, not liquidated.
     let mut price = 134.0;
