@@ -4,12 +4,13 @@
 //! from the real layout ([`pyth`]), an embedded in-process bank ([`local_bank`]), off-chain
 //! health with the same engine the program runs ([`health`]), quotes and fills of the RFQ venue
 //! ([`rfq`]), the keeper ([`keeper`], its per-round market upkeep in [`upkeep`]), the `pm margin`
-//! and `pm price-option` calculators ([`margin_cli`]) and the local demo ([`demo`]).
+//! and `pm price-option` calculators ([`margin_cli`]) the local demo ([`demo`]) and the action-sequence fuzzer ([`fuzz`]).
 
 pub mod bootstrap;
 pub mod chain;
 pub mod crash;
 pub mod demo;
+pub mod fuzz;
 pub mod health;
 pub mod keeper;
 pub mod local_bank;

@@ -45,6 +45,13 @@ pub struct LocalBank {
     price_history: Vec<(Pubkey, PythPrice)>,
 }
 
+/// Accounts, clock and price archive captured by [`LocalBank::capture`].
+pub struct BankCheckpoint {
+    accounts: Vec<(Pubkey, Option<solana_account::Account>)>,
+    clock: Clock,
+    price_history_len: usize,
+}
+
 /// Extensions a test mint may carry (Token-2022 only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MintExtension {
@@ -193,6 +200,28 @@ impl LocalBank {
         let mut clock: Clock = self.context.banks_client.get_sysvar().await.expect("clock");
         clock.unix_timestamp += seconds;
         self.context.set_sysvar(&clock);
+    }
+
+    /// The state of `keys` (absent ones recorded as absent), the clock and the price archive,
+    /// to return to with [`LocalBank::restore`]: many runs from one set-up (the fuzzer).
+    pub async fn capture(&mut self, keys: &[Pubkey]) -> BankCheckpoint {
+        let mut accounts = Vec::with_capacity(keys.len());
+        for key in keys {
+            accounts.push((*key, self.context.banks_client.get_account(*key).await.expect("get_account")));
+        }
+        let clock: Clock = self.context.banks_client.get_sysvar().await.expect("clock");
+        BankCheckpoint { accounts, clock, price_history_len: self.price_history.len() }
+    }
+
+    /// Puts the captured accounts, the clock and the price archive back as they were. Accounts
+    /// created since under other keys stay (nothing captured refers to them).
+    pub fn restore(&mut self, checkpoint: &BankCheckpoint) {
+        for (key, account) in &checkpoint.accounts {
+            let shared = account.clone().map(AccountSharedData::from).unwrap_or_default();
+            self.context.set_account(key, &shared);
+        }
+        self.context.set_sysvar(&checkpoint.clock);
+        self.price_history.truncate(checkpoint.price_history_len);
     }
 
     /// Raw account data, if the account exists.

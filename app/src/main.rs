@@ -58,6 +58,20 @@ enum Command {
         #[command(subcommand)]
         command: KeeperCommand,
     },
+    /// Random action sequences through the real instructions on the embedded bank, checking
+    /// after every step that value is conserved, vaults reconcile, health gates hold and client
+    /// health equals the chain's. Exits 1 on a violation, printing the shrunk sequence.
+    Fuzz {
+        #[arg(long, default_value_t = 20)]
+        sequences: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 40)]
+        steps: u32,
+        /// Skip the on-chain health comparison (faster).
+        #[arg(long)]
+        no_chain_health: bool,
+    },
     /// Portfolio vs standard margin for every portfolio in a directory, as a Markdown table.
     StrategyTable {
         #[arg(long, default_value = "strategies")]
@@ -191,6 +205,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
+        }
+        Command::Fuzz { sequences, seed, steps, no_chain_health } => {
+            let config = pm_client::fuzz::FuzzConfig {
+                sequences,
+                seed,
+                steps_per_sequence: steps,
+                check_chain_health: !no_chain_health,
+                verbose: true,
+                ..Default::default()
+            };
+            let report = tokio::runtime::Runtime::new()?.block_on(pm_client::fuzz::run(&config))?;
+            println!("{report}");
+            match report.failure {
+                None => Ok(()),
+                Some((v, _)) => Err(anyhow::anyhow!("invariant {} violated", v.invariant)),
+            }
         }
         Command::StrategyTable { dir, out } => {
             let table = margin_cli::strategy_table(&dir)?;

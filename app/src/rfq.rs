@@ -115,3 +115,22 @@ pub fn close_quote_record(maker_account: &Pubkey, nonce: u64, payer: &Pubkey) ->
     let accounts = rfq_venue::accounts::CloseQuoteRecord { quote_record: quote_record_address(maker_account, nonce), payer: *payer };
     Instruction { program_id: rfq_venue::ID, accounts: accounts.to_account_metas(None), data: rfq_venue::instruction::CloseQuoteRecord {}.data() }
 }
+
+/// The RFQ venue's entry point for the embedded bank (Anchor's `entry` ties the accounts slice
+/// and the infos to one lifetime).
+pub fn rfq_venue_entry(
+    program_id: &Pubkey,
+    accounts: &[anchor_lang::prelude::AccountInfo],
+    data: &[u8],
+) -> anchor_lang::solana_program::entrypoint::ProgramResult {
+    // SAFETY: the accounts outlive the call; only the slice's lifetime is widened.
+    let accounts: &[anchor_lang::prelude::AccountInfo] = unsafe { core::mem::transmute(accounts) };
+    rfq_venue::entry(program_id, accounts, data)
+}
+
+/// Loads the RFQ venue into an embedded bank being configured (see
+/// [`crate::local_bank::LocalBank::start_with`]).
+#[allow(deprecated)] // solana-program-test 3.1 marks its API unstable; it is the in-process bank.
+pub fn add_rfq_venue(test: &mut solana_program_test::ProgramTest) {
+    test.add_program("rfq_venue", rfq_venue::ID, solana_program_test::processor!(rfq_venue_entry));
+}

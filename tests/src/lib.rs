@@ -65,22 +65,7 @@ pub async fn force_balance(bank: &mut LocalBank, account_key: &Pubkey, bank_key:
     bank.set_account_data(account_key, data).await;
 }
 
-/// The RFQ venue's entry point for the embedded bank (Anchor's `entry` ties the accounts slice
-/// and the infos to one lifetime).
-pub fn rfq_venue_entry(
-    program_id: &Pubkey,
-    accounts: &[anchor_lang::prelude::AccountInfo],
-    data: &[u8],
-) -> anchor_lang::solana_program::entrypoint::ProgramResult {
-    // SAFETY: the accounts outlive the call; only the slice's lifetime is widened.
-    let accounts: &[anchor_lang::prelude::AccountInfo] = unsafe { core::mem::transmute(accounts) };
-    rfq_venue::entry(program_id, accounts, data)
-}
-
-/// Loads the RFQ venue into a bank being configured (see `LocalBank::start_with`).
-pub fn add_rfq_venue(test: &mut solana_program_test::ProgramTest) {
-    test.add_program("rfq_venue", rfq_venue::ID, solana_program_test::processor!(rfq_venue_entry));
-}
+pub use pm_client::rfq::{add_rfq_venue, rfq_venue_entry};
 
 /// A transaction's result and the runtime's log lines (`LocalBank::send_logged`).
 pub type Logged = (Result<pm_client::local_bank::TxOutcome, BanksClientError>, Vec<String>);
