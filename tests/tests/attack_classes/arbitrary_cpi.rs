@@ -80,7 +80,8 @@ async fn an_unregistered_venue_program_cannot_sign_fills() {
     let admin = w.market.admin.pubkey();
     w.bank.send(&[sdk::register_venue(&w.market.group, &admin, &admin, &rfq_venue::ID)], &[]).await.unwrap();
     approve_all(&mut w, &rfq_venue::ID).await;
-    let ix = rogue_fill(&mut w, &sdk::venue_address(&w.market.group, &rfq_venue::ID)).await;
+    let venue = sdk::venue_address(&w.market.group, &rfq_venue::ID);
+    let ix = rogue_fill(&mut w, &venue).await;
     refused(&mut w.bank, &[ix], &[], margin(MarginError::VenueAuthorityMismatch)).await;
 }
 
@@ -95,7 +96,8 @@ async fn a_venue_registered_in_another_group_cannot_fill_in_this_one() {
     let payer = w.bank.payer().pubkey();
     w.bank.send(&[sdk::register_venue(&o.group, &o.admin.pubkey(), &payer, &ROGUE)], &[&o.admin]).await.unwrap();
     approve_all(&mut w, &ROGUE).await;
-    let ix = rogue_fill(&mut w, &sdk::venue_address(&o.group, &ROGUE)).await;
+    let venue = sdk::venue_address(&o.group, &ROGUE);
+    let ix = rogue_fill(&mut w, &venue).await;
     refused(&mut w.bank, &[ix], &[], margin(MarginError::VenueNotRegistered)).await;
 }
 
@@ -108,7 +110,8 @@ async fn a_registered_venue_the_accounts_did_not_approve_cannot_fill() {
     let admin = w.market.admin.pubkey();
     w.bank.send(&[sdk::register_venue(&w.market.group, &admin, &admin, &ROGUE)], &[]).await.unwrap();
     approve_all(&mut w, &rfq_venue::ID).await;
-    let ix = rogue_fill(&mut w, &sdk::venue_address(&w.market.group, &ROGUE)).await;
+    let venue = sdk::venue_address(&w.market.group, &ROGUE);
+    let ix = rogue_fill(&mut w, &venue).await;
     refused(&mut w.bank, &[ix], &[], margin(MarginError::VenueNotApproved)).await;
 }
 

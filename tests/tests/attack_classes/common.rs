@@ -8,15 +8,14 @@ use anchor_spl::token::spl_token;
 use pm_client::demo::{block_trade, fill_health_accounts, option_config, setup_derivatives, underlying_config, Derivatives};
 use pm_client::local_bank::{LocalBank, TxOutcome};
 use pm_client::sdk::{self, BankKeys, MarketKeys};
-use pm_integration_tests::*;
+pub use pm_integration_tests::*;
 use portfolio_margin::error::MarginError;
 use portfolio_margin::instructions::{GroupParams, PerpConfig};
-use portfolio_margin::state::{MarketKind, PPM};
+use portfolio_margin::state::MarketKind;
+pub use portfolio_margin::state::PPM;
 use solana_keypair::Keypair;
 use solana_program_test::{BanksClientError, ProgramTest};
 use solana_signer::Signer;
-
-pub use pm_integration_tests::{DemoMarket, Trader};
 
 /// One USDC and one SOL in native units.
 pub const USDC: u64 = 1_000_000;

@@ -5,7 +5,9 @@
 
 use super::common::*;
 use anchor_lang::error::ErrorCode;
-use pm_client::sdk::{self, BankKeys};
+use pm_client::demo::block_trade;
+use pm_client::sdk;
+use pm_integration_tests::{position, quote_balance};
 use portfolio_margin::error::MarginError;
 use solana_signer::Signer;
 
@@ -86,7 +88,7 @@ async fn the_quote_bank_cannot_be_the_other_bank() {
     let metas = fill_metas(&mut w.bank, &w.market, &[w.bob.account, victim.account], &w.d.perp.keys.market).await;
     let ix = sdk::liquidate_token(&w.market.group, &usdc.bank, &usdc.bank, &w.bob.account, &bob, &victim.account, 100 * USDC as i64, metas.clone());
     refused(&mut w.bank, &[ix], &[&w.bob.owner], margin(MarginError::AssetIsQuote)).await;
-    let ix = sdk::buy_insurance_collateral(&w.market.group, &BankKeys { ..usdc }, &usdc.bank, &w.bob.account, &bob, USDC, metas);
+    let ix = sdk::buy_insurance_collateral(&w.market.group, &usdc, &usdc.bank, &w.bob.account, &bob, USDC, metas);
     refused(&mut w.bank, &[ix], &[&w.bob.owner], margin(MarginError::InsuranceCollateralIsQuote)).await;
 }
 
@@ -100,4 +102,34 @@ async fn a_bankruptcy_with_one_perp_market_passed_twice() {
     let perp = w.d.perp.keys.market;
     let ix = sdk::resolve_bankruptcy(&w.market.group, &w.market.usdc.bank, &carol.account, &[perp, perp], &[]);
     refused(&mut w.bank, &[ix], &[], margin(MarginError::PerpMarketsMissing)).await;
+}
+
+/// Attack: Alice, long 1 SOL of the 160 call, settles it at expiry (SOL at $170) with her
+/// account passed twice, to be paid her intrinsic value twice. Defence: `settle_expired_option`
+/// closes the position when it pays it and skips accounts without one
+/// (`instructions/settle_expired_option.rs`): she is paid once, exactly what Bob pays, and the
+/// open interest falls once.
+#[tokio::test]
+async fn an_expired_option_settled_with_the_holder_passed_twice_pays_once() {
+    let mut w = world().await;
+    let call = w.d.call.keys;
+    let price = pm_client::demo::model_price_per_lot(&mut w.bank, &call.market).await;
+    block_trade(&mut w.bank, &w.market, &call, &w.alice, &w.bob, 1_000, price).await.unwrap();
+    let now = w.bank.now().await;
+    w.bank.advance_clock(w.d.expiry_ts - now + 5).await;
+    let update = anchor_lang::prelude::Pubkey::new_unique();
+    w.bank.set_pyth_price(&update, &pm_client::pyth::PythPrice::usd(w.market.sol_feed, 170.0, 5, w.d.expiry_ts + 1), None);
+    w.bank.send(&[sdk::propose_settlement_price(&call, &update)], &[]).await.unwrap();
+    w.bank.advance_clock(601).await;
+    let usdc = w.market.usdc.bank;
+    let (alice_before, bob_before) = (quote_balance(&mut w.bank, &w.alice.account, &usdc).await, quote_balance(&mut w.bank, &w.bob.account, &usdc).await);
+    let interest_before = w.bank.load::<portfolio_margin::state::Market>(&call.market).await.open_interest_lots;
+    w.bank.send(&[sdk::settle_expired_option(&call, &[w.alice.account, w.alice.account, w.bob.account])], &[]).await.unwrap();
+    // Intrinsic per lot: $170 - $160 for 0.001 SOL = 10,000 quote native units.
+    let paid = 1_000 * 10_000;
+    assert_eq!(quote_balance(&mut w.bank, &w.alice.account, &usdc).await, alice_before + paid);
+    assert_eq!(quote_balance(&mut w.bank, &w.bob.account, &usdc).await, bob_before - paid);
+    let interest_after = w.bank.load::<portfolio_margin::state::Market>(&call.market).await.open_interest_lots;
+    assert_eq!(interest_after, interest_before - 1_000);
+    assert_eq!(position(&mut w.bank, &w.alice.account, &call.market).await, 0);
 }

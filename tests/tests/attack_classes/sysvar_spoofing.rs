@@ -27,9 +27,14 @@ fn sysvar_owner() -> Pubkey {
 /// An account at a fresh address with the `Clock` layout at `unix_timestamp`, owned like a
 /// sysvar.
 fn fake_clock(w: &mut World, unix_timestamp: i64) -> Pubkey {
-    let clock = Clock { slot: 1, epoch_start_timestamp: 0, epoch: 0, leader_schedule_epoch: 0, unix_timestamp };
+    // The sysvar's layout: slot, epoch start timestamp, epoch, leader schedule epoch, unix
+    // timestamp, eight little-endian bytes each.
+    let mut data = Vec::with_capacity(core::mem::size_of::<Clock>());
+    for field in [1u64, 0, 0, 0] {
+        data.extend_from_slice(&field.to_le_bytes());
+    }
+    data.extend_from_slice(&unix_timestamp.to_le_bytes());
     let key = Pubkey::new_unique();
-    let data = bincode::serialize(&clock).unwrap();
     w.bank.set_raw_account(&key, solana_account::Account { lamports: 1_000_000, data, owner: sysvar_owner(), executable: false, rent_epoch: 0 });
     key
 }
@@ -141,7 +146,8 @@ async fn a_fake_clock_cannot_make_an_option_expire_early() {
     let mut w = world().await;
     let update = Pubkey::new_unique();
     w.bank.set_pyth_price(&update, &PythPrice::usd(w.market.sol_feed, 400.0, 5, w.d.expiry_ts), None);
-    let clock = fake_clock(&mut w, w.d.expiry_ts + 10);
+    let after_expiry = w.d.expiry_ts + 10;
+    let clock = fake_clock(&mut w, after_expiry);
     let mut ix = sdk::propose_settlement_price(&w.d.call.keys, &update);
     ix.accounts.push(AccountMeta::new_readonly(clock, false));
     refused(&mut w.bank, &[ix], &[], margin(MarginError::OptionNotExpired)).await;
