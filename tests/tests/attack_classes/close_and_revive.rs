@@ -51,9 +51,11 @@ async fn a_closed_account_revived_in_the_same_transaction_cannot_trade() {
 }
 
 /// Attack: across transactions: Dave's account is closed, someone sends lamports to its
-/// address, and a deposit and a health check use it. Creating it again gives a fresh empty
-/// account (owner Dave, no balances), which is no revival. Defence: as above
-/// (`AccountOwnedByWrongProgram`); `init` in `CreateMarginAccount` writes every field.
+/// address, and a deposit and a health check use it. Defence: as above
+/// (`AccountOwnedByWrongProgram`). Creating it again needs `release_prefunded_address` first
+/// (the lamports would otherwise block `init` on this runtime, see `reinitialisation`) and
+/// gives a fresh empty account (owner Dave, no balances), which is no revival: `init` in
+/// `CreateMarginAccount` writes every field.
 #[tokio::test]
 async fn a_closed_account_revived_later_cannot_be_used_and_recreation_starts_empty() {
     let mut w = world().await;
@@ -67,7 +69,9 @@ async fn a_closed_account_revived_later_cannot_be_used_and_recreation_starts_emp
     let check = sdk::health_check(&w.market.group, &dave.account, i64::MIN, 0, vec![]);
     refused(&mut w.bank, &[check], &[], anchor(ErrorCode::AccountOwnedByWrongProgram)).await;
 
-    w.bank.send(&[sdk::create_margin_account(&w.market.group, &owner, &owner, 0)], &[&dave.owner]).await.unwrap();
+    let create = sdk::create_margin_account(&w.market.group, &owner, &owner, 0);
+    let address = portfolio_margin::instructions::ProgramAddress::MarginAccount { group: w.market.group, owner, account_index: 0 };
+    w.bank.send(&[sdk::release_prefunded_address(address, &owner), create], &[&dave.owner]).await.unwrap();
     let state: MarginAccount = w.bank.load(&dave.account).await;
     assert!(state.is_empty() && state.owner == owner && state.group == w.market.group && state.being_liquidated == 0);
 }
