@@ -64,7 +64,8 @@ async fn a_trade_needs_both_sides_to_sign() {
     refused(&mut w.bank, &[unsigned(ix, &bob)], &[&w.alice.owner], anchor(ErrorCode::AccountNotSigner)).await;
 }
 
-/// Attack: against the attacker-free second group, the fee payer (not its admin) lists a bank,
+/// Attack: in the second group (whose admin and risk authority are not the fee payer), the fee
+/// payer lists a bank,
 /// changes a bank's weights to zero, lists an underlying and a perp, registers a venue, and
 /// posts a vol, naming the admin or the risk authority without their signatures. Defence:
 /// `admin: Signer` in `AddCollateralBank`, `UpdateCollateralBank`, `AddUnderlying`,
