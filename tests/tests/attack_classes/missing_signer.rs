@@ -65,9 +65,9 @@ async fn a_trade_needs_both_sides_to_sign() {
 }
 
 /// Attack: in the second group (whose admin and risk authority are not the fee payer), the fee
-/// payer lists a bank,
-/// changes a bank's weights to zero, lists an underlying and a perp, registers a venue, and
-/// posts a vol, naming the admin or the risk authority without their signatures. Defence:
+/// payer lists a bank, changes a bank's weights to zero, lists an underlying and a perp,
+/// registers a venue and posts a vol, naming the admin or the risk authority without their
+/// signatures. Defence:
 /// `admin: Signer` in `AddCollateralBank`, `UpdateCollateralBank`, `AddUnderlying`,
 /// `AddMarket`, `RegisterVenue`; `risk_authority: Signer` in `SetVolatility`.
 #[tokio::test]
