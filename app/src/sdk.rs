@@ -584,3 +584,17 @@ pub fn buy_insurance_collateral(
         health_accounts,
     )
 }
+
+/// `release_prefunded_address`: moves the lamports out of `address` (a program address funded
+/// before its account was created) to `recipient`; put it before the instruction creating it.
+pub fn release_prefunded_address(address: portfolio_margin::instructions::ProgramAddress, recipient: &Pubkey) -> Instruction {
+    build(
+        accounts::ReleasePrefundedAddress {
+            prefunded: address.find().0,
+            recipient: *recipient,
+            system_program: anchor_lang::system_program::ID,
+        },
+        instruction::ReleasePrefundedAddress { address },
+        vec![],
+    )
+}

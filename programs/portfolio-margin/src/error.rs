@@ -227,4 +227,7 @@ pub enum MarginError {
     InsuranceCollateralTooLarge,
     #[msg("The insurance fund's quote is not for sale: pass the bank of the token it holds in kind")]
     InsuranceCollateralIsQuote,
+    // --- account creation ---
+    #[msg("Only a funded, empty, system-owned address at the program address described can be released")]
+    AddressNotReleasable,
 }

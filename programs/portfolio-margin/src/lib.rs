@@ -193,6 +193,12 @@ pub mod portfolio_margin {
         instructions::resolve_bankruptcy(ctx)
     }
 
+    /// Moves the lamports out of a program address funded before its account was created, so
+    /// that it can be created (permissionless).
+    pub fn release_prefunded_address(ctx: Context<ReleasePrefundedAddress>, address: ProgramAddress) -> Result<()> {
+        instructions::release_prefunded_address(ctx, address)
+    }
+
     /// Fails unless health of `kind` >= `min_health_native`; returns the breakdown.
     pub fn health_check<'info>(
         ctx: Context<'info, HealthCheck<'info>>,
