@@ -628,7 +628,7 @@ async fn an_asset_weight_the_fee_outruns_made_an_account_unliquidatable() {
         let refusals = [code_of(MarginError::LiquidationDoesNotImprove), code_of(MarginError::LiquidationPastPeak)];
         assert!(custom_code(&result).is_some_and(|c| refusals.contains(&c)), "{result:?}");
     }
-    let ix = sdk::resolve_bankruptcy(&market.group, &market.usdc.bank, &victim.account, &[], &[]);
+    let ix = sdk::resolve_bankruptcy(&market.group, &market.usdc.bank, &victim.account, &[], &[(market.sol.bank, market.sol.oracle)]);
     assert_margin_error(bank.send(&[ix], &[]).await, MarginError::NotBankrupt);
 
     // Within the bound (the demo's 0.95 / 0.98) the same account is liquidated.
