@@ -244,7 +244,7 @@ pub enum MarginError {
     GridPriceRangeOutOfBounds,
     #[msg("Grid vol shocks out of bounds: vol_up <= 2, reference days 1..=365, powers <= 1, min shocked vol 0.01..=1, vol_up shock at one day <= 10")]
     GridVolShockOutOfBounds,
-    #[msg("Grid tail out of bounds: extended moves <= +1000% and at least price_range in size, weight numerator <= 1")]
+    #[msg("Grid tail out of bounds: extended moves within -90%..=+1000% and at least price_range in size, weight numerator <= 1")]
     GridTailOutOfBounds,
     #[msg("Grid requirement rates out of bounds: minimum-delta and contingency rates <= 1, im_factor <= 4")]
     GridRequirementOutOfBounds,

@@ -32,6 +32,10 @@ pub const MAX_GRID_VOL_UP_SHOCK: I32F32 = q32_ratio(10, 1);
 pub const MIN_GRID_MIN_SHOCKED_VOL: I32F32 = q32_ratio(1, 100);
 /// Largest floor of a shocked-down vol (100 vol points).
 pub const MAX_GRID_MIN_SHOCKED_VOL: I32F32 = q32_ratio(1, 1);
+/// Largest tail (extended) fall (-90%): the engine allows any move above -100%, but a spot
+/// shocked to a sliver of itself puts `strike / spot` out of range and the risk array cannot be
+/// computed.
+pub const MIN_GRID_EXTENDED_MOVE: I32F32 = q32_ratio(-9, 10);
 /// Largest tail (extended) price move (+1000%). Tail moves must also be at least the core
 /// price range in size (they lie beyond it), which bounds their weights.
 pub const MAX_GRID_EXTENDED_MOVE: I32F32 = q32_ratio(10, 1);
@@ -121,7 +125,7 @@ impl GridConfig {
         let moves = &p.extended_moves[..p.extended_count as usize];
         require!(
             p.extended_weight_numerator <= MAX_GRID_EXTENDED_WEIGHT_NUMERATOR
-                && moves.iter().all(|m| *m <= MAX_GRID_EXTENDED_MOVE && m.abs() >= p.price_range),
+                && moves.iter().all(|m| (MIN_GRID_EXTENDED_MOVE..=MAX_GRID_EXTENDED_MOVE).contains(m) && m.abs() >= p.price_range),
             MarginError::GridTailOutOfBounds
         );
         require!(
@@ -216,7 +220,7 @@ mod tests {
         widest.vol_power_long = MAX_GRID_VOL_POWER;
         widest.min_shocked_vol = MIN_GRID_MIN_SHOCKED_VOL;
         widest.extended_moves = [
-            I32F32::from_bits(1 - I32F32::ONE.to_bits()),
+            MIN_GRID_EXTENDED_MOVE,
             -MAX_GRID_PRICE_RANGE,
             MAX_GRID_PRICE_RANGE,
             q32_ratio(1, 1),
@@ -246,8 +250,8 @@ mod tests {
         }
     }
 
-    /// Options listed under the bounds (vol 0.01..=10, up to two years, any strike around the
-    /// spot) get a risk array on every extreme grid: a market within the bounds can always be
+    /// Options listed under the bounds (vol 0.01..=10, up to two years, strikes a tenth to ten
+    /// times the spot; expired ones at no vol, as `refresh_risk_array` computes them) get a risk array on every extreme grid: a market within the bounds can always be
     /// refreshed, so health never fails on its parameters.
     #[test]
     fn risk_arrays_compute_at_the_extremes_of_the_bounds() {
@@ -262,6 +266,8 @@ mod tests {
                     for kind in [OptionKind::Call, OptionKind::Put] {
                         for vol in vols {
                             for d in days {
+                                // From expiry on, arrays are intrinsic values at no vol.
+                                let vol = if d == I32F32::ZERO { I32F32::ZERO } else { vol };
                                 let instrument = Instrument::Option { kind, strike: I32F32::from_num(strike), days_to_expiry: d };
                                 let state = MarketState { instrument, spot: I32F32::from_num(spot), vol };
                                 let result = compute_risk_array(&state, &p, &scenarios);
