@@ -19,7 +19,7 @@ pub const MAX_FUNDING_RATE_PPM: u32 = 100_000;
 /// `max_funding_rate_ppm x 3600 / funding_period_seconds` may not exceed it, so a short period
 /// cannot turn the cap into a drain that liquidates every position within hours.
 pub const MAX_FUNDING_RATE_PPM_PER_HOUR: u32 = 10_000;
-/// Smallest and largest daily `settle_pnl` limit, ppm of a position's notional.
+/// Smallest daily `settle_pnl` limit, ppm of a position's notional.
 pub const MIN_PNL_SETTLE_LIMIT_PPM: u32 = 1;
 /// Largest daily `settle_pnl` limit, ppm of a position's notional (100%).
 pub const MAX_PNL_SETTLE_LIMIT_PPM: u32 = PPM;

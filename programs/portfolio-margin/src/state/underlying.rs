@@ -19,7 +19,7 @@ pub const MIN_GRID_PRICE_RANGE: I32F32 = q32_ratio(1, 100);
 pub const MAX_GRID_PRICE_RANGE: I32F32 = q32_ratio(1, 2);
 /// Largest relative vol-up shock at the reference tenor (+200%).
 pub const MAX_GRID_VOL_UP: I32F32 = q32_ratio(2, 1);
-/// Shortest and longest reference tenor of the vol shocks, days.
+/// Shortest reference tenor of the vol shocks, days.
 pub const MIN_GRID_VOL_REFERENCE_DAYS: I32F32 = q32_ratio(1, 1);
 /// Longest reference tenor of the vol shocks, days.
 pub const MAX_GRID_VOL_REFERENCE_DAYS: I32F32 = q32_ratio(365, 1);
