@@ -230,4 +230,35 @@ pub enum MarginError {
     // --- account creation ---
     #[msg("Only a funded, empty, system-owned address at the program address described can be released")]
     AddressNotReleasable,
+    // --- admin parameter bounds (see the constants next to each configuration struct) ---
+    #[msg("The risk authority cannot be the default key: nobody could sign for it and it cannot be changed later")]
+    InvalidRiskAuthority,
+    #[msg("deposit_limit_native must be at most i64::MAX (balances are i64)")]
+    InvalidDepositLimit,
+    #[msg("The quote bank's four weights must all be 1000000 ppm: quote is the unit every value is counted in")]
+    QuoteBankWeightsNotOne,
+    #[msg("init_asset_weight_ppm x (1 + liquidation fee) must be below 1 for a non-quote bank, or token liquidation could not raise health")]
+    AssetWeightBlocksLiquidation,
+    #[msg("A linked bank's oracle account and feed id must be the underlying's: pass the bank's own oracle and feed id")]
+    LinkedBankOracleMismatch,
+    #[msg("This bank is linked to an underlying: its oracle account and feed id cannot change")]
+    LinkedBankOracleChange,
+    #[msg("Grid price_range must be within 1%..=50% and above the group's liquidation fee")]
+    GridPriceRangeOutOfBounds,
+    #[msg("Grid vol shocks out of bounds: vol_up <= 2, reference days 1..=365, powers <= 1, min shocked vol 0.01..=1, vol_up shock at one day <= 10")]
+    GridVolShockOutOfBounds,
+    #[msg("Grid tail out of bounds: extended moves within -90%..=+1000% and at least price_range in size, weight numerator <= 1")]
+    GridTailOutOfBounds,
+    #[msg("Grid requirement rates out of bounds: minimum-delta and contingency rates <= 1, im_factor <= 4")]
+    GridRequirementOutOfBounds,
+    #[msg("Funding too fast: funding_period_seconds >= 60 and max_funding_rate_ppm at most 10000 ppm (1%) per hour")]
+    FundingRateTooFast,
+    #[msg("Option expiry is more than two years away")]
+    OptionTenorTooLong,
+    #[msg("Vol parameters out of bounds: min_vol >= 0.01, max_vol_change <= 1.0, vol_max_age_seconds 60..=86400")]
+    InvalidVolParams,
+    #[msg("settlement_window_seconds must be at most 86400 (one day)")]
+    InvalidSettlementWindow,
+    #[msg("A venue program cannot be the default key or portfolio-margin itself")]
+    InvalidVenueProgram,
 }

@@ -78,9 +78,9 @@ pub fn check_mint_extensions(mint: &AccountInfo) -> Result<()> {
 }
 
 pub fn add_collateral_bank(ctx: Context<AddCollateralBank>, config: BankConfig) -> Result<()> {
-    config.validate()?;
-    check_mint_extensions(&ctx.accounts.mint.to_account_info())?;
     let mut group = ctx.accounts.group.load_mut()?;
+    config.validate(ctx.accounts.mint.key() == group.quote_mint, group.liquidation_fee_ppm)?;
+    check_mint_extensions(&ctx.accounts.mint.to_account_info())?;
     require!(group.bank_count < MAX_COLLATERAL_BANKS, MarginError::TooManyBanks);
     let mut bank = ctx.accounts.bank.load_init()?;
     bank.group = ctx.accounts.group.key();

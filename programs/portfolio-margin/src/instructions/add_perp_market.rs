@@ -6,20 +6,62 @@ use crate::state::{Group, Market, MarketKind, Underlying, MARKET_SEED, MAX_FUNDI
 use risk_engine::risk_array::MAX_LOTS;
 use anchor_lang::prelude::*;
 
-/// Parameters of a new perpetual market.
+/// Narrowest trade price band of a market, ppm.
+pub const MIN_PRICE_BAND_PPM: u32 = 1;
+/// Widest trade price band of a market, ppm (20%).
+pub const MAX_PRICE_BAND_PPM: u32 = 200_000;
+/// Shortest funding period, seconds: with a shorter one the rate cap would be charged many times
+/// a minute.
+pub const MIN_FUNDING_PERIOD_SECONDS: u32 = 60;
+/// Largest funding rate per period, ppm of the price (10%).
+pub const MAX_FUNDING_RATE_PPM: u32 = 100_000;
+/// Largest funding a position can pay per hour at the rate cap, ppm of the price (1% an hour):
+/// `max_funding_rate_ppm x 3600 / funding_period_seconds` may not exceed it, so a short period
+/// cannot turn the cap into a drain that liquidates every position within hours.
+pub const MAX_FUNDING_RATE_PPM_PER_HOUR: u32 = 10_000;
+/// Smallest daily `settle_pnl` limit, ppm of a position's notional.
+pub const MIN_PNL_SETTLE_LIMIT_PPM: u32 = 1;
+/// Largest daily `settle_pnl` limit, ppm of a position's notional (100%).
+pub const MAX_PNL_SETTLE_LIMIT_PPM: u32 = PPM;
+
+/// Parameters of a new perpetual market (no instruction changes them later).
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PerpConfig {
-    /// Trades must be within this band of the oracle, ppm (e.g. 20_000 = 2%).
+    /// Trades must be within this band of the oracle, ppm (e.g. 20_000 = 2%):
+    /// `MIN_PRICE_BAND_PPM..=MAX_PRICE_BAND_PPM`.
     pub price_band_ppm: u32,
-    /// The average premium is charged in full over this many seconds (e.g. 3600).
+    /// The average premium is charged in full over this many seconds (e.g. 3600):
+    /// `MIN_FUNDING_PERIOD_SECONDS..=MAX_FUNDING_PERIOD_SECONDS`.
     pub funding_period_seconds: u32,
-    /// Largest funding rate per period, ppm of the price.
+    /// Largest funding rate per period, ppm of the price: `<= MAX_FUNDING_RATE_PPM` and at most
+    /// `MAX_FUNDING_RATE_PPM_PER_HOUR` per hour.
     pub max_funding_rate_ppm: u32,
     /// Fill size, in lots, that moves the mark premium all the way to the fill's own premium
-    /// (smaller fills move it pro rata): what one small trade can do to funding.
+    /// (smaller fills move it pro rata): what one small trade can do to funding. `1..=MAX_LOTS`.
     pub funding_depth_lots: i64,
-    /// Most gain a position may realise through `settle_pnl` per day, ppm of its notional.
+    /// Most gain a position may realise through `settle_pnl` per day, ppm of its notional:
+    /// `MIN_PNL_SETTLE_LIMIT_PPM..=MAX_PNL_SETTLE_LIMIT_PPM`.
     pub pnl_settle_limit_ppm: u32,
+}
+
+impl PerpConfig {
+    /// Checks every parameter but the price band (checked for every market by `init_market`).
+    pub fn validate(&self) -> Result<()> {
+        require!(
+            self.funding_period_seconds <= MAX_FUNDING_PERIOD_SECONDS
+                && self.max_funding_rate_ppm <= MAX_FUNDING_RATE_PPM
+                && (1..=MAX_LOTS).contains(&self.funding_depth_lots)
+                && (MIN_PNL_SETTLE_LIMIT_PPM..=MAX_PNL_SETTLE_LIMIT_PPM).contains(&self.pnl_settle_limit_ppm),
+            MarginError::InvalidMarketParams
+        );
+        require!(
+            self.funding_period_seconds >= MIN_FUNDING_PERIOD_SECONDS
+                && self.max_funding_rate_ppm as u64 * 3_600
+                    <= MAX_FUNDING_RATE_PPM_PER_HOUR as u64 * self.funding_period_seconds as u64,
+            MarginError::FundingRateTooFast
+        );
+        Ok(())
+    }
 }
 
 #[derive(Accounts)]
@@ -44,7 +86,7 @@ pub struct AddMarket<'info> {
 
 /// Fills the fields every market has and counts it in the group.
 pub fn init_market(ctx: &Context<AddMarket>, market: &mut Market, kind: MarketKind, price_band_ppm: u32) -> Result<()> {
-    require!((1..=200_000).contains(&price_band_ppm), MarginError::InvalidMarketParams);
+    require!((MIN_PRICE_BAND_PPM..=MAX_PRICE_BAND_PPM).contains(&price_band_ppm), MarginError::InvalidMarketParams);
     let mut group = ctx.accounts.group.load_mut()?;
     let underlying = ctx.accounts.underlying.load()?;
     market.group = ctx.accounts.group.key();
@@ -60,13 +102,7 @@ pub fn init_market(ctx: &Context<AddMarket>, market: &mut Market, kind: MarketKi
 }
 
 pub fn add_perp_market(ctx: Context<AddMarket>, config: PerpConfig) -> Result<()> {
-    require!(
-        (1..=MAX_FUNDING_PERIOD_SECONDS).contains(&config.funding_period_seconds)
-            && config.max_funding_rate_ppm <= 100_000
-            && (1..=MAX_LOTS).contains(&config.funding_depth_lots)
-            && (1..=PPM).contains(&config.pnl_settle_limit_ppm),
-        MarginError::InvalidMarketParams
-    );
+    config.validate()?;
     let loader = ctx.accounts.market.clone();
     let mut market = loader.load_init()?;
     init_market(&ctx, &mut market, MarketKind::Perp, config.price_band_ppm)?;

@@ -25,6 +25,8 @@ pub struct RegisterVenue<'info> {
 }
 
 pub fn register_venue(ctx: Context<RegisterVenue>, venue_program: Pubkey) -> Result<()> {
+    // The default key (the system program) and this program itself are never venues.
+    require!(venue_program != Pubkey::default() && venue_program != crate::ID, MarginError::InvalidVenueProgram);
     let mut venue = ctx.accounts.venue.load_init()?;
     venue.group = ctx.accounts.group.key();
     venue.program = venue_program;

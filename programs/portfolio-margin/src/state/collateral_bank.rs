@@ -63,40 +63,103 @@ pub struct CollateralBank {
 
 const _: () = assert!(core::mem::size_of::<CollateralBank>() == 6 * 32 + 2 * 8 + 6 * 4 + 2 + 3 + 3 + 32 + 8 + 24);
 
+/// Largest asset weight, ppm (1.0: collateral never counts for more than its price).
+pub const MAX_ASSET_WEIGHT_PPM: u32 = crate::state::PPM;
+/// Smallest liability weight, ppm (1.0: a debt never counts for less than its price).
+pub const MIN_LIABILITY_WEIGHT_PPM: u32 = crate::state::PPM;
+/// Largest initial liability weight, ppm (10x).
+pub const MAX_INIT_LIABILITY_WEIGHT_PPM: u32 = 10 * crate::state::PPM;
+/// Weight every field of the quote bank must have, ppm: values and requirements are in quote
+/// native units, so a quote balance is worth exactly itself (a quote weight below or above 1
+/// would let the admin make every account with quote collateral or quote debt liquidatable).
+pub const QUOTE_WEIGHT_PPM: u32 = crate::state::PPM;
+/// Shortest oracle max age, seconds (0 would refuse every price).
+pub const MIN_PRICE_AGE_SECONDS: u32 = 1;
+/// Longest oracle max age, seconds (one hour; banks and underlyings).
+pub const MAX_PRICE_AGE_SECONDS: u32 = 3_600;
+/// Smallest oracle confidence bound, ppm of the price (0 would refuse every price).
+pub const MIN_CONFIDENCE_PPM: u32 = 1;
+/// Largest oracle confidence bound, ppm of the price (20%; banks and underlyings).
+pub const MAX_CONFIDENCE_PPM: u32 = 200_000;
+/// Largest deposit limit, native units: balances are `i64`, so total deposits must stay
+/// representable as one.
+pub const MAX_DEPOSIT_LIMIT_NATIVE: u64 = i64::MAX as u64;
+
 /// Validated risk configuration of a bank, as passed to `add_collateral_bank` and
 /// `update_collateral_bank`.
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BankConfig {
-    /// Pyth `PriceUpdateV2` account.
+    /// Pyth `PriceUpdateV2` account. While the bank is linked to an underlying it must stay the
+    /// underlying's oracle.
     pub oracle: Pubkey,
-    /// Pyth feed id.
+    /// Pyth feed id. While the bank is linked to an underlying it must stay the underlying's.
     pub feed_id: [u8; 32],
+    /// Asset weight under init and liquidation-end health, ppm: `<= maint_asset_weight_ppm`;
+    /// for a non-quote bank `init x (1 + liquidation fee) < 1`, so that paying a quote debt with
+    /// this collateral plus the fee always raises health.
     pub init_asset_weight_ppm: u32,
+    /// Asset weight under maintenance health, ppm: `<= MAX_ASSET_WEIGHT_PPM`.
     pub maint_asset_weight_ppm: u32,
+    /// Liability weight under init and liquidation-end health, ppm:
+    /// `maint..=MAX_INIT_LIABILITY_WEIGHT_PPM`.
     pub init_liability_weight_ppm: u32,
+    /// Liability weight under maintenance health, ppm: `>= MIN_LIABILITY_WEIGHT_PPM`.
     pub maint_liability_weight_ppm: u32,
+    /// Largest total deposits, native units: `<= MAX_DEPOSIT_LIMIT_NATIVE` (0 stops deposits).
     pub deposit_limit_native: u64,
+    /// Oldest oracle price accepted, seconds: `MIN_PRICE_AGE_SECONDS..=MAX_PRICE_AGE_SECONDS`.
     pub max_price_age_seconds: u32,
+    /// Widest oracle confidence accepted, ppm of the price:
+    /// `MIN_CONFIDENCE_PPM..=MAX_CONFIDENCE_PPM`.
     pub max_confidence_ppm: u32,
 }
 
+/// Checks an oracle's max age and confidence bound (banks and underlyings share them).
+pub fn validate_oracle_limits(max_price_age_seconds: u32, max_confidence_ppm: u32) -> Result<()> {
+    use crate::error::MarginError;
+    require!(
+        (MIN_PRICE_AGE_SECONDS..=MAX_PRICE_AGE_SECONDS).contains(&max_price_age_seconds),
+        MarginError::InvalidMaxPriceAge
+    );
+    require!((MIN_CONFIDENCE_PPM..=MAX_CONFIDENCE_PPM).contains(&max_confidence_ppm), MarginError::InvalidMaxConfidence);
+    Ok(())
+}
+
 impl BankConfig {
-    /// Checks the parameter ranges; each violation has its own error.
-    pub fn validate(&self) -> Result<()> {
+    /// Checks the parameter ranges; each violation has its own error. `is_quote`: the bank is
+    /// (or lists) the group's quote mint; `liquidation_fee_ppm`: the group's.
+    pub fn validate(&self, is_quote: bool, liquidation_fee_ppm: u32) -> Result<()> {
         use crate::error::MarginError;
-        use crate::state::PPM;
         require!(
-            self.init_asset_weight_ppm <= self.maint_asset_weight_ppm && self.maint_asset_weight_ppm <= PPM,
+            self.init_asset_weight_ppm <= self.maint_asset_weight_ppm && self.maint_asset_weight_ppm <= MAX_ASSET_WEIGHT_PPM,
             MarginError::InvalidAssetWeights
         );
         require!(
-            PPM <= self.maint_liability_weight_ppm
+            MIN_LIABILITY_WEIGHT_PPM <= self.maint_liability_weight_ppm
                 && self.maint_liability_weight_ppm <= self.init_liability_weight_ppm
-                && self.init_liability_weight_ppm <= 10 * PPM,
+                && self.init_liability_weight_ppm <= MAX_INIT_LIABILITY_WEIGHT_PPM,
             MarginError::InvalidLiabilityWeights
         );
-        require!((1..=3600).contains(&self.max_price_age_seconds), MarginError::InvalidMaxPriceAge);
-        require!((1..=200_000).contains(&self.max_confidence_ppm), MarginError::InvalidMaxConfidence);
+        validate_oracle_limits(self.max_price_age_seconds, self.max_confidence_ppm)?;
+        require!(self.deposit_limit_native <= MAX_DEPOSIT_LIMIT_NATIVE, MarginError::InvalidDepositLimit);
+        if is_quote {
+            let weights = [
+                self.init_asset_weight_ppm,
+                self.maint_asset_weight_ppm,
+                self.init_liability_weight_ppm,
+                self.maint_liability_weight_ppm,
+            ];
+            require!(weights.iter().all(|w| *w == QUOTE_WEIGHT_PPM), MarginError::QuoteBankWeightsNotOne);
+        } else {
+            // Token liquidation gives `(1 + fee) x` the debt paid in this collateral, valued at the
+            // init asset weight, for a quote debt valued at a weight >= 1: it raises health only if
+            // init_asset_weight x (1 + fee) < 1.
+            let ppm = crate::state::PPM as u64;
+            require!(
+                (self.init_asset_weight_ppm as u64) * (ppm + liquidation_fee_ppm as u64) < ppm * ppm,
+                MarginError::AssetWeightBlocksLiquidation
+            );
+        }
         Ok(())
     }
 }

@@ -7,6 +7,45 @@ use risk_engine::scenario::{GridParams, MAX_EXTENDED};
 /// Seed prefix of underlying PDAs: `["underlying", group, index (u16 LE)]`.
 pub const UNDERLYING_SEED: &[u8] = b"underlying";
 
+/// `numerator / denominator` as Q32.32, for the bounds below.
+const fn q32_ratio(numerator: i64, denominator: i64) -> I32F32 {
+    I32F32::from_bits((numerator << 32) / denominator)
+}
+
+/// Smallest core price range of a grid (1%): a narrower grid charges almost nothing for price
+/// risk. It must also exceed the group's liquidation fee (see [`GridConfig::validate_bounds`]).
+pub const MIN_GRID_PRICE_RANGE: I32F32 = q32_ratio(1, 100);
+/// Largest core price range of a grid (50%); the tail scenarios cover larger moves.
+pub const MAX_GRID_PRICE_RANGE: I32F32 = q32_ratio(1, 2);
+/// Largest relative vol-up shock at the reference tenor (+200%).
+pub const MAX_GRID_VOL_UP: I32F32 = q32_ratio(2, 1);
+/// Shortest reference tenor of the vol shocks, days.
+pub const MIN_GRID_VOL_REFERENCE_DAYS: I32F32 = q32_ratio(1, 1);
+/// Longest reference tenor of the vol shocks, days.
+pub const MAX_GRID_VOL_REFERENCE_DAYS: I32F32 = q32_ratio(365, 1);
+/// Largest exponent of the tenor scaling of the vol shocks (short and long side).
+pub const MAX_GRID_VOL_POWER: I32F32 = q32_ratio(1, 1);
+/// Largest vol-up shock at the shortest tenor (one day), `vol_up x scale(1 day)` (+1000%):
+/// keeps shocked vols, and the option prices computed from them, in range.
+pub const MAX_GRID_VOL_UP_SHOCK: I32F32 = q32_ratio(10, 1);
+/// Smallest floor of a shocked-down vol (1 vol point): an option is never priced at zero vol.
+pub const MIN_GRID_MIN_SHOCKED_VOL: I32F32 = q32_ratio(1, 100);
+/// Largest floor of a shocked-down vol (100 vol points).
+pub const MAX_GRID_MIN_SHOCKED_VOL: I32F32 = q32_ratio(1, 1);
+/// Largest tail (extended) fall (-90%): the engine allows any move above -100%, but a spot
+/// shocked to a sliver of itself puts `strike / spot` out of range and the risk array cannot be
+/// computed.
+pub const MIN_GRID_EXTENDED_MOVE: I32F32 = q32_ratio(-9, 10);
+/// Largest tail (extended) price move (+1000%). Tail moves must also be at least the core
+/// price range in size (they lie beyond it), which bounds their weights.
+pub const MAX_GRID_EXTENDED_MOVE: I32F32 = q32_ratio(10, 1);
+/// Largest tail weight numerator (a tail scenario weighs `numerator / |move|`).
+pub const MAX_GRID_EXTENDED_WEIGHT_NUMERATOR: I32F32 = q32_ratio(1, 1);
+/// Largest minimum-delta and short-option contingency rate, fraction of spot (100%).
+pub const MAX_GRID_REQUIREMENT_RATE: I32F32 = q32_ratio(1, 1);
+/// Largest ratio of initial to maintenance requirement (4x).
+pub const MAX_GRID_IM_FACTOR: I32F32 = q32_ratio(4, 1);
+
 /// The scenario grid as stored on-chain: every field of `risk_engine::scenario::GridParams`,
 /// Q32.32 values as raw `i64` bits.
 #[zero_copy]
@@ -61,6 +100,44 @@ impl From<&GridParams> for GridConfig {
 }
 
 impl GridConfig {
+    /// Checks the bounds the program adds to the engine's own validation
+    /// (`GridParams::validate`, `InvalidGridParams`): each class has its own error.
+    /// `liquidation_fee_ppm` is the group's: the core price range must exceed it, so that
+    /// liquidating a perp releases more requirement than the fee costs.
+    pub fn validate_bounds(&self, liquidation_fee_ppm: u32) -> Result<()> {
+        use crate::error::MarginError;
+        let p = self.params();
+        p.validate().map_err(|_| error!(MarginError::InvalidGridParams))?;
+        let fee = q32_ratio(liquidation_fee_ppm as i64, crate::state::PPM as i64);
+        require!(
+            MIN_GRID_PRICE_RANGE <= p.price_range && p.price_range <= MAX_GRID_PRICE_RANGE && p.price_range > fee,
+            MarginError::GridPriceRangeOutOfBounds
+        );
+        let vol_ok = p.vol_up <= MAX_GRID_VOL_UP
+            && (MIN_GRID_VOL_REFERENCE_DAYS..=MAX_GRID_VOL_REFERENCE_DAYS).contains(&p.vol_reference_days)
+            && p.vol_power_short <= MAX_GRID_VOL_POWER
+            && p.vol_power_long <= MAX_GRID_VOL_POWER
+            && (MIN_GRID_MIN_SHOCKED_VOL..=MAX_GRID_MIN_SHOCKED_VOL).contains(&p.min_shocked_vol);
+        require!(vol_ok, MarginError::GridVolShockOutOfBounds);
+        let shortest = p.vol_shock_scale(I32F32::ONE).map_err(|_| error!(MarginError::GridVolShockOutOfBounds))?;
+        let up_shock = risk_engine::wide::mul_q32(p.vol_up, shortest, risk_engine::wide::Rounding::Up);
+        require!(up_shock.is_some_and(|s| s <= MAX_GRID_VOL_UP_SHOCK), MarginError::GridVolShockOutOfBounds);
+        let moves = &p.extended_moves[..p.extended_count as usize];
+        require!(
+            p.extended_weight_numerator <= MAX_GRID_EXTENDED_WEIGHT_NUMERATOR
+                && moves.iter().all(|m| (MIN_GRID_EXTENDED_MOVE..=MAX_GRID_EXTENDED_MOVE).contains(m) && m.abs() >= p.price_range),
+            MarginError::GridTailOutOfBounds
+        );
+        require!(
+            p.min_delta_net <= MAX_GRID_REQUIREMENT_RATE
+                && p.min_delta_hedged <= MAX_GRID_REQUIREMENT_RATE
+                && p.short_option_contingency <= MAX_GRID_REQUIREMENT_RATE
+                && p.im_factor <= MAX_GRID_IM_FACTOR,
+            MarginError::GridRequirementOutOfBounds
+        );
+        Ok(())
+    }
+
     /// The engine's parameters.
     pub fn params(&self) -> GridParams {
         let f = I32F32::from_bits;
@@ -124,3 +201,82 @@ pub struct Underlying {
 }
 
 const _: () = assert!(core::mem::size_of::<Underlying>() == 4 * 32 + 168 + 5 * 4 + 2 + 1 + 1 + 64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use risk_engine::black_scholes::OptionKind;
+    use risk_engine::risk_array::{compute_risk_array, Instrument, MarketState};
+
+    /// Grids at the corners of the bounds: the widest core range, the largest shocks and tail,
+    /// the highest requirement rates; and the steepest one-day vol shock the bounds allow.
+    fn extreme_grids() -> [GridParams; 3] {
+        let mut widest = GridParams::default();
+        widest.price_range = MAX_GRID_PRICE_RANGE;
+        widest.vol_up = MAX_GRID_VOL_UP;
+        widest.vol_down = I32F32::from_bits(I32F32::ONE.to_bits() - 1);
+        widest.vol_reference_days = MIN_GRID_VOL_REFERENCE_DAYS;
+        widest.vol_power_short = MAX_GRID_VOL_POWER;
+        widest.vol_power_long = MAX_GRID_VOL_POWER;
+        widest.min_shocked_vol = MIN_GRID_MIN_SHOCKED_VOL;
+        widest.extended_moves = [
+            MIN_GRID_EXTENDED_MOVE,
+            -MAX_GRID_PRICE_RANGE,
+            MAX_GRID_PRICE_RANGE,
+            q32_ratio(1, 1),
+            q32_ratio(2, 1),
+            q32_ratio(5, 1),
+            q32_ratio(8, 1),
+            MAX_GRID_EXTENDED_MOVE,
+        ];
+        widest.extended_weight_numerator = MAX_GRID_EXTENDED_WEIGHT_NUMERATOR;
+        widest.min_delta_net = MAX_GRID_REQUIREMENT_RATE;
+        widest.min_delta_hedged = MAX_GRID_REQUIREMENT_RATE;
+        widest.short_option_contingency = MAX_GRID_REQUIREMENT_RATE;
+        widest.im_factor = MAX_GRID_IM_FACTOR;
+        widest.price_steps = risk_engine::scenario::MAX_PRICE_STEPS as u8;
+        let mut steep = GridParams::default();
+        steep.vol_reference_days = MAX_GRID_VOL_REFERENCE_DAYS;
+        steep.vol_power_short = q32_ratio(39, 100); // 365^0.39 = 9.98
+        steep.vol_up = I32F32::ONE;
+        steep.min_shocked_vol = MAX_GRID_MIN_SHOCKED_VOL;
+        [GridParams::default(), widest, steep]
+    }
+
+    #[test]
+    fn the_extreme_grids_are_within_the_bounds() {
+        for p in extreme_grids() {
+            GridConfig::from(&p).validate_bounds(0).unwrap();
+        }
+    }
+
+    /// Options listed under the bounds (vol 0.01..=10, up to two years, strikes a tenth to ten
+    /// times the spot; expired ones at no vol, as `refresh_risk_array` computes them) get a risk array on every extreme grid: a market within the bounds can always be
+    /// refreshed, so health never fails on its parameters.
+    #[test]
+    fn risk_arrays_compute_at_the_extremes_of_the_bounds() {
+        let vols = [q32_ratio(1, 100), q32_ratio(60, 100), q32_ratio(10, 1)];
+        let days = [I32F32::ZERO, q32_ratio(1, 86_400), I32F32::ONE, q32_ratio(30, 1), q32_ratio(730, 1)];
+        for p in extreme_grids() {
+            let scenarios = p.scenarios().unwrap();
+            for spot in [1_000i64, 150_000, 10_000_000] {
+                let state = MarketState { instrument: Instrument::Linear, spot: I32F32::from_num(spot), vol: I32F32::ZERO };
+                compute_risk_array(&state, &p, &scenarios).unwrap();
+                for strike in [spot / 10, spot, spot * 10] {
+                    for kind in [OptionKind::Call, OptionKind::Put] {
+                        for vol in vols {
+                            for d in days {
+                                // From expiry on, arrays are intrinsic values at no vol.
+                                let vol = if d == I32F32::ZERO { I32F32::ZERO } else { vol };
+                                let instrument = Instrument::Option { kind, strike: I32F32::from_num(strike), days_to_expiry: d };
+                                let state = MarketState { instrument, spot: I32F32::from_num(spot), vol };
+                                let result = compute_risk_array(&state, &p, &scenarios);
+                                assert!(result.is_ok(), "spot {spot} strike {strike} {kind:?} vol {vol} days {d}: {result:?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
