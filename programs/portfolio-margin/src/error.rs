@@ -227,4 +227,8 @@ pub enum MarginError {
     InsuranceCollateralTooLarge,
     #[msg("The insurance fund's quote is not for sale: pass the bank of the token it holds in kind")]
     InsuranceCollateralIsQuote,
+    #[msg("The fill would leave a position smaller than the market's minimum position (min_position_lots): close it to zero or keep at least the minimum")]
+    PositionBelowMinimum,
+    #[msg("This liquidation step would leave a position smaller than the market's minimum and no step that avoids it improves health")]
+    LiquidationLeavesDust,
 }
