@@ -59,7 +59,9 @@ async fn later(bank: &mut LocalBank, market: &DemoMarket, seconds: i64, sol: f64
 async fn print_with_ema(bank: &mut LocalBank, market: &DemoMarket, price: f64, ema: f64) {
     let now = bank.now().await;
     let mut update = PythPrice::usd(market.sol_feed, price, 5, now);
-    update.ema_price = PythPrice::usd(market.sol_feed, ema, 5, now).price;
+    let at_ema = PythPrice::usd(market.sol_feed, ema, 5, now);
+    update.ema_price = at_ema.price;
+    update.ema_conf = at_ema.ema_conf;
     bank.set_pyth_price(&market.sol.oracle, &update, None);
 }
 
@@ -271,15 +273,15 @@ async fn mango_path_with_a_lasting_pump_extracts_at_most_one_days_settle_limit()
     bank.send(&[sdk::refresh_risk_array(&perp)], &[]).await.unwrap();
     let a0_maint = onchain_health(&mut bank, &market.group, &a0.account, HealthKind::Maint).await.unwrap();
     assert!(a0_maint.health_native < 0, "{a0_maint:?}");
-    let a0_equity = equity(&mut bank, &market, &a0.account).await;
-    assert!(a0_equity < 0, "the gap leaves A0 with negative equity: {a0_equity}");
     // A1 (short, now a winner again) closes against an honest dealer at the oracle and
     // withdraws everything.
-    block_trade(&mut bank, &market, &perp, &dealer, &a1, lots, 150_000).await.unwrap();
+    block_trade(&mut bank, &market, &perp, &a1, &dealer, lots, 150_000).await.unwrap();
     withdraw_max(&mut bank, &market, &a1).await;
     assert_eq!(quote_balance(&mut bank, &a1.account, &market.usdc.bank).await, 0);
     let taken_out = wallet(&mut bank, &a0).await;
     let extracted = taken_out - put_in;
+    let a0_equity = equity(&mut bank, &market, &a0.account).await;
+    assert!(a0_equity < 0, "the gap leaves A0 with negative equity: {a0_equity}");
     // The gain is exactly A0's shortfall (a bad debt the insurance fund and perp holders
     // cover), and it is within the one day's settle limit the attacker realised.
     assert_eq!(extracted, -a0_equity, "extraction {extracted} vs A0's shortfall {a0_equity}");
@@ -592,7 +594,7 @@ async fn liquidation_never_leaves_a_position_under_the_minimum() {
         let spot = snap.spot_per_lot(&state.underlying).unwrap();
         let grid = bank.load::<portfolio_margin::state::Underlying>(&state.underlying).await.grid.params();
         let terms = position_terms(&snap.group, 15, spot, risk_per_lot(&state, 15, spot, spot, grid.price_range).unwrap());
-        let end = |n: i64| {
+        let end = |n: i64| -> anchor_lang::Result<fixed::types::I80F48> {
             let (_, v, _) = simulate_position(&liquidator, &snap.account, &perp.market, &state, &market.usdc.bank, 0, &terms, n)?;
             Ok(snap.health_of(&v, HealthKind::LiquidationEnd).unwrap().health)
         };
