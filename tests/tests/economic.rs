@@ -285,6 +285,7 @@ async fn mango_path_with_a_lasting_pump_extracts_at_most_one_days_settle_limit()
     // The gain is exactly A0's shortfall (a bad debt the insurance fund and perp holders
     // cover), and it is within the one day's settle limit the attacker realised.
     assert_eq!(extracted, -a0_equity, "extraction {extracted} vs A0's shortfall {a0_equity}");
+    println!("lasting pump: extracted {extracted} native USDC, bound {limit}");
     assert!(extracted <= limit, "extracted {extracted} beyond the day's settle limit {limit}");
 }
 
@@ -326,6 +327,7 @@ async fn wash_trading_between_two_accounts_of_one_owner_gains_nothing_and_fundin
     assert!(moved_per_lot > 0, "the wash did move funding (the test measures something)");
     assert!(moved_per_lot <= bound_per_lot, "funding moved {moved_per_lot} per lot, bound {bound_per_lot}");
     let victim_paid = victim_before - equity(&mut bank, &market, &victim.account).await;
+    println!("wash: owner equity {total_before} -> {total_after}; funding {moved_per_lot} per lot (bound {bound_per_lot}); honest long paid {victim_paid}");
     assert!(victim_paid <= bound_per_lot * 10 * LOTS_PER_SOL, "the honest long paid {victim_paid}");
 
     // A delegate's slippage budget is not refilled by round trips: selling back at the same
@@ -392,6 +394,7 @@ async fn a_favourable_print_in_the_withdrawing_transaction_frees_no_margin() {
     let keys = [long.account, short.account, perp.market];
     let before = snapshot(&mut bank, &keys).await;
     let long_after_pump = max_withdrawal(&mut bank, &market, &long).await;
+    println!("same-slot print: long may withdraw {long_after_pump} after the pump vs {long_at_ema} at the EMA");
     assert!(long_after_pump <= long_at_ema, "a pumped print frees {long_after_pump} vs {long_at_ema} at the EMA");
     let ix = withdraw_ix(&mut bank, &market, &long, long_after_pump + 1).await;
     let result = bank.send(&[sdk::refresh_risk_array(&perp), ix], &[&long.owner]).await;
@@ -403,6 +406,7 @@ async fn a_favourable_print_in_the_withdrawing_transaction_frees_no_margin() {
     bank.send(&[sdk::refresh_risk_array(&perp)], &[]).await.unwrap();
     let before = snapshot(&mut bank, &keys).await;
     let short_after_dump = max_withdrawal(&mut bank, &market, &short).await;
+    println!("same-slot print: short may withdraw {short_after_dump} after the dump vs {short_at_ema} at the EMA");
     assert!(short_after_dump <= short_at_ema, "a dumped print frees {short_after_dump} vs {short_at_ema} at the EMA");
     let ix = withdraw_ix(&mut bank, &market, &short, short_after_dump + 1).await;
     let result = bank.send(&[sdk::refresh_risk_array(&perp), ix], &[&short.owner]).await;
@@ -498,6 +502,7 @@ async fn liquidating_oneself_loses_the_insurance_share_of_the_fee() {
     assert!(total_after < total_before, "self-liquidation raised the owner's equity: {total_before} -> {total_after}");
     // Equity is rounded down per account: the owner loses the insurance share, to two units.
     let lost = total_before - total_after;
+    println!("self-liquidation: {taken} lots taken, owner lost {lost}, insurance gained {fund_gain}");
     assert!((fund_gain..=fund_gain + 2).contains(&lost), "owner lost {lost}, insurance gained {fund_gain}");
 }
 
