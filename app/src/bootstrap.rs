@@ -104,6 +104,9 @@ pub struct PerpEntry {
     pub funding_depth_lots: i64,
     /// Most gain a position may realise through settle_pnl per day, ppm of its notional.
     pub pnl_settle_limit_ppm: u32,
+    /// Smallest non-zero position, lots: the liquidator's part of the fee on it must pay for a
+    /// liquidation transaction (README "Dust").
+    pub min_position_lots: i64,
 }
 
 /// One created account.
@@ -268,6 +271,7 @@ pub async fn bootstrap<C: Chain>(chain: &mut C, admin: &Keypair, config: &Config
             max_funding_rate_ppm: entry.max_funding_rate_ppm,
             funding_depth_lots: entry.funding_depth_lots,
             pnl_settle_limit_ppm: entry.pnl_settle_limit_ppm,
+            min_position_lots: entry.min_position_lots,
         };
         let state: Group = chain.read(&group).await?;
         let index = state.market_count;

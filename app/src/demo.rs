@@ -283,6 +283,12 @@ pub fn underlying_config(oracle: Pubkey, feed_id: [u8; 32]) -> portfolio_margin:
     }
 }
 
+/// Smallest non-zero position in the demo markets: 10 lots = 0.01 SOL ($1.50 at $150). The
+/// liquidator's part of the fee on it (2% x 75% x $1.50 = $0.0225) pays for a liquidation
+/// transaction with a 100,000-lamport budget (a 5,000-lamport signature plus priority; $0.015
+/// at $150) one and a half times. See README "Dust".
+pub const MIN_POSITION_LOTS: i64 = 10;
+
 /// Default option market configuration.
 pub fn option_config(kind: portfolio_margin::state::MarketKind, strike_dollars: i64, expiry_ts: i64) -> portfolio_margin::instructions::OptionConfig {
     use fixed::types::I32F32;
@@ -297,6 +303,7 @@ pub fn option_config(kind: portfolio_margin::state::MarketKind, strike_dollars: 
         vol_max_age_seconds: 3_600,
         settlement_window_seconds: 60,
         settlement_challenge_seconds: 600,
+        min_position_lots: MIN_POSITION_LOTS,
     }
 }
 
@@ -356,6 +363,7 @@ pub async fn setup_derivatives(bank: &mut LocalBank, market: &DemoMarket) -> Res
         funding_depth_lots: 100_000,
         // A position realises at most 20% of its notional per day through settle_pnl.
         pnl_settle_limit_ppm: 200_000,
+        min_position_lots: MIN_POSITION_LOTS,
     };
     bank.send(&[sdk::add_perp_market(&market.group, &admin, &payer, &sol, perp_index, perp_config)], &[]).await?;
     let perp_keys = market_keys(bank, market, &sdk::market_address(&market.group, perp_index)).await;

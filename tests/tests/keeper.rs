@@ -244,6 +244,7 @@ async fn an_idle_perp_gets_funding_on_schedule_and_new_markets_are_kept() {
         max_funding_rate_ppm: 1_000,
         funding_depth_lots: 100_000,
         pnl_settle_limit_ppm: 200_000,
+        min_position_lots: pm_client::demo::MIN_POSITION_LOTS,
     };
     let admin = market.admin.pubkey();
     let payer = bank.payer().pubkey();

@@ -375,9 +375,11 @@ async fn the_seventeenth_position_is_refused() {
     }
     for keys in &markets[..16] {
         let price = if keys.market == w.derivatives.perp.keys.market { 150_000 } else { model_price_per_lot(&mut w.bank, &keys.market).await };
-        // The trader buys 1 lot of each (long options need no margin beyond the premium).
+        // The trader buys the minimum position (10 lots) of each (long options need no margin
+        // beyond the premium).
         let metas = fill_health_accounts(&mut w.bank, &w.market, &[w.trader.account, w.dealer.account], &keys.market).await.unwrap();
-        let ix = sdk::trade(keys, &w.trader.account, &w.trader.owner.pubkey(), &w.dealer.account, &w.dealer.owner.pubkey(), 1, price, metas);
+        let lots = pm_client::demo::MIN_POSITION_LOTS;
+        let ix = sdk::trade(keys, &w.trader.account, &w.trader.owner.pubkey(), &w.dealer.account, &w.dealer.owner.pubkey(), lots, price, metas);
         w.bank.send_v0(&[ix], &[&w.trader.owner, &w.dealer.owner]).await.unwrap();
     }
     let state: MarginAccount = w.bank.load(&w.trader.account).await;
@@ -391,7 +393,7 @@ async fn the_seventeenth_position_is_refused() {
     let before = snapshot_accounts(&mut w.bank, &[w.trader.account, w.dealer.account]).await;
     let price = model_price_per_lot(&mut w.bank, &keys.market).await;
     let metas = fill_health_accounts(&mut w.bank, &w.market, &[w.trader.account, w.dealer.account], &keys.market).await.unwrap();
-    let ix = sdk::trade(&keys, &w.trader.account, &w.trader.owner.pubkey(), &w.dealer.account, &w.dealer.owner.pubkey(), 1, price, metas);
+    let ix = sdk::trade(&keys, &w.trader.account, &w.trader.owner.pubkey(), &w.dealer.account, &w.dealer.owner.pubkey(), pm_client::demo::MIN_POSITION_LOTS, price, metas);
     assert_margin_error(w.bank.send_v0(&[ix], &[&w.trader.owner, &w.dealer.owner]).await, MarginError::PositionSlotsFull);
     assert_eq!(before, snapshot_accounts(&mut w.bank, &[w.trader.account, w.dealer.account]).await);
 }

@@ -48,8 +48,11 @@ async fn underlying_and_market_parameters_are_validated() {
 
     // Markets.
     let market_index = group.market_count;
-    let perp = PerpConfig { price_band_ppm: 0, funding_period_seconds: 3_600, max_funding_rate_ppm: 1_000, funding_depth_lots: 100_000, pnl_settle_limit_ppm: 200_000 };
+    let perp = PerpConfig { price_band_ppm: 0, funding_period_seconds: 3_600, max_funding_rate_ppm: 1_000, funding_depth_lots: 100_000, pnl_settle_limit_ppm: 200_000, min_position_lots: 10 };
     let ix = sdk::add_perp_market(&market.group, &admin, &admin, &d.sol, market_index, perp);
+    assert_margin_error(bank.send(&[ix], &[]).await, MarginError::InvalidMarketParams);
+    let no_minimum = PerpConfig { price_band_ppm: 20_000, min_position_lots: 0, ..perp };
+    let ix = sdk::add_perp_market(&market.group, &admin, &admin, &d.sol, market_index, no_minimum);
     assert_margin_error(bank.send(&[ix], &[]).await, MarginError::InvalidMarketParams);
     let now = bank.now().await;
     let option_cases = [
@@ -58,6 +61,15 @@ async fn underlying_and_market_parameters_are_validated() {
         (option_config(MarketKind::Perp, 150, now + 86_400), MarginError::InvalidMarketParams),
         (
             portfolio_margin::instructions::OptionConfig { min_vol_bits: I32F32::from_num(6).to_bits(), ..option_config(MarketKind::Put, 150, now + 86_400) },
+            MarginError::InvalidMarketParams,
+        ),
+        // A minimum position of 0 lots, or above the largest allowed.
+        (portfolio_margin::instructions::OptionConfig { min_position_lots: 0, ..option_config(MarketKind::Put, 150, now + 86_400) }, MarginError::InvalidMarketParams),
+        (
+            portfolio_margin::instructions::OptionConfig {
+                min_position_lots: portfolio_margin::state::MIN_POSITION_LOTS_MAX + 1,
+                ..option_config(MarketKind::Put, 150, now + 86_400)
+            },
             MarginError::InvalidMarketParams,
         ),
     ];

@@ -538,3 +538,23 @@ async fn a_fill_fits_in_one_transaction() {
     let t: MarginAccount = bank.load(&taker.account).await;
     assert_eq!(position(&t, &call.market).0, 1_000);
 }
+
+/// Dust through a venue: a fill that would leave the taker (and the maker) with a position
+/// under the perp's 10-lot minimum is refused by portfolio-margin with `PositionBelowMinimum`,
+/// and nothing changes (the quote record included); a fill of the minimum goes through.
+#[tokio::test]
+async fn a_venue_fill_may_not_leave_a_position_under_the_minimum() {
+    let Rfq { mut bank, market, derivatives, maker, taker } = setup().await;
+    let perp = derivatives.perp.keys;
+    let expiry_ts = bank.now().await + 600;
+    let signed = rfq::sign_quote(sell_quote(&perp, &maker.account, 100, PERP_PRICE, expiry_ts), &maker.owner);
+    let keys = watched(&signed.quote, &taker.account);
+    let before = snapshot(&mut bank, &keys).await;
+    let outcome = fill(&mut bank, &market, &perp, &signed, &taker, pm_client::demo::MIN_POSITION_LOTS - 1).await;
+    assert_core_error_via_venue(&outcome, MarginError::PositionBelowMinimum);
+    assert_eq!(before, snapshot(&mut bank, &keys).await);
+    let (result, _) = fill(&mut bank, &market, &perp, &signed, &taker, pm_client::demo::MIN_POSITION_LOTS).await;
+    result.unwrap();
+    let state: MarginAccount = bank.load(&taker.account).await;
+    assert_eq!(position(&state, &perp.market).0, pm_client::demo::MIN_POSITION_LOTS);
+}

@@ -261,4 +261,8 @@ pub enum MarginError {
     InvalidSettlementWindow,
     #[msg("A venue program cannot be the default key or portfolio-margin itself")]
     InvalidVenueProgram,
+    #[msg("The fill would leave a position smaller than the market's minimum position (min_position_lots): close it to zero or keep at least the minimum")]
+    PositionBelowMinimum,
+    #[msg("This liquidation step would leave a position smaller than the market's minimum and no step that avoids it improves health")]
+    LiquidationLeavesDust,
 }

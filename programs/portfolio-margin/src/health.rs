@@ -88,6 +88,9 @@ pub struct UnderlyingPrices {
     pub spot: I32F32,
     pub init_low: I32F32,
     pub init_high: I32F32,
+    /// The higher of the oracle spot and the EMA per lot (no confidence): the spot the initial
+    /// requirement is scaled up to when a print is below its EMA (see [`compute_health`]).
+    pub requirement_spot: I32F32,
 }
 
 /// The prices of an underlying from a checked oracle reading (one place for chain and client).
@@ -96,7 +99,9 @@ pub fn underlying_prices(reading: &crate::oracle::OracleReading, group: &Group, 
     // Out of the representable range the bound saturates (health must always compute).
     let init_low = conservative_spot_per_lot(reading, group, underlying, true).unwrap_or(I32F32::ZERO).min(spot);
     let init_high = conservative_spot_per_lot(reading, group, underlying, false).unwrap_or(I32F32::MAX).max(spot);
-    Ok(UnderlyingPrices { spot, init_low, init_high })
+    let ema_reading = crate::oracle::OracleReading { price: reading.ema_price, ..*reading };
+    let requirement_spot = spot_per_lot(&ema_reading, group, underlying).unwrap_or(I32F32::MAX).max(spot);
+    Ok(UnderlyingPrices { spot, init_low, init_high, requirement_spot })
 }
 
 /// A market account.
@@ -399,10 +404,26 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
             negative_equity: *negative,
         })
         .collect();
-    let derivatives = derivatives_risk(&books).map_err(|e| {
-        msg!("portfolio margin failed: {:?}", e);
-        error!(MarginError::MathOverflow)
-    })?;
+    // Per underlying. Under init health, a requirement computed at a print below its EMA is
+    // scaled up to the EMA (linear exposure scales with spot): otherwise a dumped print would
+    // shrink a short's requirement while its mark stays at the EMA, and withdrawing in the same
+    // slot would free more than the EMA allows. Unchanged when the print is at or above it.
+    let mut derivatives = risk_engine::health::DerivativesRisk::default();
+    for (book, p) in books.iter().zip(&prepared) {
+        let mut one = derivatives_risk(core::slice::from_ref(book)).map_err(|e| {
+            msg!("portfolio margin failed: {:?}", e);
+            error!(MarginError::MathOverflow)
+        })?;
+        let (spot, high) = (p.priced.prices.spot, p.priced.prices.requirement_spot);
+        if kind == HealthKind::Init && high > spot && spot > 0 {
+            let ratio = I80F48::from(high).checked_div(I80F48::from(spot)).ok_or_else(overflow)? + I80F48::DELTA;
+            one.initial = one.initial.checked_mul(ratio).ok_or_else(overflow)?;
+        }
+        derivatives.maintenance = derivatives.maintenance.checked_add(one.maintenance).ok_or_else(overflow)?;
+        derivatives.initial = derivatives.initial.checked_add(one.initial).ok_or_else(overflow)?;
+        derivatives.positive_equity = derivatives.positive_equity.checked_add(one.positive_equity).ok_or_else(overflow)?;
+        derivatives.negative_equity = derivatives.negative_equity.checked_add(one.negative_equity).ok_or_else(overflow)?;
+    }
     let params = HealthParams { unrealized_init_weight: crate::state::ppm_to_fixed(view.group.unrealized_init_weight_ppm) };
     risk_engine::health::compute_health(&tokens, &derivatives, &params, kind).map_err(|_| overflow())
 }

@@ -107,6 +107,47 @@ pub fn choose_step(before: I80F48, max: i64, mut end: impl FnMut(i64) -> Result<
     Ok((hi, end_hi))
 }
 
+/// Adjusts a step chosen by [`choose_step`] so that it leaves no position under the market's
+/// minimum: `held` is the liquidatee's position (absolute lots), `max` the liquidator's
+/// maximum (already clamped to `held`), `min_lots` the market's `min_position_lots`, and
+/// `(chosen, chosen_end)` the step and the liquidation-end health after it. When the remainder
+/// `held - chosen` is zero or at least the minimum, the step stands. Otherwise:
+///
+/// - the whole position, when `max` allows it and it improves health (it may go past the
+///   target by fewer than `min_lots` lots: a remainder nobody would be paid to liquidate is
+///   worse than a slightly larger step);
+/// - else, for a position above the minimum, the largest step that leaves exactly the minimum,
+///   if it improves health;
+/// - else, for a position already at or under the minimum (possible only in a liquidator's
+///   account, or in a market listed before the minimum existed), the chosen step;
+/// - else `LiquidationLeavesDust`.
+pub fn avoid_dust(
+    before: I80F48,
+    held: i64,
+    max: i64,
+    min_lots: i64,
+    (chosen, chosen_end): (i64, I80F48),
+    mut end: impl FnMut(i64) -> Result<I80F48>,
+) -> Result<(i64, I80F48)> {
+    let remainder = held - chosen;
+    if remainder == 0 || remainder >= min_lots {
+        return Ok((chosen, chosen_end));
+    }
+    if max >= held {
+        let at = end(held)?;
+        if at > before {
+            return Ok((held, at));
+        }
+    }
+    if held > min_lots {
+        let leave_min = held - min_lots;
+        let at = end(leave_min)?;
+        require!(at > before, MarginError::LiquidationLeavesDust);
+        return Ok((leave_min, at));
+    }
+    Ok((chosen, chosen_end))
+}
+
 /// Checks the liquidator after the chosen step: init health >= 0.
 pub fn check_liquidator(inputs: &HealthInputs, group: &Group, liquidator: &MarginAccount) -> Result<()> {
     let liquidator_init = inputs.health(group, liquidator, HealthKind::Init)?.health;
@@ -303,6 +344,54 @@ mod tests {
         let (fee, value) = fee_per_lot(&wing, 10);
         assert_eq!(value, 0);
         assert!(fee <= 1, "a worthless long is taken at its value (0), the fee floored there");
+    }
+
+    /// Liquidation-end health after `n` lots of a 100-lot position: -95 before, +10 per lot up
+    /// to a peak at 90 lots, then falling (a hedge beyond it).
+    fn end(n: i64) -> Result<I80F48> {
+        Ok(I80F48::from_num((10 * n - 95).min(805 - (n - 90) * 20)))
+    }
+
+    #[test]
+    fn a_step_leaving_at_least_the_minimum_stands() {
+        let before = end(0).unwrap();
+        let chosen = choose_step(before, 100, end).unwrap();
+        assert_eq!(chosen.0, 10);
+        assert_eq!(avoid_dust(before, 100, 100, 10, chosen, end).unwrap(), chosen);
+        // Taking everything leaves nothing: no dust either.
+        assert_eq!(avoid_dust(before, 100, 100, 10, (100, end(100).unwrap()), end).unwrap().0, 100);
+    }
+
+    #[test]
+    fn a_step_leaving_dust_takes_the_whole_position_when_the_maximum_allows() {
+        let before = end(0).unwrap();
+        // A 15-lot position, minimum 10: the target step (10 lots) would leave 5.
+        let chosen = choose_step(before, 15, end).unwrap();
+        assert_eq!(chosen.0, 10);
+        assert_eq!(avoid_dust(before, 15, 15, 10, chosen, end).unwrap(), (15, end(15).unwrap()));
+        // The liquidator would take only 12: the step leaves exactly the minimum instead.
+        let chosen = choose_step(before, 12, end).unwrap();
+        assert_eq!(avoid_dust(before, 15, 12, 10, chosen, end).unwrap(), (5, end(5).unwrap()));
+    }
+
+    #[test]
+    fn a_step_that_must_leave_dust_and_cannot_improve_otherwise_is_refused() {
+        // 95 lots, minimum 10: the chosen 90 (the peak) leaves 5; the whole position is past
+        // the peak but still better than before, so it is taken.
+        let before = end(0).unwrap();
+        assert_eq!(avoid_dust(before, 95, 95, 10, (90, end(90).unwrap()), end).unwrap().0, 95);
+        // Health after the whole position no better than before, and leaving the minimum
+        // (85 lots) no better either: refused.
+        let flat = |n: i64| -> Result<I80F48> { Ok(I80F48::from_num(if n == 90 { 1 } else { -95 })) };
+        let result = avoid_dust(I80F48::from_num(-95), 95, 95, 10, (90, I80F48::from_num(1)), flat);
+        assert_eq!(result.unwrap_err(), error!(MarginError::LiquidationLeavesDust));
+    }
+
+    #[test]
+    fn a_position_already_under_the_minimum_is_taken_whole_or_as_chosen() {
+        let before = end(0).unwrap();
+        assert_eq!(avoid_dust(before, 8, 8, 10, (3, end(3).unwrap()), end).unwrap().0, 8);
+        assert_eq!(avoid_dust(before, 8, 5, 10, (5, end(5).unwrap()), end).unwrap().0, 5);
     }
 }
 

@@ -54,6 +54,8 @@ pub struct OptionConfig {
     /// A proposed settlement price is final this many seconds after the proposal; until then an
     /// earlier qualifying update replaces it: `1..=MAX_SETTLEMENT_CHALLENGE_SECONDS`.
     pub settlement_challenge_seconds: u32,
+    /// Smallest non-zero position, lots (1..=`MIN_POSITION_LOTS_MAX`), as for perps.
+    pub min_position_lots: i64,
 }
 
 impl OptionConfig {
@@ -92,7 +94,7 @@ pub fn add_option_market(ctx: Context<AddMarket>, config: OptionConfig) -> Resul
     config.validate(Clock::get()?.unix_timestamp)?;
     let loader = ctx.accounts.market.clone();
     let mut market = loader.load_init()?;
-    init_market(&ctx, &mut market, config.kind, config.price_band_ppm)?;
+    init_market(&ctx, &mut market, config.kind, config.price_band_ppm, config.min_position_lots)?;
     market.strike_per_lot_native = config.strike_per_lot_native;
     market.expiry_ts = config.expiry_ts;
     market.min_vol_bits = config.min_vol_bits;

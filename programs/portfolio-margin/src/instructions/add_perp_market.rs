@@ -2,7 +2,7 @@
 //! funding from the premium of trade prices over the oracle.
 
 use crate::error::MarginError;
-use crate::state::{Group, Market, MarketKind, Underlying, MARKET_SEED, MAX_FUNDING_PERIOD_SECONDS, PPM};
+use crate::state::{Group, Market, MarketKind, Underlying, MARKET_SEED, MAX_FUNDING_PERIOD_SECONDS, MIN_POSITION_LOTS_MAX, PPM};
 use risk_engine::risk_array::MAX_LOTS;
 use anchor_lang::prelude::*;
 
@@ -42,6 +42,9 @@ pub struct PerpConfig {
     /// Most gain a position may realise through `settle_pnl` per day, ppm of its notional:
     /// `MIN_PNL_SETTLE_LIMIT_PPM..=MAX_PNL_SETTLE_LIMIT_PPM`.
     pub pnl_settle_limit_ppm: u32,
+    /// Smallest non-zero position, lots (1..=`MIN_POSITION_LOTS_MAX`): large enough that the
+    /// liquidator's part of the fee on it pays for a liquidation transaction.
+    pub min_position_lots: i64,
 }
 
 impl PerpConfig {
@@ -85,14 +88,16 @@ pub struct AddMarket<'info> {
 }
 
 /// Fills the fields every market has and counts it in the group.
-pub fn init_market(ctx: &Context<AddMarket>, market: &mut Market, kind: MarketKind, price_band_ppm: u32) -> Result<()> {
+pub fn init_market(ctx: &Context<AddMarket>, market: &mut Market, kind: MarketKind, price_band_ppm: u32, min_position_lots: i64) -> Result<()> {
     require!((MIN_PRICE_BAND_PPM..=MAX_PRICE_BAND_PPM).contains(&price_band_ppm), MarginError::InvalidMarketParams);
+    require!((1..=MIN_POSITION_LOTS_MAX).contains(&min_position_lots), MarginError::InvalidMarketParams);
     let mut group = ctx.accounts.group.load_mut()?;
     let underlying = ctx.accounts.underlying.load()?;
     market.group = ctx.accounts.group.key();
     market.underlying = ctx.accounts.underlying.key();
     market.kind = kind as u8;
     market.price_band_ppm = price_band_ppm;
+    market.min_position_lots = min_position_lots;
     market.market_index = group.market_count;
     market.underlying_index = underlying.underlying_index;
     market.bump = ctx.bumps.market;
@@ -105,7 +110,7 @@ pub fn add_perp_market(ctx: Context<AddMarket>, config: PerpConfig) -> Result<()
     config.validate()?;
     let loader = ctx.accounts.market.clone();
     let mut market = loader.load_init()?;
-    init_market(&ctx, &mut market, MarketKind::Perp, config.price_band_ppm)?;
+    init_market(&ctx, &mut market, MarketKind::Perp, config.price_band_ppm, config.min_position_lots)?;
     market.funding_period_seconds = config.funding_period_seconds;
     market.max_funding_rate_ppm = config.max_funding_rate_ppm;
     market.funding_depth_lots = config.funding_depth_lots;

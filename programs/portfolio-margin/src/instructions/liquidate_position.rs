@@ -4,14 +4,16 @@
 //! liquidator's favour. The liquidator states the most it will take; the program chooses the
 //! size (`crate::liquidation::choose_step`): the smallest that brings the liquidatee's
 //! liquidation-end health to zero, or `max_lots` when none does and it is not past the size that
-//! maximises health. The liquidator must keep init health >= 0. Health accounts of both sides go
+//! maximises health; a step that would leave the liquidatee a position under the market's
+//! minimum takes the whole position instead when `max_lots` allows, or leaves exactly the
+//! minimum (`crate::liquidation::avoid_dust`). The liquidator must keep init health >= 0. Health accounts of both sides go
 //! in `remaining_accounts`.
 
 use crate::error::MarginError;
 use crate::health::{check_array_fresh, mark_per_lot, spot_per_lot};
 use crate::state::{boxed_copy, write_account};
 use crate::health::HealthInputs;
-use crate::liquidation::{check_liquidator, choose_step, position_terms, risk_per_lot, simulate_position, start};
+use crate::liquidation::{avoid_dust, check_liquidator, choose_step, position_terms, risk_per_lot, simulate_position, start};
 use risk_engine::health::HealthKind;
 use crate::oracle::{read_oracle_account, OracleConfig};
 use crate::state::{CollateralBank, Group, MarginAccount, Market, Underlying};
@@ -90,7 +92,9 @@ pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, 
         let inputs = HealthInputs::load_many(&group, &group_key, &[&liquidatee, &victim_max, &taker_max], &infos)?;
         let before_end = start(&inputs, &group, &liquidatee)?;
         let end_after = |n: i64| inputs.health(&group, &simulate(n)?.1, HealthKind::LiquidationEnd).map(|h| h.health);
-        let (lots, after_end) = choose_step(before_end, max_lots, end_after)?;
+        let chosen = choose_step(before_end, max_lots, &end_after)?;
+        let held_abs = held.checked_abs().ok_or(MarginError::MathOverflow)?;
+        let (lots, after_end) = avoid_dust(before_end, held_abs, max_lots, market.min_position_lots, chosen, &end_after)?;
         check_liquidator(&inputs, &group, &simulate(lots)?.0)?;
         (lots, after_end)
     };

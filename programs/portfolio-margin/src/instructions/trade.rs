@@ -8,7 +8,8 @@
 //! `set_delegate`), both accounts have a free position slot, and afterwards both satisfy init
 //! health. A fill that only reduces an account's position may leave it below init health when
 //! it does not lower its init health and the account stays at or above maintenance (below it,
-//! liquidation takes over).
+//! liquidation takes over). No fill leaves either side with a position of
+//! `0 < |lots| < min_position_lots` (`PositionBelowMinimum`).
 //! Perp fills accrue funding first and then move the market's mark premium (`crate::funding`).
 //! Health accounts of both sides go in `remaining_accounts` (any order).
 
@@ -184,6 +185,14 @@ pub fn execute_fill(accounts: FillAccounts, lots: i64, price_per_lot_native: i64
         crate::funding::accrue(&mut market, spot, now)?;
         buyer_fill = apply_fill(&mut buyer, &market_key, &market, &group.quote_bank, quote_bank_index, lots, price_per_lot_native)?;
         seller_fill = apply_fill(&mut seller, &market_key, &market, &group.quote_bank, quote_bank_index, -lots, price_per_lot_native)?;
+        // No side may be left with a position under the market's minimum (closing to zero is
+        // always allowed): a position too small to pay for its own liquidation is never opened.
+        for fill in [&buyer_fill, &seller_fill] {
+            if market.is_dust(fill.new_base_lots) {
+                msg!("position of {} lots left, minimum {}", fill.new_base_lots, market.min_position_lots);
+                return err!(MarginError::PositionBelowMinimum);
+            }
+        }
         market.open_interest_lots = market
             .open_interest_lots
             .checked_add(buyer_fill.long_interest_change() + seller_fill.long_interest_change())

@@ -17,6 +17,9 @@ pub const SECONDS_PER_DAY: i64 = 86_400;
 pub const SETTLEMENT_FALLBACK_SECONDS: i64 = 86_400;
 /// Window of the per-position `settle_pnl` limit, seconds.
 pub const PNL_SETTLE_WINDOW_SECONDS: i64 = 86_400;
+/// Largest `min_position_lots` a market may be listed with: a minimum above it would keep
+/// ordinary traders out (with 0.001 SOL lots it is 1,000 SOL).
+pub const MIN_POSITION_LOTS_MAX: i64 = 1_000_000;
 /// Longest funding period a perp may have (keeps the funding arithmetic in range), seconds.
 pub const MAX_FUNDING_PERIOD_SECONDS: u32 = 30 * 86_400;
 
@@ -147,12 +150,17 @@ pub struct Market {
     pub vol_previous_bits: i64,
     /// When `vol_previous_bits` was posted, unix seconds.
     pub vol_previous_ts: i64,
+    /// Smallest non-zero position, lots, set at listing: no fill may leave a position with
+    /// `0 < |lots| < min_position_lots` and a liquidation step never leaves such a remainder
+    /// (see `MIN_POSITION_LOTS_MAX` and README "Dust"). 0 in markets listed before the field
+    /// existed, which behaves as 1.
+    pub min_position_lots: i64,
     /// Space for future fields.
-    pub reserved: [u8; 48],
+    pub reserved: [u8; 40],
 }
 
 const _: () = assert!(
-    core::mem::size_of::<Market>() == 2 * 32 + MAX_SCENARIOS * 8 + 22 * 8 + 8 * 4 + 2 * 2 + 4 + 4 * 8 + 48
+    core::mem::size_of::<Market>() == 2 * 32 + MAX_SCENARIOS * 8 + 23 * 8 + 8 * 4 + 2 * 2 + 4 + 4 * 8 + 40
 );
 
 impl Market {
@@ -164,6 +172,12 @@ impl Market {
     /// Whether the market is an option.
     pub fn is_option(&self) -> bool {
         self.market_kind() != MarketKind::Perp
+    }
+
+    /// Whether a position of `lots` is dust here: not zero, but smaller than the market's
+    /// minimum position.
+    pub fn is_dust(&self, lots: i64) -> bool {
+        lots != 0 && (lots.unsigned_abs() as i64) < self.min_position_lots
     }
 
     /// Whether an option has expired at `now`.
