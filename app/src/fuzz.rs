@@ -1,7 +1,7 @@
 //! Action-sequence fuzzing on the embedded bank (`pm fuzz`, `tests/tests/fuzz.rs`).
 //!
 //! A sequence starts from a fresh group (USDC quote, SOL collateral linked to a SOL underlying,
-//! a perp, 30-day calls and puts, a call expiring two hours in, the RFQ venue registered and
+//! a perp, 30-day calls and puts, a call expiring an hour in, the RFQ venue registered and
 //! approved) with several traders, a second account of one of them and a well-funded keeper.
 //! It then runs random actions through the real instructions: deposits, withdrawals, trades
 //! signed by owners or delegates, venue fills, delegate changes, price and vol moves, time,
@@ -55,7 +55,7 @@ const SOL: u64 = 1_000_000_000;
 /// Lots per SOL in the demo markets (lot size 0.001).
 const LOTS_PER_SOL: i64 = 1_000;
 /// Seconds from the start of a sequence to the short-dated call's expiry.
-const SHORT_EXPIRY_SECONDS: i64 = 7_200;
+const SHORT_EXPIRY_SECONDS: i64 = 3_600;
 
 /// How many sequences, how long, from which seed.
 #[derive(Clone, Copy, Debug)]
@@ -82,7 +82,7 @@ pub enum Mkt {
     Perp,
     Call,
     Put,
-    /// The call expiring two hours after the sequence starts.
+    /// The call expiring an hour after the sequence starts.
     Short,
 }
 
@@ -113,8 +113,9 @@ pub enum Action {
     /// `delegate`: `None` removes it; `Some(i)` is delegate key `i` (a key of its own when
     /// `i == slot`, otherwise the owner key of slot `i`).
     SetDelegate { slot: usize, delegate: Option<usize>, max_slippage_native: i64 },
-    /// A new SOL print, cents; the EMA at `ema_cents`.
-    MovePrice { price_cents: i64, ema_cents: i64 },
+    /// A new SOL print, cents; the EMA at `ema_cents`; `refresh`: every risk array is
+    /// refreshed right after (as a keeper would).
+    MovePrice { price_cents: i64, ema_cents: i64, refresh: bool },
     MoveVol { market: Mkt, vol_bp: i64 },
     /// Time passes; fresh prints at the current prices are posted.
     AdvanceClock { seconds: i64 },
@@ -392,13 +393,31 @@ impl World {
     }
 }
 
-/// A refusal's label: the custom error code, or the failure's description.
+/// The name of portfolio-margin's error `code` (6000 + its position in `MarginError`), read
+/// from the error enum's source so that the list has one source of truth.
+pub fn error_name(code: u32) -> Option<&'static str> {
+    static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        let source: &'static str = include_str!("../../programs/portfolio-margin/src/error.rs");
+        let body = &source[source.find("pub enum MarginError").unwrap_or(0)..];
+        body.lines()
+            .map(str::trim)
+            .filter(|l| l.ends_with(',') && l.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
+            .map(|l| l.trim_end_matches(','))
+            .filter(|l| l.chars().all(|c| c.is_ascii_alphanumeric()))
+            .collect()
+    });
+    let index = code.checked_sub(anchor_lang::error::ERROR_CODE_OFFSET)? as usize;
+    names.get(index).copied()
+}
+
+/// A refusal's label: the error's name (or custom code), or the failure's description.
 fn refusal_label(error: &solana_program_test::BanksClientError) -> String {
     use solana_instruction_error::InstructionError;
     use solana_transaction_error::TransactionError;
     match error {
         solana_program_test::BanksClientError::TransactionError(TransactionError::InstructionError(_, InstructionError::Custom(code))) => {
-            format!("{code}")
+            error_name(*code).map(str::to_string).unwrap_or_else(|| format!("{code}"))
         }
         solana_program_test::BanksClientError::TransactionError(TransactionError::InstructionError(_, e)) => format!("{e:?}"),
         other => format!("{other:?}").chars().take(60).collect(),
@@ -489,9 +508,9 @@ pub async fn generate(world: &mut World, rng: &mut Rng) -> Result<Action> {
                 seller = (seller + 1) % traders;
             }
             let lots = match rng.below(10) {
-                0 => rng.range(1, 5),
-                1..=6 => rng.range(100, 5_000),
-                _ => rng.range(5_000, 40_000),
+                0 => rng.range(1, 12),
+                1..=4 => rng.range(100, 5_000),
+                _ => rng.range(5_000, 80_000),
             };
             let reference = reference_per_lot(world, m).await.max(1);
             // Within the band most of the time, sometimes beyond it (bands: 2% perp, 10% options).
@@ -522,22 +541,41 @@ pub async fn generate(world: &mut World, rng: &mut Rng) -> Result<Action> {
         }
         53..=62 => {
             // A move of up to about 12%, sometimes a 30% gap; the EMA follows, lags or half-follows.
-            let factor = if rng.chance(0.1) { if rng.chance(0.5) { 0.7 } else { 1.3 } } else { 1.0 + (rng.unit() - 0.5) * 0.24 };
+            let factor = if rng.chance(0.15) { if rng.chance(0.5) { 0.7 } else { 1.3 } } else { 1.0 + (rng.unit() - 0.5) * 0.3 };
             let price_cents = ((world.price_cents as f64 * factor) as i64).clamp(5_000, 40_000);
             let ema_cents = match rng.below(3) {
                 0 => price_cents,
                 1 => world.ema_cents,
                 _ => (price_cents + world.ema_cents) / 2,
             };
-            Action::MovePrice { price_cents, ema_cents }
+            Action::MovePrice { price_cents, ema_cents, refresh: rng.chance(0.7) }
         }
         63..=66 => Action::MoveVol { market: [Mkt::Call, Mkt::Put, Mkt::Short][rng.below(3) as usize], vol_bp: rng.range(3_000, 12_000) },
-        67..=74 => Action::AdvanceClock { seconds: [30, 300, 1_200, 2_400, 3_600][rng.below(5) as usize] },
+        67..=74 => Action::AdvanceClock { seconds: [30, 300, 900, 1_800, 3_600][rng.below(5) as usize] },
         75..=76 => Action::UpdateFunding,
         77..=81 => Action::Refresh { market: market(rng) },
         82..=83 => Action::ProposeSettlement { delay_seconds: rng.range(0, 90) },
         84 => Action::SettleExpired,
-        85..=87 => Action::SettlePnl { winner: slot(rng), loser: slot(rng) },
+        85..=87 => {
+            // Mostly two perp holders on opposite sides.
+            let perp = world.keys(Mkt::Perp).market;
+            let (mut longs, mut shorts) = (Vec::new(), Vec::new());
+            for (i, s) in world.slots.iter().enumerate() {
+                let state: MarginAccount = world.bank.load(&s.account).await;
+                match state.position_index(&perp).map(|j| state.positions[j].base_lots) {
+                    Some(l) if l > 0 => longs.push(i),
+                    Some(l) if l < 0 => shorts.push(i),
+                    _ => {}
+                }
+            }
+            if !longs.is_empty() && !shorts.is_empty() && rng.chance(0.9) {
+                let long = longs[rng.below(longs.len() as u64) as usize];
+                let short = shorts[rng.below(shorts.len() as u64) as usize];
+                if rng.chance(0.5) { Action::SettlePnl { winner: long, loser: short } } else { Action::SettlePnl { winner: short, loser: long } }
+            } else {
+                Action::SettlePnl { winner: slot(rng), loser: slot(rng) }
+            }
+        }
         88..=92 => {
             // Mostly against an account that needs it, by the keeper or a trader.
             let liquidatee = liquidatable_slot(world, rng).await.unwrap_or_else(|| slot(rng));
@@ -629,8 +667,9 @@ async fn perform(world: &mut World, action: &Action, report: &mut FuzzReport) ->
             let seller_key = world.signer_for(seller, seller_by).await;
             let metas = fill_health_accounts_for(&mut world.bank, &group, &quote_bank, &[b, s], &keys.market).await?;
             let mut ixs = Vec::new();
-            if market != Mkt::Perp && (buyer_by == By::Delegate || seller_by == By::Delegate) {
-                // A delegate's option fill needs the array refreshed in the same transaction.
+            if market != Mkt::Perp {
+                // Option fills price at the current model value (a delegate's needs the array
+                // refreshed in the same transaction).
                 ixs.push(sdk::refresh_risk_array(&keys));
             }
             ixs.push(sdk::trade(&keys, &b, &buyer_key.pubkey(), &s, &seller_key.pubkey(), lots, price_per_lot_native, metas));
@@ -669,10 +708,16 @@ async fn perform(world: &mut World, action: &Action, report: &mut FuzzReport) ->
             let owner = s.owner.insecure_clone();
             world.bank.send(&[sdk::set_delegate(&s.account, &owner.pubkey(), &key, limits)], &[&owner]).await
         }
-        Action::MovePrice { price_cents, ema_cents } => {
+        Action::MovePrice { price_cents, ema_cents, refresh } => {
             world.price_cents = price_cents;
             world.ema_cents = ema_cents;
             world.post_prices().await;
+            if refresh {
+                for keys in world.markets() {
+                    // An expired, settled market refuses: that is fine here.
+                    let _ = world.bank.send(&[sdk::refresh_risk_array(&keys)], &[]).await;
+                }
+            }
             Ok(Default::default())
         }
         Action::MoveVol { market, vol_bp } => {
@@ -937,8 +982,11 @@ pub async fn run_sequence(
         }
         before = after;
     }
-    // Liveness: the keeper clears everything, and the vaults still reconcile.
+    // Liveness: a keeper with capital (the keeper's own may have been withdrawn by the
+    // sequence: it deposits a fresh million) clears everything, and the vaults still reconcile.
     let keeper_slot = world.keeper_slot();
+    let top_up = Action::Deposit { slot: keeper_slot, token: Token::Usdc, amount_native: 1_000_000 * USDC };
+    perform(world, &top_up, report).await?;
     let liquidator = Liquidator { owner: world.slots[keeper_slot].owner.insecure_clone(), account: world.slots[keeper_slot].account };
     let accounts = world.accounts();
     world.bank.advance_clock(1).await;
@@ -1099,7 +1147,13 @@ pub async fn run(config: &FuzzConfig) -> Result<FuzzReport> {
             if config.verbose {
                 println!("sequence {i} (seed {seed}) violated {} at step {}: {}; shrinking", v.invariant, v.step, v.detail);
             }
-            let (shrunk, v) = shrink(&mut world, config, actions, v.invariant).await.unwrap_or_else(|_| (Vec::new(), v));
+            let (shrunk, v) = match shrink(&mut world, config, actions.clone(), v.invariant).await {
+                Ok(shrunk) => shrunk,
+                Err(e) => {
+                    println!("shrinking failed ({e}): the sequence is kept whole");
+                    (actions, v)
+                }
+            };
             report.failure = Some((v, shrunk));
             break;
         }

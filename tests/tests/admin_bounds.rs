@@ -165,9 +165,9 @@ async fn bank_parameters_are_bounded() {
         bound("maint_liability_weight_ppm >= 1", |c: &mut BankConfig| c.maint_liability_weight_ppm = MIN_LIABILITY_WEIGHT_PPM - 1, MarginError::InvalidLiabilityWeights, |c| c.maint_liability_weight_ppm = MIN_LIABILITY_WEIGHT_PPM),
         bound("init_liability_weight_ppm >= maint", |c: &mut BankConfig| c.init_liability_weight_ppm = c.maint_liability_weight_ppm - 1, MarginError::InvalidLiabilityWeights, |c| c.init_liability_weight_ppm = c.maint_liability_weight_ppm),
         bound("init_liability_weight_ppm <= 10", |c: &mut BankConfig| c.init_liability_weight_ppm = MAX_INIT_LIABILITY_WEIGHT_PPM + 1, MarginError::InvalidLiabilityWeights, |c| c.init_liability_weight_ppm = MAX_INIT_LIABILITY_WEIGHT_PPM),
-        bound("max_price_age_seconds >= 1", |c: &mut BankConfig| c.max_price_age_seconds = MIN_PRICE_AGE_SECONDS - 1, MarginError::InvalidMaxPriceAge, |c| c.max_price_age_seconds = MIN_PRICE_AGE_SECONDS),
+        bound("max_price_age_seconds >= 10", |c: &mut BankConfig| c.max_price_age_seconds = MIN_PRICE_AGE_SECONDS - 1, MarginError::InvalidMaxPriceAge, |c| c.max_price_age_seconds = MIN_PRICE_AGE_SECONDS),
         bound("max_price_age_seconds <= 3600", |c: &mut BankConfig| c.max_price_age_seconds = MAX_PRICE_AGE_SECONDS + 1, MarginError::InvalidMaxPriceAge, |c| c.max_price_age_seconds = MAX_PRICE_AGE_SECONDS),
-        bound("max_confidence_ppm >= 1", |c: &mut BankConfig| c.max_confidence_ppm = MIN_CONFIDENCE_PPM - 1, MarginError::InvalidMaxConfidence, |c| c.max_confidence_ppm = MIN_CONFIDENCE_PPM),
+        bound("max_confidence_ppm >= 0.1%", |c: &mut BankConfig| c.max_confidence_ppm = MIN_CONFIDENCE_PPM - 1, MarginError::InvalidMaxConfidence, |c| c.max_confidence_ppm = MIN_CONFIDENCE_PPM),
         bound("max_confidence_ppm <= 20%", |c: &mut BankConfig| c.max_confidence_ppm = MAX_CONFIDENCE_PPM + 1, MarginError::InvalidMaxConfidence, |c| c.max_confidence_ppm = MAX_CONFIDENCE_PPM),
         bound("deposit_limit_native <= i64::MAX", |c: &mut BankConfig| c.deposit_limit_native = MAX_DEPOSIT_LIMIT_NATIVE + 1, MarginError::InvalidDepositLimit, |c| c.deposit_limit_native = MAX_DEPOSIT_LIMIT_NATIVE),
         bound("a linked bank keeps its oracle account", |c: &mut BankConfig| c.oracle = Pubkey::new_unique(), MarginError::LinkedBankOracleChange, |_| {}),
@@ -281,9 +281,9 @@ async fn underlying_parameters_are_bounded() {
     steep.vol_power_short = I32F32::ONE;
     let steep_vol_up = largest_vol_up(&steep);
     let bounds: Vec<Bound<UnderlyingConfig>> = vec![
-        bound("max_price_age_seconds >= 1", |c: &mut UnderlyingConfig| c.max_price_age_seconds = MIN_PRICE_AGE_SECONDS - 1, MarginError::InvalidMaxPriceAge, |c| c.max_price_age_seconds = MIN_PRICE_AGE_SECONDS),
+        bound("max_price_age_seconds >= 10", |c: &mut UnderlyingConfig| c.max_price_age_seconds = MIN_PRICE_AGE_SECONDS - 1, MarginError::InvalidMaxPriceAge, |c| c.max_price_age_seconds = MIN_PRICE_AGE_SECONDS),
         bound("max_price_age_seconds <= 3600", |c: &mut UnderlyingConfig| c.max_price_age_seconds = MAX_PRICE_AGE_SECONDS + 1, MarginError::InvalidMaxPriceAge, |c| c.max_price_age_seconds = MAX_PRICE_AGE_SECONDS),
-        bound("max_confidence_ppm >= 1", |c: &mut UnderlyingConfig| c.max_confidence_ppm = MIN_CONFIDENCE_PPM - 1, MarginError::InvalidMaxConfidence, |c| c.max_confidence_ppm = MIN_CONFIDENCE_PPM),
+        bound("max_confidence_ppm >= 0.1%", |c: &mut UnderlyingConfig| c.max_confidence_ppm = MIN_CONFIDENCE_PPM - 1, MarginError::InvalidMaxConfidence, |c| c.max_confidence_ppm = MIN_CONFIDENCE_PPM),
         bound("max_confidence_ppm <= 20%", |c: &mut UnderlyingConfig| c.max_confidence_ppm = MAX_CONFIDENCE_PPM + 1, MarginError::InvalidMaxConfidence, |c| c.max_confidence_ppm = MAX_CONFIDENCE_PPM),
         bound("lot_size_exponent >= -12", |c: &mut UnderlyingConfig| c.lot_size_exponent = MIN_LOT_SIZE_EXPONENT - 1, MarginError::InvalidLotSize, |c| c.lot_size_exponent = MIN_LOT_SIZE_EXPONENT),
         bound("lot_size_exponent <= 6", |c: &mut UnderlyingConfig| c.lot_size_exponent = MAX_LOT_SIZE_EXPONENT + 1, MarginError::InvalidLotSize, |c| c.lot_size_exponent = MAX_LOT_SIZE_EXPONENT),
@@ -401,11 +401,11 @@ async fn underlying_parameters_are_bounded() {
 #[tokio::test]
 async fn perp_parameters_are_bounded() {
     let (mut bank, market, d) = setup().await;
-    let base = PerpConfig { price_band_ppm: 20_000, funding_period_seconds: 3_600, max_funding_rate_ppm: 1_000, funding_depth_lots: 100_000, pnl_settle_limit_ppm: 200_000 };
+    let base = PerpConfig { price_band_ppm: 20_000, funding_period_seconds: 3_600, max_funding_rate_ppm: 1_000, funding_depth_lots: 100_000, pnl_settle_limit_ppm: 200_000, min_position_lots: 10 };
     // At the per-hour cap, the largest rate per period is the period's share of it.
     let hourly = |period: u32| (MAX_FUNDING_RATE_PPM_PER_HOUR as u64 * period as u64 / 3_600) as u32;
     let bounds = vec![
-        bound("price_band_ppm >= 1", |c: &mut PerpConfig| c.price_band_ppm = MIN_PRICE_BAND_PPM - 1, MarginError::InvalidMarketParams, |c| c.price_band_ppm = MIN_PRICE_BAND_PPM),
+        bound("price_band_ppm >= 0.1%", |c: &mut PerpConfig| c.price_band_ppm = MIN_PRICE_BAND_PPM - 1, MarginError::InvalidMarketParams, |c| c.price_band_ppm = MIN_PRICE_BAND_PPM),
         bound("price_band_ppm <= 20%", |c: &mut PerpConfig| c.price_band_ppm = MAX_PRICE_BAND_PPM + 1, MarginError::InvalidMarketParams, |c| c.price_band_ppm = MAX_PRICE_BAND_PPM),
         bound("funding_period_seconds >= 60", |c: &mut PerpConfig| (c.funding_period_seconds, c.max_funding_rate_ppm) = (MIN_FUNDING_PERIOD_SECONDS - 1, 0), MarginError::FundingRateTooFast, |c| (c.funding_period_seconds, c.max_funding_rate_ppm) = (MIN_FUNDING_PERIOD_SECONDS, 0)),
         bound("funding_period_seconds <= 30 days", |c: &mut PerpConfig| c.funding_period_seconds = MAX_FUNDING_PERIOD_SECONDS + 1, MarginError::InvalidMarketParams, |c| c.funding_period_seconds = MAX_FUNDING_PERIOD_SECONDS),
@@ -463,7 +463,7 @@ async fn option_parameters_are_bounded() {
         bound("strike_per_lot_native < 2^30", |c: &mut OptionConfig| c.strike_per_lot_native = MAX_STRIKE_PER_LOT_NATIVE, MarginError::InvalidStrike, |c| c.strike_per_lot_native = MAX_STRIKE_PER_LOT_NATIVE - 1),
         bound("expiry_ts > now", move |c: &mut OptionConfig| c.expiry_ts = now, MarginError::ExpiryInPast, move |c| c.expiry_ts = now + 1),
         bound("expiry_ts <= now + 2 years", move |c: &mut OptionConfig| c.expiry_ts = now + MAX_OPTION_TENOR_SECONDS + 1, MarginError::OptionTenorTooLong, move |c| c.expiry_ts = now + MAX_OPTION_TENOR_SECONDS),
-        bound("price_band_ppm >= 1", |c: &mut OptionConfig| c.price_band_ppm = MIN_PRICE_BAND_PPM - 1, MarginError::InvalidMarketParams, |c| c.price_band_ppm = MIN_PRICE_BAND_PPM),
+        bound("price_band_ppm >= 0.1%", |c: &mut OptionConfig| c.price_band_ppm = MIN_PRICE_BAND_PPM - 1, MarginError::InvalidMarketParams, |c| c.price_band_ppm = MIN_PRICE_BAND_PPM),
         bound("price_band_ppm <= 20%", |c: &mut OptionConfig| c.price_band_ppm = MAX_PRICE_BAND_PPM + 1, MarginError::InvalidMarketParams, |c| c.price_band_ppm = MAX_PRICE_BAND_PPM),
         bound("min_vol_bits > 0", |c: &mut OptionConfig| c.min_vol_bits = 0, MarginError::InvalidMarketParams, |c| c.min_vol_bits = MIN_VOL_BITS),
         bound("min_vol_bits >= 0.01", |c: &mut OptionConfig| c.min_vol_bits = MIN_VOL_BITS - 1, MarginError::InvalidVolParams, |c| c.min_vol_bits = MIN_VOL_BITS),
@@ -540,7 +540,7 @@ async fn a_key_other_than_the_admin_is_refused_by_every_admin_instruction() {
     let mint = bank.create_mint(&spl_token::ID, 6, &[]).await.unwrap().pubkey();
     let new_bank = sdk::bank_address(&market.group, &mint);
     let now = bank.now().await;
-    let perp = PerpConfig { price_band_ppm: 20_000, funding_period_seconds: 3_600, max_funding_rate_ppm: 1_000, funding_depth_lots: 100_000, pnl_settle_limit_ppm: 200_000 };
+    let perp = PerpConfig { price_band_ppm: 20_000, funding_period_seconds: 3_600, max_funding_rate_ppm: 1_000, funding_depth_lots: 100_000, pnl_settle_limit_ppm: 200_000, min_position_lots: 10 };
     let next_market = sdk::market_address(&market.group, group.market_count);
     let venue = Pubkey::new_unique();
     let attempts = [

@@ -1,6 +1,6 @@
 //! Economic attacks, each performed end to end on the embedded bank: every step is either
 //! refused where the model says (its own error, every touched account byte unchanged) or the
-//! attacker's gain is measured against the bound the model states (`docs/economic-attacks.md`).
+//! attacker's gain is measured against the bound the model states (`docs/security.md`, "Economic attacks").
 //!
 //! Units: `USDC` is one USDC in native units (6 decimals); a lot is 0.001 SOL, so a SOL price of
 //! $150 is 150,000 native units per lot.

@@ -126,6 +126,7 @@ async fn another_groups_admin_cannot_configure_this_group() {
         max_funding_rate_ppm: 100_000,
         funding_depth_lots: 1,
         pnl_settle_limit_ppm: PPM,
+        min_position_lots: 10,
     };
     let ix = sdk::add_perp_market(&o.group, &admin, &payer, &w.d.sol, 2, perp_config);
     refused(&mut w.bank, &[ix], &[&o.admin], margin(MarginError::WrongGroup)).await;

@@ -95,6 +95,7 @@ async fn admin_and_risk_authority_instructions_refuse_a_key_that_did_not_sign() 
         max_funding_rate_ppm: 100_000,
         funding_depth_lots: 1,
         pnl_settle_limit_ppm: PPM,
+        min_position_lots: 10,
     };
     let add_perp = sdk::add_perp_market(&o.group, &admin, &payer, &o.underlying, 2, perp_config);
     refused(&mut w.bank, &[unsigned(add_perp, &admin)], &[], anchor(ErrorCode::AccountNotSigner)).await;

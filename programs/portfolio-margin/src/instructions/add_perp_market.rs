@@ -6,8 +6,9 @@ use crate::state::{Group, Market, MarketKind, Underlying, MARKET_SEED, MAX_FUNDI
 use risk_engine::risk_array::MAX_LOTS;
 use anchor_lang::prelude::*;
 
-/// Narrowest trade price band of a market, ppm.
-pub const MIN_PRICE_BAND_PPM: u32 = 1;
+/// Narrowest trade price band of a market, ppm (0.1%): a narrower one (fixed at listing)
+/// would refuse most fills, so positions could not be closed by trading.
+pub const MIN_PRICE_BAND_PPM: u32 = 1_000;
 /// Widest trade price band of a market, ppm (20%).
 pub const MAX_PRICE_BAND_PPM: u32 = 200_000;
 /// Shortest funding period, seconds: with a shorter one the rate cap would be charged many times

@@ -73,12 +73,15 @@ pub const MAX_INIT_LIABILITY_WEIGHT_PPM: u32 = 10 * crate::state::PPM;
 /// native units, so a quote balance is worth exactly itself (a quote weight below or above 1
 /// would let the admin make every account with quote collateral or quote debt liquidatable).
 pub const QUOTE_WEIGHT_PPM: u32 = crate::state::PPM;
-/// Shortest oracle max age, seconds (0 would refuse every price).
-pub const MIN_PRICE_AGE_SECONDS: u32 = 1;
+/// Shortest oracle max age, seconds: Pyth publishes about every 400 ms but updates reach the
+/// chain seconds apart; a one-second age would let the admin freeze every account holding the
+/// token (no health check, no liquidation).
+pub const MIN_PRICE_AGE_SECONDS: u32 = 10;
 /// Longest oracle max age, seconds (one hour; banks and underlyings).
 pub const MAX_PRICE_AGE_SECONDS: u32 = 3_600;
-/// Smallest oracle confidence bound, ppm of the price (0 would refuse every price).
-pub const MIN_CONFIDENCE_PPM: u32 = 1;
+/// Smallest oracle confidence bound, ppm of the price (0.1%): a tighter bound than real feeds'
+/// confidence would refuse every price and so freeze every account holding the token.
+pub const MIN_CONFIDENCE_PPM: u32 = 1_000;
 /// Largest oracle confidence bound, ppm of the price (20%; banks and underlyings).
 pub const MAX_CONFIDENCE_PPM: u32 = 200_000;
 /// Largest deposit limit, native units: balances are `i64`, so total deposits must stay
