@@ -151,7 +151,10 @@ impl LocalBank {
                 addresses.push(meta.pubkey);
             }
         }
-        // A table must be created at a recent slot and is usable from the next slot on.
+        // A table must be created at a recent slot and is usable from the next slot on. Warping
+        // recomputes the clock's unix time from the slot: the simulated time is put back, so a
+        // large transaction does not move the clock tests and simulations set.
+        let unix_timestamp = self.now().await;
         let slot = self.context.banks_client.get_root_slot().await?;
         self.context.warp_to_slot(slot + 2).expect("warp");
         let (create, table) = create_lookup_table(payer.pubkey(), payer.pubkey(), slot + 1);
@@ -161,6 +164,9 @@ impl LocalBank {
         }
         let slot = self.context.banks_client.get_root_slot().await?;
         self.context.warp_to_slot(slot + 2).expect("warp");
+        let mut clock: Clock = self.context.banks_client.get_sysvar().await?;
+        clock.unix_timestamp = unix_timestamp;
+        self.context.set_sysvar(&clock);
 
         let all = self.with_nonce(instructions);
         let blockhash = self.context.banks_client.get_latest_blockhash().await?;

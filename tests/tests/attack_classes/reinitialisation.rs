@@ -138,7 +138,7 @@ async fn prefunded_addresses_of_the_next_market_and_bank_no_longer_block_listing
     let vault = sdk::vault_address(&bank_key);
     w.bank.airdrop(&bank_key, 1_000_000).await.unwrap();
     w.bank.airdrop(&vault, 1_000_000).await.unwrap();
-    let config = bank_config(w.market.usdc.oracle, w.market.usdc_feed, (PPM, PPM), (PPM, PPM));
+    let config = bank_config(w.market.usdc.oracle, w.market.usdc_feed, (800_000, 900_000), (1_200_000, 1_100_000));
     let add = sdk::add_collateral_bank(&w.market.group, &admin, &admin, &mint, &spl_token::ID, config);
     refused(&mut w.bank, &[add.clone()], &[], ALREADY_IN_USE).await;
     let releases = [
