@@ -342,11 +342,6 @@ impl Keeper {
         let liquidator: MarginAccount = bank.read(&self.liquidator.account).await?;
         let end = |a: &MarginAccount| snapshot.health_of(a, HealthKind::LiquidationEnd).map(|h| h.health);
         let before = end(&victim)?;
-        // Insolvent (equity below zero at maintenance weights, see
-        // `portfolio_margin::liquidation::is_insolvent`): nothing restores its health, so every
-        // position is closed whole and then the collateral pays the debt, toward bankruptcy.
-        let maint = snapshot.health(HealthKind::Maint)?;
-        let insolvent = maint.token_value + maint.position_equity < 0;
         let mut candidates: Vec<(i128, Pubkey)> = victim
             .positions
             .iter()
@@ -369,10 +364,6 @@ impl Keeper {
                 let (_, v, _) = simulate_position(&liquidator, &victim, &market_key, &market, &self.quote.bank, quote_index, &terms, n).map_err(program)?;
                 end(&v)
             };
-            if insolvent {
-                let keys = MarketKeys { group: self.group, market: market_key, underlying: market.underlying, oracle: underlying.oracle, quote_bank: self.quote.bank };
-                return Ok(Some(Step::Position { keys, lots: held.unsigned_abs() as i64 }));
-            }
             let lots = step_maximum(held.unsigned_abs() as i64, &after)?;
             if after(lots)? > before {
                 let keys = MarketKeys { group: self.group, market: market_key, underlying: market.underlying, oracle: underlying.oracle, quote_bank: self.quote.bank };
@@ -408,9 +399,6 @@ impl Keeper {
                 }
                 if lo == 0 {
                     continue;
-                }
-                if insolvent {
-                    return Ok(Some(Step::Token { asset_bank, liability_native: lo }));
                 }
                 let after = |x: i64| -> Result<fixed::types::I80F48> {
                     let (_, v, _) = simulate_token(&snapshot.group, &terms, &liquidator, &victim, x).map_err(program)?;

@@ -586,10 +586,9 @@ async fn a_key_other_than_the_admin_is_refused_by_every_admin_instruction() {
 /// and while the collateral is worth more than the debt bankruptcy is refused too: the account
 /// cannot be liquidated at all while its debt grows with every fall of the price. The bank's
 /// bytes are written directly to stand in for such a configuration; the update instruction now
-/// refuses it. (Since then the insolvency rule also closes such an account once its equity at
-/// maintenance weights is negative, as here; the bound keeps solvent ones liquidatable.)
+/// refuses it.
 #[tokio::test]
-async fn an_asset_weight_the_fee_outruns_made_an_account_unliquidatable_until_insolvency_closes_it() {
+async fn an_asset_weight_the_fee_outruns_made_an_account_unliquidatable() {
     let mut bank = LocalBank::start().await;
     let market = setup_market(&mut bank).await.unwrap();
     const USDC: u64 = 1_000_000;
@@ -617,21 +616,21 @@ async fn an_asset_weight_the_fee_outruns_made_an_account_unliquidatable_until_in
     data[8..8 + size].copy_from_slice(bytemuck::bytes_of(&state));
     bank.set_account_data(&market.sol.bank, data).await;
 
-    // Maintenance health is negative (1,492.5 - 1,495) and bankruptcy resolution cannot act
-    // (the collateral is worth more than the debt). Before the insolvency rule no token
-    // liquidation step could raise its health either, and the account was frozen; with only
-    // tokens, negative maintenance health means negative equity at maintenance weights, so
-    // liquidation now closes it anyway (`liquidation::is_insolvent`). The bound still keeps
-    // solvent accounts liquidatable step by step.
+    // Maintenance health is negative (1,492.5 - 1,495), yet neither liquidation nor bankruptcy
+    // resolution can act.
     let maint = onchain_health(&mut bank, &market.group, &victim.account, risk_engine::health::HealthKind::Maint).await.unwrap();
     assert!(maint.health_native < 0);
-    let ix = sdk::resolve_bankruptcy(&market.group, &market.usdc.bank, &victim.account, &[], &[(market.sol.bank, market.sol.oracle)]);
-    assert_margin_error(bank.send(&[ix], &[]).await, MarginError::NotBankrupt);
     let metas = pm_client::health::union_health_accounts(&mut bank, &market.group, &[keeper.account, victim.account]).await.unwrap();
     let liquidate = |max: i64| {
         sdk::liquidate_token(&market.group, &market.usdc.bank, &market.sol.bank, &keeper.account, &keeper_owner.pubkey(), &victim.account, max, metas.clone())
     };
-    bank.send(&[liquidate(1)], &[&keeper_owner]).await.unwrap();
+    for max in [1, 500 * USDC as i64] {
+        let result = bank.send(&[liquidate(max)], &[&keeper_owner]).await;
+        let refusals = [code_of(MarginError::LiquidationDoesNotImprove), code_of(MarginError::LiquidationPastPeak)];
+        assert!(custom_code(&result).is_some_and(|c| refusals.contains(&c)), "{result:?}");
+    }
+    let ix = sdk::resolve_bankruptcy(&market.group, &market.usdc.bank, &victim.account, &[], &[(market.sol.bank, market.sol.oracle)]);
+    assert_margin_error(bank.send(&[ix], &[]).await, MarginError::NotBankrupt);
 
     // Within the bound (the demo's 0.95 / 0.98) the same account is liquidated.
     let within = bank_config(sol.oracle, sol.feed_id, (950_000, 980_000), (1_200_000, 1_100_000));

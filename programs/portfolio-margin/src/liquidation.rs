@@ -39,18 +39,6 @@ pub fn start(inputs: &HealthInputs, group: &Group, liquidatee: &MarginAccount) -
     Ok(end)
 }
 
-/// Whether `account` is insolvent: its equity (token value plus position equity, maintenance
-/// weights, no requirement) is negative. Health is that equity less a requirement, so no step
-/// can bring it back to zero: liquidation then closes whatever the liquidator asks for (at the
-/// mark moved by the fee, like any step) even where a step lowers health, for example the one
-/// leg of a hedged book, so that the account reaches `resolve_bankruptcy` instead of staying
-/// liquidatable with nothing any single step improves.
-pub fn is_insolvent(inputs: &HealthInputs, group: &Group, account: &MarginAccount) -> Result<bool> {
-    let maint = inputs.health(group, account, HealthKind::Maint)?;
-    let equity = maint.token_value.checked_add(maint.position_equity).ok_or(MarginError::MathOverflow)?;
-    Ok(equity < 0)
-}
-
 /// Most liquidatee health evaluations [`choose_step`] spends searching for the smallest size
 /// (each is one health computation; the search is exact long before this on every book tried).
 pub const MAX_STEP_SEARCH: u32 = 24;

@@ -13,7 +13,7 @@ use crate::error::MarginError;
 use crate::health::{check_array_fresh, mark_per_lot, spot_per_lot};
 use crate::state::{boxed_copy, write_account};
 use crate::health::HealthInputs;
-use crate::liquidation::{avoid_dust, check_liquidator, choose_step, is_insolvent, position_terms, risk_per_lot, simulate_position, start};
+use crate::liquidation::{avoid_dust, check_liquidator, choose_step, position_terms, risk_per_lot, simulate_position, start};
 use risk_engine::health::HealthKind;
 use crate::oracle::{read_oracle_account, OracleConfig};
 use crate::state::{CollateralBank, Group, MarginAccount, Market, Underlying};
@@ -92,14 +92,9 @@ pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, 
         let inputs = HealthInputs::load_many(&group, &group_key, &[&liquidatee, &victim_max, &taker_max], &infos)?;
         let before_end = start(&inputs, &group, &liquidatee)?;
         let end_after = |n: i64| inputs.health(&group, &simulate(n)?.1, HealthKind::LiquidationEnd).map(|h| h.health);
-        let (lots, after_end) = if is_insolvent(&inputs, &group, &liquidatee)? {
-            // Nothing restores its health: close what the liquidator asks for.
-            (max_lots, end_after(max_lots)?)
-        } else {
-            let chosen = choose_step(before_end, max_lots, &end_after)?;
-            let held_abs = held.checked_abs().ok_or(MarginError::MathOverflow)?;
-            avoid_dust(before_end, held_abs, max_lots, market.min_position_lots, chosen, &end_after)?
-        };
+        let chosen = choose_step(before_end, max_lots, &end_after)?;
+        let held_abs = held.checked_abs().ok_or(MarginError::MathOverflow)?;
+        let (lots, after_end) = avoid_dust(before_end, held_abs, max_lots, market.min_position_lots, chosen, &end_after)?;
         check_liquidator(&inputs, &group, &simulate(lots)?.0)?;
         (lots, after_end)
     };

@@ -9,7 +9,7 @@ use crate::error::MarginError;
 use crate::health::find;
 use crate::state::{boxed_copy, write_account};
 use crate::health::HealthInputs;
-use crate::liquidation::{asset_for_liability, check_liquidator, choose_step, is_insolvent, simulate_token, start, TokenTerms};
+use crate::liquidation::{asset_for_liability, check_liquidator, choose_step, simulate_token, start, TokenTerms};
 use risk_engine::health::HealthKind;
 use crate::oracle::{read_oracle_account, OracleConfig};
 use crate::state::{CollateralBank, Group, MarginAccount};
@@ -96,12 +96,7 @@ pub fn liquidate_token<'info>(ctx: Context<'info, LiquidateToken<'info>>, max_li
     require!(max > 0, MarginError::LiquidationAmountTooLarge);
     let simulate = |x: i64| simulate_token(&group, &terms, &liquidator, &liquidatee, x);
     let end_after = |x: i64| inputs.health(&group, &simulate(x)?.1, HealthKind::LiquidationEnd).map(|h| h.health);
-    let (liability_native, after_end) = if is_insolvent(&inputs, &group, &liquidatee)? {
-        // Nothing restores its health: pay what the liquidator asks for (see `is_insolvent`).
-        (max, end_after(max)?)
-    } else {
-        choose_step(before_end, max, end_after)?
-    };
+    let (liability_native, after_end) = choose_step(before_end, max, end_after)?;
     let (taker, mut victim, insurance) = simulate(liability_native)?;
     check_liquidator(&inputs, &group, &taker)?;
 
