@@ -289,6 +289,20 @@ pub fn underlying_config(oracle: Pubkey, feed_id: [u8; 32]) -> portfolio_margin:
 /// at $150) one and a half times. See README "Dust".
 pub const MIN_POSITION_LOTS: i64 = 10;
 
+/// Default perp configuration: 2% band, hourly funding capped at 0.1% a period over a 100 SOL
+/// depth (100 SOL of fills move the mark premium fully), at most 20% of a position's notional
+/// realised per day through `settle_pnl`, the demo's minimum position.
+pub fn perp_config() -> portfolio_margin::instructions::PerpConfig {
+    portfolio_margin::instructions::PerpConfig {
+        price_band_ppm: 20_000,
+        funding_period_seconds: 3_600,
+        max_funding_rate_ppm: 1_000,
+        funding_depth_lots: 100_000,
+        pnl_settle_limit_ppm: 200_000,
+        min_position_lots: MIN_POSITION_LOTS,
+    }
+}
+
 /// Default option market configuration.
 pub fn option_config(kind: portfolio_margin::state::MarketKind, strike_dollars: i64, expiry_ts: i64) -> portfolio_margin::instructions::OptionConfig {
     use fixed::types::I32F32;
@@ -355,16 +369,7 @@ pub async fn setup_derivatives(bank: &mut LocalBank, market: &DemoMarket) -> Res
     let sol = sdk::underlying_address(&market.group, index);
 
     let perp_index = group.market_count;
-    let perp_config = portfolio_margin::instructions::PerpConfig {
-        price_band_ppm: 20_000,
-        funding_period_seconds: 3_600,
-        max_funding_rate_ppm: 1_000,
-        // 100 SOL of fills move the mark premium fully.
-        funding_depth_lots: 100_000,
-        // A position realises at most 20% of its notional per day through settle_pnl.
-        pnl_settle_limit_ppm: 200_000,
-        min_position_lots: MIN_POSITION_LOTS,
-    };
+    let perp_config = perp_config();
     bank.send(&[sdk::add_perp_market(&market.group, &admin, &payer, &sol, perp_index, perp_config)], &[]).await?;
     let perp_keys = market_keys(bank, market, &sdk::market_address(&market.group, perp_index)).await;
     bank.send(&[sdk::refresh_risk_array(&perp_keys)], &[]).await?;

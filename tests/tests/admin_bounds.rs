@@ -401,7 +401,7 @@ async fn underlying_parameters_are_bounded() {
 #[tokio::test]
 async fn perp_parameters_are_bounded() {
     let (mut bank, market, d) = setup().await;
-    let base = PerpConfig { price_band_ppm: 20_000, funding_period_seconds: 3_600, max_funding_rate_ppm: 1_000, funding_depth_lots: 100_000, pnl_settle_limit_ppm: 200_000, min_position_lots: 10 };
+    let base = pm_client::demo::perp_config();
     // At the per-hour cap, the largest rate per period is the period's share of it.
     let hourly = |period: u32| (MAX_FUNDING_RATE_PPM_PER_HOUR as u64 * period as u64 / 3_600) as u32;
     let bounds = vec![
@@ -540,7 +540,7 @@ async fn a_key_other_than_the_admin_is_refused_by_every_admin_instruction() {
     let mint = bank.create_mint(&spl_token::ID, 6, &[]).await.unwrap().pubkey();
     let new_bank = sdk::bank_address(&market.group, &mint);
     let now = bank.now().await;
-    let perp = PerpConfig { price_band_ppm: 20_000, funding_period_seconds: 3_600, max_funding_rate_ppm: 1_000, funding_depth_lots: 100_000, pnl_settle_limit_ppm: 200_000, min_position_lots: 10 };
+    let perp = pm_client::demo::perp_config();
     let next_market = sdk::market_address(&market.group, group.market_count);
     let venue = Pubkey::new_unique();
     let attempts = [

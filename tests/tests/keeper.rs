@@ -238,14 +238,7 @@ async fn an_idle_perp_gets_funding_on_schedule_and_new_markets_are_kept() {
 
     // Listed after the keeper started: a second perp (never refreshed) and a put.
     let group: portfolio_margin::state::Group = bank.load(&market.group).await;
-    let perp_config = portfolio_margin::instructions::PerpConfig {
-        price_band_ppm: 20_000,
-        funding_period_seconds: 3_600,
-        max_funding_rate_ppm: 1_000,
-        funding_depth_lots: 100_000,
-        pnl_settle_limit_ppm: 200_000,
-        min_position_lots: pm_client::demo::MIN_POSITION_LOTS,
-    };
+    let perp_config = pm_client::demo::perp_config();
     let admin = market.admin.pubkey();
     let payer = bank.payer().pubkey();
     bank.send(&[sdk::add_perp_market(&market.group, &admin, &payer, &d.sol, group.market_count, perp_config)], &[]).await.unwrap();

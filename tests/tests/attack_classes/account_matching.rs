@@ -120,14 +120,7 @@ async fn another_groups_admin_cannot_configure_this_group() {
     let ix = sdk::set_volatility(&o.group, &o.risk_authority.pubkey(), &w.d.call.keys.market, vol);
     refused(&mut w.bank, &[ix], &[&o.risk_authority], margin(MarginError::WrongGroup)).await;
 
-    let perp_config = portfolio_margin::instructions::PerpConfig {
-        price_band_ppm: 200_000,
-        funding_period_seconds: 3_600,
-        max_funding_rate_ppm: 100_000,
-        funding_depth_lots: 1,
-        pnl_settle_limit_ppm: PPM,
-        min_position_lots: 10,
-    };
+    let perp_config = portfolio_margin::instructions::PerpConfig { price_band_ppm: 200_000, ..pm_client::demo::perp_config() };
     let ix = sdk::add_perp_market(&o.group, &admin, &payer, &w.d.sol, 2, perp_config);
     refused(&mut w.bank, &[ix], &[&o.admin], margin(MarginError::WrongGroup)).await;
 

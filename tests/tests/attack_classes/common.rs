@@ -126,7 +126,7 @@ pub async fn other_group(w: &mut World) -> OtherGroup {
     let config = underlying_config(market.sol.oracle, market.sol_feed);
     bank.send(&[sdk::add_underlying(&group, &admin.pubkey(), &payer, 0, None, config)], &[&admin]).await.unwrap();
     let underlying = sdk::underlying_address(&group, 0);
-    let perp_config = PerpConfig { price_band_ppm: 200_000, funding_period_seconds: 3_600, max_funding_rate_ppm: 1_000, funding_depth_lots: 100_000, pnl_settle_limit_ppm: 200_000, min_position_lots: 10 };
+    let perp_config = PerpConfig { price_band_ppm: 200_000, ..pm_client::demo::perp_config() };
     bank.send(&[sdk::add_perp_market(&group, &admin.pubkey(), &payer, &underlying, 0, perp_config)], &[&admin]).await.unwrap();
     let keys = |m: Pubkey| MarketKeys { group, market: m, underlying, oracle: market.sol.oracle, quote_bank: usdc.bank };
     let perp = keys(sdk::market_address(&group, 0));

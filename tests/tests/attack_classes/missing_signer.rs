@@ -89,14 +89,7 @@ async fn admin_and_risk_authority_instructions_refuse_a_key_that_did_not_sign() 
     let add_underlying = sdk::add_underlying(&o.group, &admin, &payer, 1, None, config);
     refused(&mut w.bank, &[unsigned(add_underlying, &admin)], &[], anchor(ErrorCode::AccountNotSigner)).await;
 
-    let perp_config = portfolio_margin::instructions::PerpConfig {
-        price_band_ppm: 200_000,
-        funding_period_seconds: 3_600,
-        max_funding_rate_ppm: 100_000,
-        funding_depth_lots: 1,
-        pnl_settle_limit_ppm: PPM,
-        min_position_lots: 10,
-    };
+    let perp_config = portfolio_margin::instructions::PerpConfig { price_band_ppm: 200_000, ..pm_client::demo::perp_config() };
     let add_perp = sdk::add_perp_market(&o.group, &admin, &payer, &o.underlying, 2, perp_config);
     refused(&mut w.bank, &[unsigned(add_perp, &admin)], &[], anchor(ErrorCode::AccountNotSigner)).await;
 

@@ -86,7 +86,7 @@ async fn add_underlying_and_markets_again_at_a_used_index() {
     let ix = sdk::add_underlying(&w.market.group, &admin, &admin, 0, None, config);
     refused(&mut w.bank, &[ix], &[], anchor(ErrorCode::ConstraintSeeds)).await;
 
-    let perp = PerpConfig { price_band_ppm: 200_000, funding_period_seconds: 3_600, max_funding_rate_ppm: 1_000, funding_depth_lots: 100_000, pnl_settle_limit_ppm: 200_000, min_position_lots: 10 };
+    let perp = PerpConfig { price_band_ppm: 200_000, ..pm_client::demo::perp_config() };
     let ix = sdk::add_perp_market(&w.market.group, &admin, &admin, &w.d.sol, 0, perp);
     refused(&mut w.bank, &[ix], &[], anchor(ErrorCode::ConstraintSeeds)).await;
 
@@ -124,7 +124,7 @@ async fn prefunded_addresses_of_the_next_market_and_bank_no_longer_block_listing
     let next = group_state.market_count;
     let next_market = sdk::market_address(&w.market.group, next);
     w.bank.airdrop(&next_market, 1_000_000).await.unwrap();
-    let perp = PerpConfig { price_band_ppm: 20_000, funding_period_seconds: 3_600, max_funding_rate_ppm: 1_000, funding_depth_lots: 100_000, pnl_settle_limit_ppm: 200_000, min_position_lots: 10 };
+    let perp = pm_client::demo::perp_config();
     let list = sdk::add_perp_market(&w.market.group, &admin, &admin, &w.d.sol, next, perp);
     refused(&mut w.bank, &[list.clone()], &[], ALREADY_IN_USE).await;
     let release = sdk::release_prefunded_address(ProgramAddress::Market { group: w.market.group, index: next }, &mallory.pubkey());
