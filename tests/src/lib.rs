@@ -108,3 +108,46 @@ pub async fn quote_balance(bank: &mut LocalBank, account: &Pubkey, quote_bank: &
     let state: MarginAccount = bank.load(account).await;
     state.balance_index(quote_bank).map(|i| state.balances[i].balance_native).unwrap_or(0)
 }
+
+/// A fresh embedded bank with the demo group and its SOL derivatives.
+pub async fn start() -> (LocalBank, DemoMarket, pm_client::demo::Derivatives) {
+    let mut bank = LocalBank::start().await;
+    let market = setup_market(&mut bank).await.unwrap();
+    let d = pm_client::demo::setup_derivatives(&mut bank, &market).await.unwrap();
+    (bank, market, d)
+}
+
+fn native_amount(amount: impl Into<i128>) -> u64 {
+    u64::try_from(amount.into()).expect("a non-negative native amount")
+}
+
+/// A trader with `usdc_native` deposited (its wallet is then empty).
+pub async fn funded(bank: &mut LocalBank, market: &DemoMarket, usdc_native: impl Into<i128>) -> Trader {
+    use solana_signer::Signer;
+    let amount = native_amount(usdc_native);
+    let t = new_trader(bank, market, amount, 0).await.unwrap();
+    let owner = t.owner.insecure_clone();
+    bank.send(&[pm_client::sdk::deposit(&t.account, &market.usdc, &t.usdc_wallet, &owner.pubkey(), amount)], &[&owner]).await.unwrap();
+    t
+}
+
+/// A second margin account of `owner` (index 1) with `usdc_native` deposited; it shares the
+/// owner's USDC wallet.
+pub async fn second_account(bank: &mut LocalBank, market: &DemoMarket, owner: &Trader, usdc_native: impl Into<i128>) -> Trader {
+    use pm_client::sdk;
+    use solana_signer::Signer;
+    let amount = native_amount(usdc_native);
+    let key = owner.owner.insecure_clone();
+    bank.send(&[sdk::create_margin_account(&market.group, &key.pubkey(), &key.pubkey(), 1)], &[&key]).await.unwrap();
+    bank.mint_to(&market.usdc.mint, &owner.usdc_wallet, &anchor_spl::token::spl_token::ID, amount).await.unwrap();
+    let account = sdk::margin_account_address(&market.group, &key.pubkey(), 1);
+    bank.send(&[sdk::deposit(&account, &market.usdc, &owner.usdc_wallet, &key.pubkey(), amount)], &[&key]).await.unwrap();
+    Trader { owner: key, account, usdc_wallet: owner.usdc_wallet, sol_wallet: owner.sol_wallet }
+}
+
+/// Moves the clock and posts fresh SOL (at `sol` dollars, EMA equal) and USDC prices.
+pub async fn later(bank: &mut LocalBank, market: &DemoMarket, seconds: i64, sol: f64) {
+    bank.advance_clock(seconds).await;
+    post_price(bank, &market.sol.oracle, market.sol_feed, sol).await;
+    post_price(bank, &market.usdc.oracle, market.usdc_feed, 1.0).await;
+}

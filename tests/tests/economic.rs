@@ -6,7 +6,7 @@
 //! $150 is 150,000 native units per lot.
 
 use anchor_lang::prelude::Pubkey;
-use pm_client::demo::{block_trade, fill_health_accounts, setup_derivatives, Derivatives, MIN_POSITION_LOTS};
+use pm_client::demo::{block_trade, fill_health_accounts, MIN_POSITION_LOTS};
 use pm_client::health::HealthSnapshot;
 use pm_client::local_bank::LocalBank;
 use pm_client::pyth::PythPrice;
@@ -21,38 +21,9 @@ use solana_signer::Signer;
 const USDC: i64 = 1_000_000;
 const LOTS_PER_SOL: i64 = 1_000;
 
-async fn start() -> (LocalBank, DemoMarket, Derivatives) {
-    let mut bank = LocalBank::start().await;
-    let market = setup_market(&mut bank).await.unwrap();
-    let d = setup_derivatives(&mut bank, &market).await.unwrap();
-    (bank, market, d)
-}
 
-/// A trader with `usdc_native` deposited (its wallet is then empty).
-async fn funded(bank: &mut LocalBank, market: &DemoMarket, usdc_native: i64) -> Trader {
-    let t = new_trader(bank, market, usdc_native as u64, 0).await.unwrap();
-    let owner = t.owner.insecure_clone();
-    bank.send(&[sdk::deposit(&t.account, &market.usdc, &t.usdc_wallet, &owner.pubkey(), usdc_native as u64)], &[&owner]).await.unwrap();
-    t
-}
 
-/// A second margin account of `owner` (index 1) with `usdc_native` deposited; it shares the
-/// owner's USDC wallet.
-async fn second_account(bank: &mut LocalBank, market: &DemoMarket, owner: &Trader, usdc_native: i64) -> Trader {
-    let key = owner.owner.insecure_clone();
-    bank.send(&[sdk::create_margin_account(&market.group, &key.pubkey(), &key.pubkey(), 1)], &[&key]).await.unwrap();
-    bank.mint_to(&market.usdc.mint, &owner.usdc_wallet, &anchor_spl::token::spl_token::ID, usdc_native as u64).await.unwrap();
-    let account = sdk::margin_account_address(&market.group, &key.pubkey(), 1);
-    bank.send(&[sdk::deposit(&account, &market.usdc, &owner.usdc_wallet, &key.pubkey(), usdc_native as u64)], &[&key]).await.unwrap();
-    Trader { owner: key, account, usdc_wallet: owner.usdc_wallet, sol_wallet: owner.sol_wallet }
-}
 
-/// Moves the clock and posts fresh SOL (at `sol` dollars, EMA equal) and USDC prices.
-async fn later(bank: &mut LocalBank, market: &DemoMarket, seconds: i64, sol: f64) {
-    bank.advance_clock(seconds).await;
-    post_price(bank, &market.sol.oracle, market.sol_feed, sol).await;
-    post_price(bank, &market.usdc.oracle, market.usdc_feed, 1.0).await;
-}
 
 /// Posts a SOL print at `price` dollars whose EMA is at `ema` dollars (5 bp confidence), now,
 /// without moving the clock.
