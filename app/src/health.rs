@@ -137,6 +137,19 @@ impl HealthSnapshot {
         portfolio_margin::health::underlying_prices(&reading, &self.group, underlying).map_err(|e| anyhow::anyhow!("{e}"))
     }
 
+    /// A copy in which `market_key`'s risk array is the one `refresh_risk_array` would store now
+    /// (at this snapshot's oracle price and time): what a transaction that refreshes the market
+    /// before its instruction sees.
+    pub fn with_refreshed(&self, market_key: &Pubkey) -> anyhow::Result<HealthSnapshot> {
+        let mut copy = self.clone();
+        let market = copy.markets.get_mut(market_key).ok_or_else(|| anyhow::anyhow!("market {market_key} not loaded"))?;
+        let spot = self.spot_per_lot(&market.underlying)?;
+        let underlying = &self.underlyings[&market.underlying];
+        portfolio_margin::instructions::refresh_market(market, underlying, spot, self.now)
+            .map_err(|e| anyhow::anyhow!("refreshing {market_key}: {e}"))?;
+        Ok(copy)
+    }
+
     /// Health of the loaded account.
     pub fn health(&self, kind: HealthKind) -> anyhow::Result<HealthBreakdown> {
         self.health_of(&self.account, kind)

@@ -125,6 +125,9 @@ pub enum Step {
     Bankruptcy { dust: Vec<(Pubkey, Pubkey)> },
 }
 
+/// How many times a position step refused as past the peak is halved and sent again.
+pub const MAX_PAST_PEAK_RETRIES: u32 = 4;
+
 /// Errors that mean "nothing to do here any more", not a failure.
 pub fn is_lost_race(error: &ChainError) -> bool {
     [MarginError::NotLiquidatable, MarginError::LiquidationComplete, MarginError::NoLiability, MarginError::NoPosition]
@@ -300,9 +303,23 @@ impl Keeper {
         let result = match step {
             Step::Position { keys, lots } => {
                 let metas = fill_health_accounts_for(chain, &self.group, &self.quote.bank, &[liquidator.account, *account], &keys.market).await?;
-                let ix = sdk::liquidate_position(keys, &liquidator.account, &liquidator.owner.pubkey(), account, *lots, metas);
-                // Options change hands at their current model value: refresh in the same transaction.
-                chain.send_large(&[sdk::refresh_risk_array(keys), ix], &[&liquidator.owner]).await
+                let past_peak = MarginError::LiquidationPastPeak as u32 + anchor_lang::error::ERROR_CODE_OFFSET;
+                let (mut lots, mut retries) = (*lots, 0);
+                loop {
+                    let ix = sdk::liquidate_position(keys, &liquidator.account, &liquidator.owner.pubkey(), account, lots, metas.clone());
+                    // Options change hands at their current model value: refresh in the same transaction.
+                    let result = chain.send_large(&[sdk::refresh_risk_array(keys), ix], &[&liquidator.owner]).await;
+                    // The plan aims at the peak of a curve that is flat there: if the state moved
+                    // since (a new second of time decay, a price), the program may find it a lot
+                    // past. Half the size still improves health (the curve is concave).
+                    match result {
+                        Err(e) if e.custom_code == Some(past_peak) && lots > 1 && retries < MAX_PAST_PEAK_RETRIES => {
+                            lots /= 2;
+                            retries += 1;
+                        }
+                        other => break other,
+                    }
+                }
             }
             Step::Token { asset_bank, liability_native } => {
                 let mut metas = union_health_accounts(chain, &self.group, &[liquidator.account, *account]).await?;
@@ -340,8 +357,6 @@ impl Keeper {
             return Ok(Some(Step::Bankruptcy { dust }));
         }
         let liquidator: MarginAccount = bank.read(&self.liquidator.account).await?;
-        let end = |a: &MarginAccount| snapshot.health_of(a, HealthKind::LiquidationEnd).map(|h| h.health);
-        let before = end(&victim)?;
         let mut candidates: Vec<(i128, Pubkey)> = victim
             .positions
             .iter()
@@ -353,10 +368,15 @@ impl Keeper {
         let quote_index = snapshot.banks.get(&self.quote.bank).map(|b| b.bank_index).unwrap_or(0);
         let program = |e: anchor_lang::error::Error| anyhow::anyhow!("{e}");
         for (_, market_key) in candidates {
-            let market: Market = snapshot.markets[&market_key];
-            let underlying = snapshot.underlyings[&market.underlying];
+            // The transaction refreshes the market before the step (see `execute`): plan on the
+            // array the program will price it with, or the peak found here is not the program's.
+            let fresh = snapshot.with_refreshed(&market_key)?;
+            let end = |a: &MarginAccount| fresh.health_of(a, HealthKind::LiquidationEnd).map(|h| h.health);
+            let before = end(&victim)?;
+            let market: Market = fresh.markets[&market_key];
+            let underlying = fresh.underlyings[&market.underlying];
             let grid = underlying.grid.params();
-            let spot = snapshot.spot_per_lot(&market.underlying)?;
+            let spot = fresh.spot_per_lot(&market.underlying)?;
             let held = victim.positions[victim.position_index(&market_key).expect("held")].base_lots;
             let mark = if market.is_option() { mark_per_lot(&market, spot, held, grid.price_steps, snapshot.now, true).map_err(program)? } else { spot };
             let terms = position_terms(&snapshot.group, held, mark, risk_per_lot(&market, held, mark, spot, grid.price_range).map_err(program)?);
@@ -371,6 +391,8 @@ impl Keeper {
             }
         }
         // No position helps: swap the quote debt for collateral, the largest balance first.
+        let end = |a: &MarginAccount| snapshot.health_of(a, HealthKind::LiquidationEnd).map(|h| h.health);
+        let before = end(&victim)?;
         let debt = victim.balance_index(&self.quote.bank).map(|i| victim.balances[i].balance_native).unwrap_or(0);
         if debt < 0 {
             let mut assets: Vec<_> = victim.active_balances().filter(|b| b.bank != self.quote.bank && b.balance_native > 0).collect();

@@ -128,3 +128,28 @@ async fn a_keeper_liquidation_does_not_move_the_simulated_clock() {
     ])
     .await;
 }
+
+/// Found by the fuzzer (second CI seed): a buyer of one-hour calls and puts, short perps and
+/// 30-day calls, its quote withdrawn, SOL up 19%. The keeper planned its step on the put's
+/// array as it read it, then refreshed the array in the same transaction; the program, pricing
+/// on the fresh array, found the step one lot past the peak and refused it, and the keeper sent
+/// the same step every round. It now plans on the array the refresh will store, and halves a
+/// step the program still finds past the peak.
+#[tokio::test]
+async fn a_step_refused_as_past_the_peak_is_planned_on_the_fresh_array() {
+    use pm_client::fuzz::Action::*;
+    use pm_client::fuzz::{By, Mkt::*, Token::*};
+    replay(vec![
+        Trade { market: Short, buyer: 4, seller: 0, lots: 50500, price_per_lot_native: 399, buyer_by: By::Owner, seller_by: By::Owner },
+        MovePrice { price_cents: 14043, ema_cents: 14521, refresh: true },
+        VenueFill { market: Put, maker: 1, taker: 4, maker_sells: true, lots: 17678, price_per_lot_native: 4967 },
+        Trade { market: Perp, buyer: 1, seller: 4, lots: 55026, price_per_lot_native: 138593, buyer_by: By::Owner, seller_by: By::Owner },
+        Trade { market: Call, buyer: 3, seller: 4, lots: 79886, price_per_lot_native: 3403, buyer_by: By::Owner, seller_by: By::Owner },
+        Withdraw { slot: 4, token: Usdc, amount_native: 796117965 },
+        AdvanceClock { seconds: 3600 },
+        AdvanceClock { seconds: 30 },
+        MovePrice { price_cents: 16717, ema_cents: 15711, refresh: true },
+        AdvanceClock { seconds: 300 },
+    ])
+    .await;
+}

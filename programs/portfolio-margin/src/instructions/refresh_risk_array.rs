@@ -33,6 +33,15 @@ pub fn refresh_risk_array(ctx: Context<RefreshRiskArray>) -> Result<()> {
     let mut market = ctx.accounts.market.load_mut()?;
     let reading = read_oracle_account(&OracleConfig::of_underlying(&underlying), &ctx.accounts.oracle, now)?;
     let spot = spot_per_lot(&reading, &group, &underlying)?;
+    refresh_market(&mut market, &underlying, spot, now).inspect_err(|_| {
+        msg!("risk array of market {} failed", ctx.accounts.market.key());
+    })
+}
+
+/// Recomputes `market`'s risk array at `spot` (quote native units per lot) and time `now`: the
+/// whole of `refresh_risk_array` after the accounts are read. Clients call it to see the array
+/// a transaction that refreshes first will use (the keeper plans liquidations on it).
+pub fn refresh_market(market: &mut Market, underlying: &Underlying, spot: I32F32, now: i64) -> Result<()> {
     let vol = if market.is_option() && !market.is_expired(now) {
         // Never posted: there is no vol to compute at (and nobody can hold the market yet).
         require!(market.vol_updated_ts != 0, MarginError::VolatilityStale);
@@ -43,10 +52,7 @@ pub fn refresh_risk_array(ctx: Context<RefreshRiskArray>) -> Result<()> {
     let params = underlying.grid.params();
     let scenarios = params.scenarios().map_err(|_| error!(MarginError::InvalidGridParams))?;
     let state = MarketState { instrument: market.instrument(now), spot, vol };
-    let array = compute_risk_array(&state, &params, &scenarios).map_err(|e| {
-        msg!("risk array of market {} failed: {:?}", ctx.accounts.market.key(), e);
-        error!(MarginError::MathOverflow)
-    })?;
+    let array = compute_risk_array(&state, &params, &scenarios).map_err(|_| error!(MarginError::MathOverflow))?;
     market.store_risk_array(&array, spot, vol, now);
     Ok(())
 }
