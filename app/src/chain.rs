@@ -59,6 +59,20 @@ pub fn margin_error(code: u32) -> Option<(&'static str, &'static str)> {
 
 impl std::error::Error for ChainError {}
 
+/// An Anchor error from code the client runs off-chain (health, oracle checks, liquidation
+/// previews) as `Name: message`: Anchor's own `Display` prints its debug structure.
+pub fn program_error(error: anchor_lang::error::Error) -> anyhow::Error {
+    anyhow!("{}", describe(&error))
+}
+
+/// See [`program_error`].
+pub fn describe(error: &anchor_lang::error::Error) -> String {
+    match error {
+        anchor_lang::error::Error::AnchorError(e) => format!("{}: {}", e.error_name, e.error_msg),
+        anchor_lang::error::Error::ProgramError(e) => e.program_error.to_string(),
+    }
+}
+
 fn custom_code(error: &solana_transaction_error::TransactionError) -> Option<u32> {
     match error {
         solana_transaction_error::TransactionError::InstructionError(_, solana_instruction_error::InstructionError::Custom(code)) => {
@@ -87,6 +101,17 @@ pub trait Chain {
     /// for `propose_settlement_price`. `None`: this transport has no archive (a cluster, here).
     async fn post_archived_update(&mut self, _oracle: &Pubkey, _publish_time: i64) -> Result<Option<Pubkey>> {
         Ok(None)
+    }
+
+    /// Makes `oracle` carry `price` (a fresh `PriceUpdateV2`), as a keeper does on a pull oracle
+    /// before steps that read it. The embedded bank writes the account, as the simulated
+    /// market's Pyth receiver would; a cluster needs the Pyth push-oracle program's
+    /// `update_price_feed` with a Wormhole-verified update, which this client does not build yet.
+    async fn post_price_update(&mut self, oracle: &Pubkey, _price: &crate::pyth::PythPrice) -> Result<()> {
+        Err(anyhow!(
+            "posting a price update to {oracle} is not supported on this transport (needs the Pyth push oracle's update_price_feed): \
+             keep the feed updated with a price pusher or a sponsored feed"
+        ))
     }
 
     /// A zero-copy program account (after its 8-byte discriminator).
@@ -123,6 +148,11 @@ impl Chain for LocalBank {
 
     async fn post_archived_update(&mut self, oracle: &Pubkey, publish_time: i64) -> Result<Option<Pubkey>> {
         Ok(LocalBank::post_archived_update(self, oracle, publish_time))
+    }
+
+    async fn post_price_update(&mut self, oracle: &Pubkey, price: &crate::pyth::PythPrice) -> Result<()> {
+        self.set_pyth_price(oracle, price, None);
+        Ok(())
     }
 }
 

@@ -6,7 +6,8 @@ use crate::demo::{
     block_trade, model_price_per_lot, new_trader, post_price, setup_derivatives, setup_market, DemoMarket, Derivatives, Trader,
 };
 use crate::health::HealthSnapshot;
-use crate::keeper::{bankruptcy_dust, Keeper, KeeperReport, Liquidator};
+use crate::keeper::{bankruptcy_dust, Keeper, KeeperReport, Liquidator, RunSummary};
+use crate::prices::{PriceKeeper, PriceSource, SimulatedMarket};
 use crate::local_bank::LocalBank;
 use crate::sdk;
 use anchor_lang::prelude::Pubkey;
@@ -21,13 +22,43 @@ const SOL: u64 = 1_000_000_000;
 const USDC: u64 = 1_000_000;
 const LOTS_PER_SOL: i64 = 1_000;
 
+/// How the simulation runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CrashConfig {
+    pub traders: usize,
+    /// Simulated cluster time each keeper transaction takes, ms (sent and confirmed one after
+    /// another): oracles age while the keeper works, as on a cluster.
+    pub latency_ms: u64,
+    /// Whether the keeper posts fresh prices from the simulated market (without it, the
+    /// oracles the crash posted go stale after their 60-second maximum age).
+    pub price_source: bool,
+    pub max_rounds: u32,
+    pub verbose: bool,
+}
+
+/// A confirmed transaction's round trip on a cluster, roughly (a slot is ~0.4 s).
+pub const DEFAULT_LATENCY_MS: u64 = 500;
+
+impl CrashConfig {
+    pub fn new(traders: usize) -> Self {
+        CrashConfig { traders, latency_ms: DEFAULT_LATENCY_MS, price_source: true, max_rounds: 20, verbose: false }
+    }
+}
+
 /// What the simulation found.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CrashReport {
     pub accounts: usize,
     /// Accounts with negative maintenance health right after the crash.
     pub liquidatable_after_crash: usize,
     pub keeper: KeeperReport,
+    /// The keeper's own account of its run (its `unresolved` must be empty).
+    pub summary: RunSummary,
+    /// Simulated cluster seconds the keeper's run took.
+    pub chain_seconds: i64,
+    /// Wall-clock seconds of the set-up (accounts and books) and of the whole simulation.
+    pub setup_seconds: f64,
+    pub total_seconds: f64,
     /// Accounts still liquidatable or bankrupt after the keeper (must be 0).
     pub unresolved: usize,
     /// Insurance fund before and after, quote native units.
@@ -104,8 +135,81 @@ async fn claims(bank: &mut LocalBank, accounts: &[Pubkey], bank_key: &Pubkey, wi
     Ok(total)
 }
 
-/// Runs the simulation with `traders` accounts on a fresh embedded bank.
+impl CrashReport {
+    /// Whether every vault holds exactly what its balances (and the insurance fund) claim.
+    pub fn reconciled(&self) -> bool {
+        self.usdc_vault == self.usdc_claims && self.sol_vault == self.sol_claims
+    }
+
+    /// The summary as JSON (keys documented in `docs/keeper.md`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let steps = self.summary.steps;
+        serde_json::json!({
+            "accounts": self.accounts,
+            "liquidatable_after_crash": self.liquidatable_after_crash,
+            "keeper": &self.summary,
+            "chain_seconds": self.chain_seconds,
+            "chain_steps_per_second": if self.chain_seconds > 0 { steps as f64 / self.chain_seconds as f64 } else { 0.0 },
+            "setup_seconds": self.setup_seconds,
+            "total_seconds": self.total_seconds,
+            "unresolved": self.unresolved,
+            "recovered": self.recovered,
+            "recovered_but_liquidated": self.recovered_but_liquidated,
+            "dust_deposits": self.dust_deposits,
+            "insurance_before": self.insurance_before,
+            "insurance_after": self.insurance_after,
+            "reconciliation": {
+                "usdc_vault": self.usdc_vault,
+                "usdc_claims": self.usdc_claims,
+                "sol_vault": self.sol_vault,
+                "sol_claims": self.sol_claims,
+                "exact": self.reconciled(),
+            },
+        })
+    }
+}
+
+impl std::fmt::Display for CrashReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "crash: {} accounts, {} liquidatable after the crash", self.accounts, self.liquidatable_after_crash)?;
+        write!(f, "keeper: {}", self.summary)?;
+        writeln!(
+            f,
+            "chain time {} s ({:.1} steps per chain second); set-up {:.1} s, whole simulation {:.1} s wall",
+            self.chain_seconds,
+            if self.chain_seconds > 0 { self.summary.steps as f64 / self.chain_seconds as f64 } else { 0.0 },
+            self.setup_seconds,
+            self.total_seconds
+        )?;
+        writeln!(
+            f,
+            "owners who recovered by depositing: {} (liquidated anyway: {}); one-lamport dust deposits: {}",
+            self.recovered, self.recovered_but_liquidated, self.dust_deposits
+        )?;
+        writeln!(f, "insurance fund: {} -> {} quote native units", self.insurance_before, self.insurance_after)?;
+        writeln!(
+            f,
+            "reconciliation: USDC vault {} vs claims {}, SOL vault {} vs claims {}: {}",
+            self.usdc_vault,
+            self.usdc_claims,
+            self.sol_vault,
+            self.sol_claims,
+            if self.reconciled() { "exact" } else { "MISMATCH" }
+        )?;
+        write!(f, "unresolved after the keeper: {}", self.unresolved)
+    }
+}
+
+/// Runs the simulation with `traders` accounts on a fresh embedded bank, the default
+/// configuration ([`CrashConfig::new`]).
 pub async fn run(traders: usize, verbose: bool) -> Result<CrashReport> {
+    run_with(CrashConfig { verbose, ..CrashConfig::new(traders) }).await
+}
+
+/// Runs the simulation as configured.
+pub async fn run_with(config: CrashConfig) -> Result<CrashReport> {
+    let CrashConfig { traders, verbose, .. } = config;
+    let started = std::time::Instant::now();
     let mut bank = LocalBank::start().await;
     let market = setup_market(&mut bank).await?;
     let d = setup_derivatives(&mut bank, &market).await?;
@@ -182,15 +286,37 @@ pub async fn run(traders: usize, verbose: bool) -> Result<CrashReport> {
         println!("  {} owners recover by depositing, {dust_deposits} deposit one lamport of SOL", recovered_accounts.len());
     }
 
+    let setup_seconds = started.elapsed().as_secs_f64();
     let liquidator = Liquidator { owner: keeper_trader.owner.insecure_clone(), account: keeper_trader.account };
     let mut keeper = Keeper::discover(&mut bank, market.group, liquidator).await?;
-    let report = keeper.run(&mut bank, &accounts, 20, verbose).await?;
+    // The market stays where the crash left it; the keeper republishes it as its updates age.
+    let source = match config.price_source {
+        true => PriceSource::Simulated(SimulatedMarket::new([(market.sol_feed, 105.0), (market.usdc_feed, 1.0)])),
+        false => PriceSource::None,
+    };
+    let mut prices = PriceKeeper::new(source);
+    bank.set_transaction_latency_ms(config.latency_ms);
+    let keeper_started_at = bank.now().await;
+    let summary = keeper.run_with(&mut bank, &accounts, config.max_rounds, verbose, &mut prices).await?;
+    let chain_seconds = bank.now().await - keeper_started_at;
+    bank.set_transaction_latency_ms(0);
+    let report = summary.report;
+    // The checks below read health as the chain would at the end: with the market's prices.
+    if config.price_source {
+        post_price(&mut bank, &market.sol.oracle, market.sol_feed, 105.0).await;
+        post_price(&mut bank, &market.usdc.oracle, market.usdc_feed, 1.0).await;
+    }
 
     let mut unresolved = 0;
     for account in &accounts {
         let snapshot = HealthSnapshot::load(&mut bank, &market.group, account).await?;
-        let maint = snapshot.health(HealthKind::Maint)?.health;
-        if maint < 0 || bankruptcy_dust(&snapshot, &market.usdc.bank)?.is_some() {
+        // Health not computable (a stale oracle when the keeper had no price source) counts as
+        // unresolved: nobody can tell the account is safe.
+        let unsafe_ = match snapshot.health(HealthKind::Maint) {
+            Ok(maint) => maint.health < 0 || bankruptcy_dust(&snapshot, &market.usdc.bank)?.is_some(),
+            Err(_) => true,
+        };
+        if unsafe_ {
             unresolved += 1;
         }
     }
@@ -212,6 +338,10 @@ pub async fn run(traders: usize, verbose: bool) -> Result<CrashReport> {
         accounts: accounts.len(),
         liquidatable_after_crash: liquidatable,
         keeper: report,
+        summary,
+        chain_seconds,
+        setup_seconds,
+        total_seconds: started.elapsed().as_secs_f64(),
         unresolved,
         insurance_before,
         insurance_after: group.insurance_fund_native,

@@ -30,7 +30,7 @@ pub struct HealthSnapshot {
 
 fn reading(update: &PriceUpdateV2, config: &OracleConfig, now: i64) -> anyhow::Result<portfolio_margin::oracle::OracleReading> {
     check_update(update, &config.feed_id, config.max_age_seconds, config.max_confidence_ppm, now)
-        .map_err(|e| anyhow::anyhow!("oracle {}: {e}", config.oracle))
+        .map_err(|e| anyhow::anyhow!("oracle {}: {}", config.oracle, crate::chain::describe(&e)))
 }
 
 impl HealthSnapshot {
@@ -96,7 +96,7 @@ impl HealthSnapshot {
             |m| self.markets.get(m).map(|m| m.underlying),
             |b| self.banks.get(b).map(|b| b.underlying),
         )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(crate::chain::program_error)?;
         let mut banks = Vec::new();
         for balance in account.active_balances() {
             let key = &balance.bank;
@@ -111,7 +111,7 @@ impl HealthSnapshot {
         }
         let markets: Vec<MarketRef> = self.markets.iter().map(|(key, market)| MarketRef { key: *key, market }).collect();
         let view = HealthView { group: &self.group, banks: &banks, markets: &markets, underlyings: &underlyings, now: self.now };
-        compute_health(&view, account, kind).map_err(|e| anyhow::anyhow!("{e}"))
+        compute_health(&view, account, kind).map_err(crate::chain::program_error)
     }
 
     /// A loaded bank's checked prices (quote native units per native unit), as the chain reads
@@ -121,7 +121,7 @@ impl HealthSnapshot {
         let update = self.oracles.get(&bank.oracle).ok_or_else(|| anyhow::anyhow!("oracle of bank {bank_key} not loaded"))?;
         reading(update, &OracleConfig::of_bank(bank), self.now)?
             .token_prices(&self.group, bank.mint_decimals)
-            .map_err(|e| anyhow::anyhow!("{e}"))
+            .map_err(crate::chain::program_error)
     }
 
     /// A loaded underlying's checked spot price per lot (quote native units, Q32.32).
@@ -134,7 +134,7 @@ impl HealthSnapshot {
         let underlying = self.underlyings.get(underlying_key).ok_or_else(|| anyhow::anyhow!("underlying {underlying_key} not loaded"))?;
         let update = self.oracles.get(&underlying.oracle).ok_or_else(|| anyhow::anyhow!("oracle of {underlying_key} not loaded"))?;
         let reading = reading(update, &OracleConfig::of_underlying(underlying), self.now)?;
-        portfolio_margin::health::underlying_prices(&reading, &self.group, underlying).map_err(|e| anyhow::anyhow!("{e}"))
+        portfolio_margin::health::underlying_prices(&reading, &self.group, underlying).map_err(crate::chain::program_error)
     }
 
     /// A copy in which `market_key`'s risk array is the one `refresh_risk_array` would store now
@@ -146,7 +146,7 @@ impl HealthSnapshot {
         let spot = self.spot_per_lot(&market.underlying)?;
         let underlying = &self.underlyings[&market.underlying];
         portfolio_margin::instructions::refresh_market(market, underlying, spot, self.now)
-            .map_err(|e| anyhow::anyhow!("refreshing {market_key}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("refreshing {market_key}: {}", crate::chain::describe(&e)))?;
         Ok(copy)
     }
 

@@ -16,18 +16,21 @@
 use crate::health::{fill_health_accounts_for, push_unique, union_health_accounts, HealthSnapshot};
 use crate::chain::{Chain, ChainError};
 use crate::sdk::{self, BankKeys, MarketKeys};
+use crate::prices::PriceKeeper;
 use crate::upkeep::{record_error, UpkeepConfig};
 use anchor_lang::prelude::Pubkey;
 use anyhow::Result;
 use portfolio_margin::error::MarginError;
 use portfolio_margin::health::mark_per_lot;
+use portfolio_margin::oracle::OracleConfig;
 use portfolio_margin::liquidation::{position_terms, risk_per_lot, simulate_position, simulate_token, TokenTerms};
 use portfolio_margin::state::{MarginAccount, Market};
 use risk_engine::health::HealthKind;
 use solana_signer::Signer;
+use std::collections::{HashMap, HashSet};
 
 /// What a keeper run did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct KeeperReport {
     pub rounds: u32,
     /// Risk arrays refreshed (only those stale or about to be).
@@ -53,6 +56,118 @@ pub struct KeeperReport {
     pub transactions: u32,
     /// Moves of the keeper to a fresh margin account (its own was nearly full).
     pub rotations: u32,
+    /// Fresh price updates the keeper posted from its price source (see [`crate::prices`]).
+    pub price_updates: u32,
+    /// Liquidation or bankruptcy steps that failed (planning or sending), retried or skipped.
+    pub failed_steps: u32,
+    /// Of those, how many were tried again at once (after a price refresh).
+    pub retries: u32,
+}
+
+impl KeeperReport {
+    /// Liquidation and bankruptcy steps attempted: done, lost races and failures.
+    pub fn steps(&self) -> u32 {
+        self.position_liquidations + self.token_liquidations + self.bankruptcies + self.lost_races + self.failed_steps
+    }
+}
+
+/// Seconds of chain time after which the keeper repeats its market upkeep (arrays, funding,
+/// settlement proposals) within a round, so a long queue never meets a stale array.
+pub const UPKEEP_EVERY_SECONDS: i64 = 60;
+
+/// Attempts at a failing step on one account before it is skipped for the round.
+pub const STEP_ATTEMPTS: u32 = 3;
+
+/// Progress lines every this many steps (and at the end of a round's queue).
+pub const PROGRESS_EVERY_STEPS: u32 = 250;
+
+/// An account still liquidatable or bankrupt at the end of a run, and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Unresolved {
+    pub account: String,
+    /// The last failure by the program's error name and message, or why none was tried.
+    pub reason: String,
+}
+
+/// What a run leaves for the operator (`--output json` prints it; keys documented in
+/// `docs/keeper.md`).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct RunSummary {
+    /// Margin accounts read in a round.
+    pub accounts_seen: usize,
+    /// Accounts found liquidatable or bankrupt in any round.
+    pub liquidatable: usize,
+    /// Accounts with at least one position or token liquidation.
+    pub liquidated: usize,
+    /// Accounts whose bankruptcy was resolved.
+    pub bankrupt: usize,
+    /// Liquidatable accounts no longer liquidatable nor bankrupt at the end.
+    pub resolved: usize,
+    /// Accounts still liquidatable or bankrupt (or whose health could not be computed), with reasons.
+    pub unresolved: Vec<Unresolved>,
+    /// Steps attempted ([`KeeperReport::steps`]).
+    pub steps: u32,
+    /// Wall-clock seconds of the run.
+    pub seconds: f64,
+    pub steps_per_second: f64,
+    pub report: KeeperReport,
+}
+
+impl std::fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "accounts seen {}, liquidatable {}, liquidated {}, bankrupt {}, resolved {}, unresolved {}",
+            self.accounts_seen,
+            self.liquidatable,
+            self.liquidated,
+            self.bankrupt,
+            self.resolved,
+            self.unresolved.len()
+        )?;
+        writeln!(f, "{} steps in {:.1} s ({:.1} steps/s); {}", self.steps, self.seconds, self.steps_per_second, self.report)?;
+        for u in &self.unresolved {
+            writeln!(f, "  unresolved {}: {}", u.account, u.reason)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    seen: usize,
+    liquidatable: HashSet<Pubkey>,
+    liquidated: HashSet<Pubkey>,
+    bankrupt: HashSet<Pubkey>,
+    /// Last failure per account still being worked on.
+    reasons: HashMap<Pubkey, String>,
+}
+
+struct Progress {
+    started: std::time::Instant,
+    last_print: std::time::Instant,
+    steps: u32,
+    printed_steps: u32,
+}
+
+impl Progress {
+    fn maybe_print(&mut self, report: &KeeperReport, done: usize, total: usize) {
+        if done < total && self.steps < self.printed_steps + PROGRESS_EVERY_STEPS && self.last_print.elapsed().as_secs() < 10 {
+            return;
+        }
+        self.last_print = std::time::Instant::now();
+        self.printed_steps = self.steps;
+        let seconds = self.started.elapsed().as_secs_f64();
+        println!(
+            "  progress: {done}/{total} accounts of round {}, {} steps ({} failed), {} price updates, {:.0} s, {:.1} steps/s",
+            report.rounds,
+            self.steps,
+            report.failed_steps,
+            report.price_updates,
+            seconds,
+            self.steps as f64 / seconds.max(1e-9)
+        );
+    }
 }
 
 impl std::fmt::Display for KeeperReport {
@@ -60,7 +175,8 @@ impl std::fmt::Display for KeeperReport {
         write!(
             f,
             "{} round(s): {} refreshes, {} funding updates, {} settlement proposals ({} markets awaiting a price), {} settlements, \
-             {} position / {} token liquidations, {} bankruptcies, {} lost races, {} errors, {} transactions, {} account rotations",
+             {} position / {} token liquidations, {} bankruptcies, {} lost races, {} failed steps ({} retried), {} errors, {} transactions, \
+             {} account rotations, {} price updates",
             self.rounds,
             self.refreshes,
             self.funding_updates,
@@ -71,9 +187,12 @@ impl std::fmt::Display for KeeperReport {
             self.token_liquidations,
             self.bankruptcies,
             self.lost_races,
+            self.failed_steps,
+            self.retries,
             self.errors,
             self.transactions,
-            self.rotations
+            self.rotations,
+            self.price_updates
         )
     }
 }
@@ -154,12 +273,39 @@ impl Keeper {
     }
 
     /// Runs rounds (upkeep, settlements, liquidations) until no account is liquidatable or
-    /// bankrupt (or `max_rounds`). Failures are counted and printed, never the end of the run.
+    /// bankrupt (or `max_rounds`), watching oracles but posting no prices (see
+    /// [`Keeper::run_with`]). Failures are counted and printed, never the end of the run.
     pub async fn run<C: Chain>(&mut self, bank: &mut C, accounts: &[Pubkey], max_rounds: u32, verbose: bool) -> Result<KeeperReport> {
+        let mut prices = PriceKeeper::default();
+        Ok(self.run_with(bank, accounts, max_rounds, verbose, &mut prices).await?.report)
+    }
+
+    /// Like [`Keeper::run`], keeping the oracles its steps read fresh from `prices`' source
+    /// before every step, and upkeep (arrays, funding) current every [`UPKEEP_EVERY_SECONDS`] of
+    /// chain time within a round. A failed step is retried (after a price refresh) up to
+    /// [`STEP_ATTEMPTS`] times, then the account is skipped with its reason and tried again next
+    /// round; whatever is still liquidatable after `max_rounds` is listed with its reason.
+    pub async fn run_with<C: Chain>(
+        &mut self,
+        bank: &mut C,
+        accounts: &[Pubkey],
+        max_rounds: u32,
+        verbose: bool,
+        prices: &mut PriceKeeper,
+    ) -> Result<RunSummary> {
+        let started = std::time::Instant::now();
         let mut report = KeeperReport::default();
+        let mut tally = Tally::default();
+        let mut progress = Progress { started, last_print: started, steps: 0, printed_steps: 0 };
+        let mut queue = Vec::new();
+        let mut scan_failures = Vec::new();
         while report.rounds < max_rounds {
             report.rounds += 1;
+            prices.new_round();
+            self.watch_oracles(bank, prices).await;
+            prices.ensure_fresh(bank, &mut report).await;
             let round = self.upkeep_markets(bank, &mut report, verbose).await;
+            let mut last_upkeep = round.as_ref().map(|r| r.now).unwrap_or(i64::MIN);
             match bank.read::<MarginAccount>(&self.liquidator.account).await {
                 Ok(own) if needs_rotation(&own) => match self.rotate(bank).await {
                     Ok(new) => {
@@ -183,36 +329,148 @@ impl Keeper {
             if let Some(round) = &round {
                 self.settle_expired(bank, round, &mut states, &mut report, verbose).await;
             }
-            // Unhealthiest first.
-            let mut queue = Vec::new();
-            for (account, state) in &states {
-                if *account == self.liquidator.account {
-                    continue;
-                }
-                let checked = match HealthSnapshot::load_for(bank, &self.group, *state, &[]).await {
-                    Ok(snapshot) => self.needs_work(&snapshot),
-                    Err(e) => Err(e),
-                };
-                match checked {
-                    Ok(Some(step_health)) => queue.push((step_health, *account)),
-                    Ok(None) => {}
-                    Err(e) => record_error(&mut report, format_args!("skipping {account}: {e}")),
-                }
+            (queue, scan_failures) = self.scan(bank, &states, prices, &mut report).await;
+            tally.seen = tally.seen.max(states.len());
+            for failure in &scan_failures {
+                record_error(&mut report, format_args!("skipping {}: {}", failure.0, failure.1));
             }
+            tally.liquidatable.extend(queue.iter().map(|(_, account)| *account));
             if queue.is_empty() {
                 break;
             }
-            queue.sort_by_key(|(health, _)| *health);
             if verbose {
-                println!("  round {}: {} accounts to liquidate or resolve", report.rounds, queue.len());
+                println!("  round {}: {} accounts to liquidate or resolve, unhealthiest first", report.rounds, queue.len());
             }
-            for (_, account) in queue {
-                if let Err(e) = self.work_account(bank, &account, &mut report).await {
-                    record_error(&mut report, format_args!("{account}: {e}"));
+            let total = queue.len();
+            for (done, (_, account)) in queue.iter().enumerate() {
+                prices.ensure_fresh(bank, &mut report).await;
+                if let Ok(now) = bank.now().await {
+                    if now.saturating_sub(last_upkeep) >= UPKEEP_EVERY_SECONDS {
+                        self.upkeep_markets(bank, &mut report, verbose).await;
+                        last_upkeep = now;
+                    }
+                }
+                let before = report;
+                match self.work_account(bank, account, &mut report, prices).await {
+                    Ok(()) => {
+                        tally.reasons.remove(account);
+                    }
+                    Err(e) => {
+                        let reason = e.to_string();
+                        record_error(&mut report, format_args!("{account}: skipped this round: {reason}"));
+                        tally.reasons.insert(*account, reason);
+                    }
+                }
+                if report.position_liquidations + report.token_liquidations > before.position_liquidations + before.token_liquidations {
+                    tally.liquidated.insert(*account);
+                }
+                if report.bankruptcies > before.bankruptcies {
+                    tally.bankrupt.insert(*account);
+                }
+                progress.steps = report.steps();
+                if verbose {
+                    progress.maybe_print(&report, done + 1, total);
                 }
             }
         }
-        Ok(report)
+        if !queue.is_empty() {
+            // Out of rounds: what is still liquidatable, as the chain stands now.
+            prices.ensure_fresh(bank, &mut report).await;
+            let mut states = Vec::with_capacity(accounts.len());
+            for account in accounts {
+                if let Ok(state) = bank.read::<MarginAccount>(account).await {
+                    states.push((*account, state));
+                }
+            }
+            (queue, scan_failures) = self.scan(bank, &states, prices, &mut report).await;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let mut unresolved: Vec<Unresolved> = queue
+            .iter()
+            .map(|(_, account)| Unresolved {
+                account: account.to_string(),
+                reason: tally.reasons.get(account).cloned().unwrap_or_else(|| format!("still liquidatable after {} round(s)", report.rounds)),
+            })
+            .collect();
+        unresolved.extend(scan_failures.iter().map(|(account, reason)| Unresolved { account: account.to_string(), reason: format!("health not computable: {reason}") }));
+        let resolved = tally.liquidatable.iter().filter(|a| !queue.iter().any(|(_, q)| q == *a) && !scan_failures.iter().any(|(f, _)| f == *a)).count();
+        Ok(RunSummary {
+            accounts_seen: tally.seen,
+            liquidatable: tally.liquidatable.len(),
+            liquidated: tally.liquidated.len(),
+            bankrupt: tally.bankrupt.len(),
+            resolved,
+            unresolved,
+            steps: report.steps(),
+            seconds,
+            steps_per_second: if seconds > 0.0 { report.steps() as f64 / seconds } else { 0.0 },
+            report,
+        })
+    }
+
+    /// Registers every oracle the keeper's steps can read: the quote bank's and each market
+    /// underlying's (collateral banks' are added as accounts using them are scanned).
+    async fn watch_oracles<C: Chain>(&self, chain: &mut C, prices: &mut PriceKeeper) {
+        if let Ok(quote) = chain.read::<portfolio_margin::state::CollateralBank>(&self.quote.bank).await {
+            prices.watch(OracleConfig::of_bank(&quote));
+        }
+        let mut underlyings: Vec<Pubkey> = self.markets.iter().map(|m| m.underlying).collect();
+        underlyings.dedup();
+        for key in underlyings {
+            if let Ok(underlying) = chain.read::<portfolio_margin::state::Underlying>(&key).await {
+                prices.watch(OracleConfig::of_underlying(&underlying));
+            }
+        }
+    }
+
+    /// The accounts that need work, unhealthiest first, and those whose health could not be
+    /// computed (with the reason). An account whose health fails is retried once after its
+    /// oracles (now watched) are refreshed.
+    async fn scan<C: Chain>(
+        &self,
+        chain: &mut C,
+        states: &[(Pubkey, MarginAccount)],
+        prices: &mut PriceKeeper,
+        report: &mut KeeperReport,
+    ) -> (Vec<(i128, Pubkey)>, Vec<(Pubkey, String)>) {
+        let mut queue = Vec::new();
+        let mut failures = Vec::new();
+        for (account, state) in states {
+            if *account == self.liquidator.account {
+                continue;
+            }
+            let mut checked = Err(anyhow::anyhow!("not checked"));
+            for attempt in 0..2 {
+                checked = match HealthSnapshot::load_for(chain, &self.group, *state, &[]).await {
+                    Ok(snapshot) => {
+                        let watched = prices.watched();
+                        for bank in snapshot.banks.values() {
+                            prices.watch(OracleConfig::of_bank(bank));
+                        }
+                        for underlying in snapshot.underlyings.values() {
+                            prices.watch(OracleConfig::of_underlying(underlying));
+                        }
+                        if attempt == 0 && prices.watched() > watched {
+                            prices.ensure_fresh(chain, report).await;
+                        }
+                        self.needs_work(&snapshot)
+                    }
+                    Err(e) => Err(e),
+                };
+                if checked.is_ok() {
+                    break;
+                }
+                prices.ensure_fresh(chain, report).await;
+            }
+            match checked {
+                Ok(Some(step_health)) => queue.push((step_health, *account)),
+                Ok(None) => {}
+                Err(e) => failures.push((*account, e.to_string())),
+            }
+        }
+        // Unhealthiest first (bankruptcies, at i128::MIN, before all).
+        queue.sort_by_key(|(health, _)| *health);
+        (queue, failures)
     }
 
     /// `Some(maintenance health)` when the account is liquidatable or bankrupt.
@@ -267,20 +525,38 @@ impl Keeper {
         Ok(new)
     }
 
-    /// Takes steps on one account until it is healthy, resolved, or a step is refused.
-    async fn work_account<C: Chain>(&self, chain: &mut C, account: &Pubkey, report: &mut KeeperReport) -> Result<()> {
+    /// Takes steps on one account until it is healthy or resolved. A step that fails is retried
+    /// after a price refresh, up to [`STEP_ATTEMPTS`] times; then the account is given up for
+    /// this round with the last reason.
+    async fn work_account<C: Chain>(&self, chain: &mut C, account: &Pubkey, report: &mut KeeperReport, prices: &mut PriceKeeper) -> Result<()> {
+        let mut failures = 0;
         for _ in 0..64 {
-            let Some(step) = self.plan(chain, account).await? else { return Ok(()) };
-            report.transactions += 1;
-            match self.execute(chain, account, &step).await? {
-                Outcome::Done => match step {
+            let attempt = async {
+                let Some(step) = self.plan(chain, account).await? else { return Ok(None) };
+                report.transactions += 1;
+                let outcome = self.execute(chain, account, &step).await?;
+                anyhow::Ok(Some((step, outcome)))
+            }
+            .await;
+            match attempt {
+                Ok(None) => return Ok(()),
+                Ok(Some((step, Outcome::Done))) => match step {
                     Step::Position { .. } => report.position_liquidations += 1,
                     Step::Token { .. } => report.token_liquidations += 1,
                     Step::Bankruptcy { .. } => report.bankruptcies += 1,
                 },
-                Outcome::LostRace => {
+                Ok(Some((_, Outcome::LostRace))) => {
                     report.lost_races += 1;
                     return Ok(());
+                }
+                Err(e) => {
+                    failures += 1;
+                    report.failed_steps += 1;
+                    if failures >= STEP_ATTEMPTS {
+                        return Err(e);
+                    }
+                    report.retries += 1;
+                    prices.ensure_fresh(chain, report).await;
                 }
             }
         }
@@ -366,7 +642,7 @@ impl Keeper {
             .collect();
         candidates.sort_by(|a, b| b.0.cmp(&a.0));
         let quote_index = snapshot.banks.get(&self.quote.bank).map(|b| b.bank_index).unwrap_or(0);
-        let program = |e: anchor_lang::error::Error| anyhow::anyhow!("{e}");
+        let program = crate::chain::program_error;
         for (_, market_key) in candidates {
             // The transaction refreshes the market before the step (see `execute`): plan on the
             // array the program will price it with, or the peak found here is not the program's.

@@ -43,6 +43,10 @@ pub struct LocalBank {
     /// Every update written with [`LocalBank::set_pyth_price`], in order: the simulated
     /// market's price archive.
     price_history: Vec<(Pubkey, PythPrice)>,
+    /// Simulated cluster time each transaction takes (ms), see [`LocalBank::set_transaction_latency_ms`].
+    latency_ms: u64,
+    /// Milliseconds of latency not yet added to the clock (it counts whole seconds).
+    latency_carry_ms: u64,
 }
 
 /// Accounts, clock and price archive captured by [`LocalBank::capture`].
@@ -91,7 +95,7 @@ impl LocalBank {
         test.prefer_bpf(false);
         configure(&mut test);
         let context = test.start_with_context().await;
-        LocalBank { context, nonce: 0, price_history: Vec::new() }
+        LocalBank { context, nonce: 0, price_history: Vec::new(), latency_ms: 0, latency_carry_ms: 0 }
     }
 
     /// The fee payer, funded at genesis.
@@ -187,9 +191,32 @@ impl LocalBank {
         all
     }
 
+    /// Makes every later transaction (sent, refused or failed) move the clock forward by
+    /// `latency_ms`, as sending and confirming one after another on a cluster takes time
+    /// (~0.4 s a slot): simulations see oracles and arrays age while a keeper works. 0 (the
+    /// default) leaves the clock to [`LocalBank::advance_clock`].
+    pub fn set_transaction_latency_ms(&mut self, latency_ms: u64) {
+        self.latency_ms = latency_ms;
+        self.latency_carry_ms = 0;
+    }
+
+    async fn pass_latency(&mut self) {
+        if self.latency_ms == 0 {
+            return;
+        }
+        self.latency_carry_ms += self.latency_ms;
+        let seconds = self.latency_carry_ms / 1_000;
+        if seconds > 0 {
+            self.latency_carry_ms %= 1_000;
+            self.advance_clock(seconds as i64).await;
+        }
+    }
+
     /// Processes a signed transaction and returns its return data.
     async fn process(&mut self, tx: impl Into<solana_transaction::versioned::VersionedTransaction>) -> Result<TxOutcome, BanksClientError> {
-        let result = self.context.banks_client.process_transaction_with_metadata(tx).await?;
+        let result = self.context.banks_client.process_transaction_with_metadata(tx).await;
+        self.pass_latency().await;
+        let result = result?;
         result.result?;
         let return_data = result.metadata.and_then(|m| m.return_data).map(|r| r.data).unwrap_or_default();
         Ok(TxOutcome { return_data })

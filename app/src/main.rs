@@ -109,10 +109,35 @@ enum KeeperCommand {
         /// Embedded bank: number of accounts in the simulated crash.
         #[arg(long, default_value_t = 60)]
         simulate_crash: usize,
+        /// Embedded bank: simulated cluster time per keeper transaction, ms.
+        #[arg(long, default_value_t = pm_client::crash::DEFAULT_LATENCY_MS)]
+        simulate_latency_ms: u64,
+        /// Embedded bank: the keeper posts no fresh prices (to see oracles go stale).
+        #[arg(long)]
+        no_price_refresh: bool,
+        /// Price service (Pyth Hermes) the keeper gets fresh updates from, e.g.
+        /// https://hermes.pyth.network. Without it, on a cluster, feeds must be kept by others.
+        #[arg(long)]
+        price_service_url: Option<String>,
+        /// text (default) or json (the summary only, keys in docs/keeper.md).
+        #[arg(long, default_value = "text")]
+        output: String,
     },
 }
 
-async fn keeper_on_cluster(url: &str, keypair: &str, group: &str, liquidator_account: &str, interval_secs: u64, once: bool) -> anyhow::Result<()> {
+struct ClusterRun<'a> {
+    url: &'a str,
+    keypair: &'a str,
+    group: &'a str,
+    liquidator_account: &'a str,
+    interval_secs: u64,
+    once: bool,
+    price_service_url: Option<&'a str>,
+    json: bool,
+}
+
+async fn keeper_on_cluster(run: ClusterRun<'_>) -> anyhow::Result<()> {
+    let ClusterRun { url, keypair, group, liquidator_account, interval_secs, once, price_service_url, json } = run;
     use pm_client::chain::{read_keypair_file, RpcChain};
     use pm_client::keeper::{Keeper, Liquidator};
     let expanded = keypair.replacen('~', &std::env::var("HOME").unwrap_or_default(), 1);
@@ -122,13 +147,27 @@ async fn keeper_on_cluster(url: &str, keypair: &str, group: &str, liquidator_acc
     let account = parse(liquidator_account, "liquidator-account")?;
     let mut chain = RpcChain::new(url, owner.insecure_clone());
     let mut keeper = Keeper::discover(&mut chain, group, Liquidator { owner, account }).await?;
-    println!("keeping group {group}: {} markets ({} perps)", keeper.markets.len(), keeper.perp_markets.len());
+    let source = match price_service_url {
+        Some(url) => pm_client::prices::PriceSource::Hermes(pm_client::prices::HermesSource::new(url)),
+        None => pm_client::prices::PriceSource::None,
+    };
+    let mut prices = pm_client::prices::PriceKeeper::new(source);
+    if !json {
+        println!("keeping group {group}: {} markets ({} perps)", keeper.markets.len(), keeper.perp_markets.len());
+    }
     loop {
         // A failed scan (an RPC hiccup) is reported and retried next interval, not fatal.
         match keeper.margin_accounts(&mut chain).await {
             Ok(accounts) => {
-                let report = keeper.run(&mut chain, &accounts, 10, true).await?;
-                println!("scanned {} accounts: {report}", accounts.len());
+                let summary = keeper.run_with(&mut chain, &accounts, 10, !json, &mut prices).await?;
+                if json {
+                    println!("{}", serde_json::to_string(&summary)?);
+                } else {
+                    print!("{summary}");
+                }
+                if once && !summary.unresolved.is_empty() {
+                    anyhow::bail!("{} account(s) still liquidatable", summary.unresolved.len());
+                }
             }
             Err(e) if once => return Err(e),
             Err(e) => eprintln!("listing margin accounts: {e}"),
@@ -164,19 +203,61 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Keeper { command: KeeperCommand::Run { url, keypair, group, liquidator_account, interval_secs, once, simulate_crash } } => {
+        Command::Keeper {
+            command:
+                KeeperCommand::Run {
+                    url,
+                    keypair,
+                    group,
+                    liquidator_account,
+                    interval_secs,
+                    once,
+                    simulate_crash,
+                    simulate_latency_ms,
+                    no_price_refresh,
+                    price_service_url,
+                    output,
+                },
+        } => {
+            let json = match output.as_str() {
+                "json" => true,
+                "text" => false,
+                other => anyhow::bail!("--output {other}: expected text or json"),
+            };
             let runtime = tokio::runtime::Runtime::new()?;
             match url {
                 Some(url) => {
                     let group = group.ok_or_else(|| anyhow::anyhow!("--group is required with --url"))?;
                     let account = liquidator_account.ok_or_else(|| anyhow::anyhow!("--liquidator-account is required with --url"))?;
-                    runtime.block_on(keeper_on_cluster(&url, &keypair, &group, &account, interval_secs, once))
+                    runtime.block_on(keeper_on_cluster(ClusterRun {
+                        url: &url,
+                        keypair: &keypair,
+                        group: &group,
+                        liquidator_account: &account,
+                        interval_secs,
+                        once,
+                        price_service_url: price_service_url.as_deref(),
+                        json,
+                    }))
                 }
                 None => runtime.block_on(async {
-                    println!("embedded bank: {simulate_crash} accounts, then a 30% crash and the keeper");
-                    let report = pm_client::crash::run(simulate_crash, true).await?;
-                    println!("keeper: {}", report.keeper);
-                    println!("{report:#?}");
+                    if !json {
+                        println!("embedded bank: {simulate_crash} accounts, then a 30% crash and the keeper");
+                    }
+                    let config = pm_client::crash::CrashConfig {
+                        latency_ms: simulate_latency_ms,
+                        price_source: !no_price_refresh,
+                        verbose: !json,
+                        ..pm_client::crash::CrashConfig::new(simulate_crash)
+                    };
+                    let report = pm_client::crash::run_with(config).await?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+                    } else {
+                        println!("{report}");
+                    }
+                    anyhow::ensure!(report.unresolved == 0, "{} account(s) still liquidatable or bankrupt", report.unresolved);
+                    anyhow::ensure!(report.reconciled(), "the vaults do not reconcile with the balances they back");
                     Ok(())
                 }),
             }

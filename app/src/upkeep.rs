@@ -281,7 +281,7 @@ impl Keeper {
             let loaded = async {
                 let underlying: Underlying = chain.read(&keys.underlying).await?;
                 let data = chain.account_data(&underlying.oracle).await?.ok_or_else(|| anyhow::anyhow!("oracle {} missing", underlying.oracle))?;
-                let update = PriceUpdateV2::try_deserialize(&mut &data[..]).map_err(|e| anyhow::anyhow!("oracle {}: {e}", underlying.oracle))?;
+                let update = PriceUpdateV2::try_deserialize(&mut &data[..]).map_err(|e| anyhow::anyhow!("oracle {}: {}", underlying.oracle, crate::chain::describe(&e)))?;
                 anyhow::Ok((underlying, update))
             }
             .await;
@@ -297,7 +297,7 @@ impl Keeper {
                                 k.underlying == keys.underlying && (refreshable(m, now) || funding_due(m, now, config.funding_interval_seconds))
                             });
                             if needed {
-                                record_error(report, format_args!("underlying {}: no refresh or funding until its oracle is usable: {e}", keys.underlying));
+                                record_error(report, format_args!("underlying {}: no refresh or funding until its oracle is usable: {}", keys.underlying, crate::chain::describe(&e)));
                             }
                             None
                         }
