@@ -125,6 +125,39 @@ enum KeeperCommand {
     },
 }
 
+/// While alive, whatever is written to stdout goes to stderr. The embedded bank runs the program
+/// natively and its `msg!` logs go to stdout: with `--output json`, stdout must carry the JSON only.
+struct StdoutToStderr(Option<i32>);
+
+impl StdoutToStderr {
+    fn start() -> Self {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        // SAFETY: plain descriptor duplication; the saved descriptor is restored and closed on drop.
+        unsafe {
+            let saved = libc::dup(1);
+            if saved >= 0 && libc::dup2(2, 1) >= 0 {
+                return StdoutToStderr(Some(saved));
+            }
+        }
+        StdoutToStderr(None)
+    }
+}
+
+impl Drop for StdoutToStderr {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        if let Some(saved) = self.0 {
+            // SAFETY: `saved` is the descriptor duplicated in `start`.
+            unsafe {
+                libc::dup2(saved, 1);
+                libc::close(saved);
+            }
+        }
+    }
+}
+
 struct ClusterRun<'a> {
     url: &'a str,
     keypair: &'a str,
@@ -250,7 +283,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         verbose: !json,
                         ..pm_client::crash::CrashConfig::new(simulate_crash)
                     };
-                    let report = pm_client::crash::run_with(config).await?;
+                    let quiet = json.then(StdoutToStderr::start);
+                    let report = pm_client::crash::run_with(config).await;
+                    drop(quiet);
+                    let report = report?;
                     if json {
                         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
                     } else {

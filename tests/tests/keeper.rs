@@ -358,3 +358,57 @@ fn the_keepers_batches_fit_a_legacy_transaction() {
     assert!(refresh <= PACKET && funding <= PACKET && proposals <= PACKET, "{refresh} {funding} {proposals}");
     println!("bytes: settle x{} {}, refresh x{n} {refresh}, funding x{n} {funding}, proposals x{n} {proposals}", config.settle_batch, settle(config.settle_batch));
 }
+
+/// Issue 15: at 400 accounts the keeper works for longer (in simulated cluster time, 0.5 s a
+/// transaction) than the oracles' 60-second maximum age. Without a price source every step
+/// after that fails `OracleStale` and accounts stay liquidatable; with the simulated market as
+/// its source the keeper posts fresh updates and clears everything, the vaults reconciled.
+#[tokio::test]
+async fn a_keeper_outliving_the_oracles_maximum_age_keeps_them_fresh_and_clears_the_crash() {
+    use pm_client::crash::{run_with, CrashConfig};
+    let stale = run_with(CrashConfig { price_source: false, ..CrashConfig::new(400) }).await.unwrap();
+    assert!(stale.chain_seconds > 60, "the run outlives the oracles' age: {}", stale.chain_seconds);
+    assert!(stale.unresolved > 0 && !stale.summary.unresolved.is_empty(), "{stale}");
+    assert!(
+        stale.summary.unresolved.iter().any(|u| u.reason.contains("OracleStale: ")),
+        "reasons name the program's error: {:?}",
+        &stale.summary.unresolved[..3]
+    );
+    assert_eq!(stale.keeper.price_updates, 0);
+
+    let fresh = run_with(CrashConfig::new(400)).await.unwrap();
+    assert!(fresh.chain_seconds > 60, "{}", fresh.chain_seconds);
+    // 133 books under water; 34 owners recover by depositing; of the other 99, 33 go bankrupt.
+    assert_eq!((fresh.accounts, fresh.liquidatable_after_crash, fresh.recovered), (402, 133, 34), "{fresh}");
+    let s = &fresh.summary;
+    assert_eq!((s.accounts_seen, s.liquidatable, s.liquidated, s.bankrupt, s.resolved), (402, 99, 99, 33, 99), "{fresh}");
+    assert_eq!(s.unresolved, vec![], "{fresh}");
+    assert_eq!((fresh.keeper.errors, fresh.keeper.failed_steps, fresh.unresolved), (0, 0, 0), "{fresh}");
+    assert_eq!(s.steps, 99 + 33, "one position step per book and one bankruptcy each: {fresh}");
+    // An update is posted once it has used half of its 60 s: at least one per 30 s per oracle.
+    assert!(fresh.keeper.price_updates as i64 >= fresh.chain_seconds / 30, "{fresh}");
+    assert!(fresh.reconciled(), "{fresh}");
+    assert_eq!(fresh.recovered_but_liquidated, 0);
+}
+
+/// The crash at a size that fits CI: 3,000 accounts (1,000 under water), half an hour of
+/// simulated cluster time, nothing unresolved and the vaults exact to the native unit. The
+/// summary's JSON carries the documented keys.
+#[tokio::test]
+async fn a_crash_of_three_thousand_accounts_clears_with_exact_reconciliation() {
+    let report = pm_client::crash::run_with(pm_client::crash::CrashConfig::new(3_000)).await.unwrap();
+    println!("{report}");
+    assert_eq!((report.accounts, report.liquidatable_after_crash), (3_002, 1_000), "{report}");
+    let s = &report.summary;
+    assert_eq!((s.liquidatable, s.liquidated, s.bankrupt, s.resolved, s.unresolved.len()), (750, 750, 250, 750, 0), "{report}");
+    assert_eq!((report.unresolved, report.keeper.errors, report.keeper.failed_steps), (0, 0, 0), "{report}");
+    assert!(report.chain_seconds > 400 && report.keeper.price_updates > 0, "{report}");
+    assert_eq!(report.usdc_vault, report.usdc_claims, "{report}");
+    assert_eq!(report.sol_vault, report.sol_claims, "{report}");
+    let json = report.to_json();
+    assert_eq!(json["keeper"]["unresolved"], serde_json::json!([]));
+    assert_eq!(json["keeper"]["liquidated"], 750);
+    assert_eq!(json["keeper"]["report"]["bankruptcies"], 250);
+    assert_eq!(json["reconciliation"]["exact"], true);
+    assert!(json["keeper"]["steps_per_second"].as_f64().unwrap() > 0.0);
+}
