@@ -82,6 +82,16 @@ fn custom_code(error: &solana_transaction_error::TransactionError) -> Option<u32
     }
 }
 
+/// One keeper step's transaction.
+#[derive(Clone, Debug)]
+pub struct StepTransaction {
+    pub instructions: Vec<Instruction>,
+    /// Signed by the keeper's liquidator key too (liquidations; a bankruptcy needs no signer).
+    pub liquidator_signs: bool,
+    /// May need an address lookup table ([`Chain::send_large`]).
+    pub large: bool,
+}
+
 /// Reading accounts and sending transactions.
 #[allow(async_fn_in_trait)] // used with concrete types only; no Send bound needed
 pub trait Chain {
@@ -112,6 +122,20 @@ pub trait Chain {
             "posting a price update to {oracle} is not supported on this transport (needs the Pyth push oracle's update_price_feed): \
              keep the feed updated with a price pusher or a sponsored feed"
         ))
+    }
+
+    /// Sends several steps' transactions together (all in flight before any confirmation is
+    /// awaited) and returns each one's result, in order. By default one after another.
+    async fn send_steps(&mut self, transactions: &[StepTransaction], liquidator: &Keypair) -> Vec<std::result::Result<TxOutcome, ChainError>> {
+        let mut results = Vec::with_capacity(transactions.len());
+        for tx in transactions {
+            let signers: Vec<&Keypair> = if tx.liquidator_signs { vec![liquidator] } else { Vec::new() };
+            results.push(match tx.large {
+                true => self.send_large(&tx.instructions, &signers).await,
+                false => self.send(&tx.instructions, &signers).await,
+            });
+        }
+        results
     }
 
     /// A zero-copy program account (after its 8-byte discriminator).
@@ -154,6 +178,22 @@ impl Chain for LocalBank {
         self.set_pyth_price(oracle, price, None);
         Ok(())
     }
+
+    /// Processed one after another, but the simulated cluster time is charged once for the
+    /// batch: they were in flight together.
+    async fn send_steps(&mut self, transactions: &[StepTransaction], liquidator: &Keypair) -> Vec<std::result::Result<TxOutcome, ChainError>> {
+        let latency = self.suspend_latency();
+        let mut results = Vec::with_capacity(transactions.len());
+        for tx in transactions {
+            let signers: Vec<&Keypair> = if tx.liquidator_signs { vec![liquidator] } else { Vec::new() };
+            results.push(match tx.large {
+                true => self.send_v0(&tx.instructions, &signers).await.map_err(bank_error),
+                false => LocalBank::send(self, &tx.instructions, &signers).await.map_err(bank_error),
+            });
+        }
+        self.resume_latency(latency).await;
+        results
+    }
 }
 
 fn bank_error(error: solana_program_test::BanksClientError) -> ChainError {
@@ -169,6 +209,9 @@ fn bank_error(error: solana_program_test::BanksClientError) -> ChainError {
 pub struct RpcChain {
     client: solana_rpc_client::nonblocking::rpc_client::RpcClient,
     payer: Keypair,
+    /// Compute budget prepended to every transaction (see [`RpcChain::with_compute_budget`]).
+    compute_unit_limit: Option<u32>,
+    priority_fee_micro_lamports: u64,
 }
 
 impl RpcChain {
@@ -178,7 +221,30 @@ impl RpcChain {
             url.to_string(),
             solana_commitment_config::CommitmentConfig::confirmed(),
         );
-        RpcChain { client, payer }
+        RpcChain { client, payer, compute_unit_limit: None, priority_fee_micro_lamports: 0 }
+    }
+
+    /// Sets a compute-unit limit and a priority fee (micro-lamports per compute unit) on every
+    /// transaction sent: in a crash blocks are full and a keeper without a priority fee waits.
+    /// The fee paid is `limit x price`: keep the limit near what the transactions use.
+    pub fn with_compute_budget(mut self, compute_unit_limit: Option<u32>, priority_fee_micro_lamports: u64) -> Self {
+        self.compute_unit_limit = compute_unit_limit;
+        self.priority_fee_micro_lamports = priority_fee_micro_lamports;
+        self
+    }
+
+    /// The compute-budget instructions followed by `instructions`.
+    pub fn budgeted(&self, instructions: &[Instruction]) -> Vec<Instruction> {
+        use solana_compute_budget_interface::ComputeBudgetInstruction;
+        let mut all = Vec::with_capacity(instructions.len() + 2);
+        if let Some(limit) = self.compute_unit_limit {
+            all.push(ComputeBudgetInstruction::set_compute_unit_limit(limit));
+        }
+        if self.priority_fee_micro_lamports > 0 {
+            all.push(ComputeBudgetInstruction::set_compute_unit_price(self.priority_fee_micro_lamports));
+        }
+        all.extend_from_slice(instructions);
+        all
     }
 
     fn rpc_error(error: solana_rpc_client_api::client_error::Error) -> ChainError {
@@ -217,7 +283,8 @@ impl Chain for RpcChain {
     async fn send(&mut self, instructions: &[Instruction], signers: &[&Keypair]) -> std::result::Result<TxOutcome, ChainError> {
         let blockhash = self.client.get_latest_blockhash().await.map_err(Self::rpc_error)?;
         let keys = self.signers(signers);
-        let tx = solana_transaction::Transaction::new_signed_with_payer(instructions, Some(&self.payer.pubkey()), &keys, blockhash);
+        let instructions = self.budgeted(instructions);
+        let tx = solana_transaction::Transaction::new_signed_with_payer(&instructions, Some(&self.payer.pubkey()), &keys, blockhash);
         self.client.send_and_confirm_transaction(&tx).await.map_err(Self::rpc_error)?;
         Ok(TxOutcome::default())
     }
@@ -249,7 +316,7 @@ impl Chain for RpcChain {
         }
         let blockhash = self.client.get_latest_blockhash().await.map_err(Self::rpc_error)?;
         let lookup = AddressLookupTableAccount { key: table, addresses };
-        let message = v0::Message::try_compile(&payer, instructions, &[lookup], blockhash)
+        let message = v0::Message::try_compile(&payer, &self.budgeted(instructions), &[lookup], blockhash)
             .map_err(|e| ChainError { custom_code: None, message: e.to_string() })?;
         let keys = self.signers(signers);
         let tx = solana_transaction::versioned::VersionedTransaction::try_new(VersionedMessage::V0(message), &keys)

@@ -33,6 +33,8 @@ pub struct CrashConfig {
     /// oracles the crash posted go stale after their 60-second maximum age).
     pub price_source: bool,
     pub max_rounds: u32,
+    /// Liquidation steps the keeper keeps in flight together (1: one after another).
+    pub steps_in_flight: usize,
     pub verbose: bool,
 }
 
@@ -41,7 +43,7 @@ pub const DEFAULT_LATENCY_MS: u64 = 500;
 
 impl CrashConfig {
     pub fn new(traders: usize) -> Self {
-        CrashConfig { traders, latency_ms: DEFAULT_LATENCY_MS, price_source: true, max_rounds: 20, verbose: false }
+        CrashConfig { traders, latency_ms: DEFAULT_LATENCY_MS, price_source: true, max_rounds: 20, steps_in_flight: 8, verbose: false }
     }
 }
 
@@ -289,6 +291,7 @@ pub async fn run_with(config: CrashConfig) -> Result<CrashReport> {
     let setup_seconds = started.elapsed().as_secs_f64();
     let liquidator = Liquidator { owner: keeper_trader.owner.insecure_clone(), account: keeper_trader.account };
     let mut keeper = Keeper::discover(&mut bank, market.group, liquidator).await?;
+    keeper.upkeep.steps_in_flight = config.steps_in_flight;
     // The market stays where the crash left it; the keeper republishes it as its updates age.
     let source = match config.price_source {
         true => PriceSource::Simulated(SimulatedMarket::new([(market.sol_feed, 105.0), (market.usdc_feed, 1.0)])),

@@ -14,7 +14,7 @@
 //! slots, the keeper moves to a fresh one ([`Keeper::rotate`]).
 
 use crate::health::{fill_health_accounts_for, push_unique, union_health_accounts, HealthSnapshot};
-use crate::chain::{Chain, ChainError};
+use crate::chain::{Chain, ChainError, StepTransaction};
 use crate::sdk::{self, BankKeys, MarketKeys};
 use crate::prices::PriceKeeper;
 use crate::upkeep::{record_error, UpkeepConfig};
@@ -342,7 +342,11 @@ impl Keeper {
                 println!("  round {}: {} accounts to liquidate or resolve, unhealthiest first", report.rounds, queue.len());
             }
             let total = queue.len();
-            for (done, (_, account)) in queue.iter().enumerate() {
+            let mut pending: std::collections::VecDeque<Pubkey> = queue.iter().map(|(_, account)| *account).collect();
+            let mut steps_on: HashMap<Pubkey, u32> = HashMap::new();
+            let mut done = 0;
+            let in_flight = self.upkeep.steps_in_flight.max(1);
+            while !pending.is_empty() {
                 prices.ensure_fresh(bank, &mut report).await;
                 if let Ok(now) = bank.now().await {
                     if now.saturating_sub(last_upkeep) >= UPKEEP_EVERY_SECONDS {
@@ -350,26 +354,87 @@ impl Keeper {
                         last_upkeep = now;
                     }
                 }
-                let before = report;
-                match self.work_account(bank, account, &mut report, prices).await {
-                    Ok(()) => {
-                        tally.reasons.remove(account);
+                // Plan the next steps of the unhealthiest pending accounts, one per account, and
+                // send them together; an account that needs more steps goes back to the front.
+                let mut batch = Vec::new();
+                let mut slow = Vec::new();
+                while batch.len() < in_flight {
+                    let Some(account) = pending.pop_front() else { break };
+                    let planned = async {
+                        let Some(step) = self.plan(bank, &account).await? else { return anyhow::Ok(None) };
+                        let tx = self.transaction_for(bank, &account, &step).await?;
+                        anyhow::Ok(Some((step, tx)))
                     }
-                    Err(e) => {
-                        let reason = e.to_string();
-                        record_error(&mut report, format_args!("{account}: skipped this round: {reason}"));
-                        tally.reasons.insert(*account, reason);
+                    .await;
+                    match planned {
+                        Ok(None) => {
+                            tally.reasons.remove(&account);
+                            done += 1;
+                        }
+                        Ok(Some((step, tx))) => batch.push((account, step, tx)),
+                        // Planning failed (a price moved, an account changed): the slow path
+                        // retries it with fresh prices.
+                        Err(_) => slow.push(account),
                     }
                 }
-                if report.position_liquidations + report.token_liquidations > before.position_liquidations + before.token_liquidations {
-                    tally.liquidated.insert(*account);
+                let transactions: Vec<StepTransaction> = batch.iter().map(|(_, _, tx)| tx.clone()).collect();
+                let results = if transactions.is_empty() { Vec::new() } else { bank.send_steps(&transactions, &self.liquidator.owner).await };
+                let mut again = Vec::new();
+                for ((account, step, _), result) in batch.into_iter().zip(results) {
+                    report.transactions += 1;
+                    match result {
+                        Ok(_) => {
+                            match step {
+                                Step::Position { .. } => report.position_liquidations += 1,
+                                Step::Token { .. } => report.token_liquidations += 1,
+                                Step::Bankruptcy { .. } => report.bankruptcies += 1,
+                            }
+                            match step {
+                                Step::Bankruptcy { .. } => tally.bankrupt.insert(account),
+                                _ => tally.liquidated.insert(account),
+                            };
+                            let count = steps_on.entry(account).or_default();
+                            *count += 1;
+                            if *count < 64 {
+                                again.push(account);
+                            } else {
+                                done += 1;
+                            }
+                        }
+                        Err(e) if is_lost_race(&e) => {
+                            report.lost_races += 1;
+                            done += 1;
+                        }
+                        // Past the peak, or refused for a reason a retry with fresh prices may cure.
+                        Err(_) => slow.push(account),
+                    }
                 }
-                if report.bankruptcies > before.bankruptcies {
-                    tally.bankrupt.insert(*account);
+                for account in again.into_iter().rev() {
+                    pending.push_front(account);
+                }
+                for account in slow {
+                    let before = report;
+                    match self.work_account(bank, &account, &mut report, prices).await {
+                        Ok(()) => {
+                            tally.reasons.remove(&account);
+                        }
+                        Err(e) => {
+                            let reason = e.to_string();
+                            record_error(&mut report, format_args!("{account}: skipped this round: {reason}"));
+                            tally.reasons.insert(account, reason);
+                        }
+                    }
+                    if report.position_liquidations + report.token_liquidations > before.position_liquidations + before.token_liquidations {
+                        tally.liquidated.insert(account);
+                    }
+                    if report.bankruptcies > before.bankruptcies {
+                        tally.bankrupt.insert(account);
+                    }
+                    done += 1;
                 }
                 progress.steps = report.steps();
                 if verbose {
-                    progress.maybe_print(&report, done + 1, total);
+                    progress.maybe_print(&report, done, total);
                 }
             }
         }
@@ -572,30 +637,16 @@ impl Keeper {
         self.next_step(chain, &snapshot).await
     }
 
-    /// Sends a planned step. A step made unnecessary in the meantime (another keeper, a price
-    /// move) is [`Outcome::LostRace`], not an error.
-    pub async fn execute<C: Chain>(&self, chain: &mut C, account: &Pubkey, step: &Step) -> Result<Outcome> {
+    /// The transaction of a planned step (its first attempt: [`Keeper::execute`] halves a
+    /// position step the program finds past the peak).
+    pub async fn transaction_for<C: Chain>(&self, chain: &mut C, account: &Pubkey, step: &Step) -> Result<StepTransaction> {
         let liquidator = &self.liquidator;
-        let result = match step {
+        Ok(match step {
             Step::Position { keys, lots } => {
                 let metas = fill_health_accounts_for(chain, &self.group, &self.quote.bank, &[liquidator.account, *account], &keys.market).await?;
-                let past_peak = MarginError::LiquidationPastPeak as u32 + anchor_lang::error::ERROR_CODE_OFFSET;
-                let (mut lots, mut retries) = (*lots, 0);
-                loop {
-                    let ix = sdk::liquidate_position(keys, &liquidator.account, &liquidator.owner.pubkey(), account, lots, metas.clone());
-                    // Options change hands at their current model value: refresh in the same transaction.
-                    let result = chain.send_large(&[sdk::refresh_risk_array(keys), ix], &[&liquidator.owner]).await;
-                    // The plan aims at the peak of a curve that is flat there: if the state moved
-                    // since (a new second of time decay, a price), the program may find it a lot
-                    // past. Half the size still improves health (the curve is concave).
-                    match result {
-                        Err(e) if e.custom_code == Some(past_peak) && lots > 1 && retries < MAX_PAST_PEAK_RETRIES => {
-                            lots /= 2;
-                            retries += 1;
-                        }
-                        other => break other,
-                    }
-                }
+                let ix = sdk::liquidate_position(keys, &liquidator.account, &liquidator.owner.pubkey(), account, *lots, metas);
+                // Options change hands at their current model value: refresh in the same transaction.
+                StepTransaction { instructions: vec![sdk::refresh_risk_array(keys), ix], liquidator_signs: true, large: true }
             }
             Step::Token { asset_bank, liability_native } => {
                 let mut metas = union_health_accounts(chain, &self.group, &[liquidator.account, *account]).await?;
@@ -613,9 +664,38 @@ impl Keeper {
                     *liability_native,
                     metas,
                 );
-                chain.send_large(&[ix], &[&liquidator.owner]).await
+                StepTransaction { instructions: vec![ix], liquidator_signs: true, large: true }
             }
-            Step::Bankruptcy { dust } => chain.send(&[sdk::resolve_bankruptcy(&self.group, &self.quote.bank, account, &self.perp_markets, dust)], &[]).await,
+            Step::Bankruptcy { dust } => StepTransaction {
+                instructions: vec![sdk::resolve_bankruptcy(&self.group, &self.quote.bank, account, &self.perp_markets, dust)],
+                liquidator_signs: false,
+                large: false,
+            },
+        })
+    }
+
+    /// Sends a planned step. A step made unnecessary in the meantime (another keeper, a price
+    /// move) is [`Outcome::LostRace`], not an error.
+    pub async fn execute<C: Chain>(&self, chain: &mut C, account: &Pubkey, step: &Step) -> Result<Outcome> {
+        let mut tx = self.transaction_for(chain, account, step).await?;
+        let past_peak = MarginError::LiquidationPastPeak as u32 + anchor_lang::error::ERROR_CODE_OFFSET;
+        let (mut retries, mut lots) = (0, match step {
+            Step::Position { lots, .. } => *lots,
+            _ => 0,
+        });
+        let result = loop {
+            let result = chain.send_steps(std::slice::from_ref(&tx), &self.liquidator.owner).await.pop().expect("one result");
+            // The plan aims at the peak of a curve that is flat there: if the state moved since
+            // (a new second of time decay, a price), the program may find it a lot past. Half the
+            // size still improves health (the curve is concave).
+            match (result, step) {
+                (Err(e), Step::Position { keys, .. }) if e.custom_code == Some(past_peak) && lots > 1 && retries < MAX_PAST_PEAK_RETRIES => {
+                    lots /= 2;
+                    retries += 1;
+                    tx = self.transaction_for(chain, account, &Step::Position { keys: *keys, lots }).await?;
+                }
+                (other, _) => break other,
+            }
         };
         match result {
             Ok(_) => Ok(Outcome::Done),

@@ -200,6 +200,17 @@ impl LocalBank {
         self.latency_carry_ms = 0;
     }
 
+    /// Stops charging latency per transaction; returns what to pass to
+    /// [`LocalBank::resume_latency`], which charges it once (transactions in flight together).
+    pub fn suspend_latency(&mut self) -> u64 {
+        std::mem::take(&mut self.latency_ms)
+    }
+
+    pub async fn resume_latency(&mut self, latency_ms: u64) {
+        self.latency_ms = latency_ms;
+        self.pass_latency().await;
+    }
+
     async fn pass_latency(&mut self) {
         if self.latency_ms == 0 {
             return;

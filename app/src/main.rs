@@ -112,6 +112,9 @@ enum KeeperCommand {
         /// Embedded bank: simulated cluster time per keeper transaction, ms.
         #[arg(long, default_value_t = pm_client::crash::DEFAULT_LATENCY_MS)]
         simulate_latency_ms: u64,
+        /// Liquidation steps kept in flight together (1: one after another).
+        #[arg(long, default_value_t = 8)]
+        steps_in_flight: usize,
         /// Embedded bank: the keeper posts no fresh prices (to see oracles go stale).
         #[arg(long)]
         no_price_refresh: bool,
@@ -119,6 +122,12 @@ enum KeeperCommand {
         /// https://hermes.pyth.network. Without it, on a cluster, feeds must be kept by others.
         #[arg(long)]
         price_service_url: Option<String>,
+        /// Cluster: compute-unit limit set on every keeper transaction.
+        #[arg(long)]
+        compute_unit_limit: Option<u32>,
+        /// Cluster: priority fee, micro-lamports per compute unit (0: none).
+        #[arg(long, default_value_t = 0)]
+        priority_fee_micro_lamports: u64,
         /// text (default) or json (the summary only, keys in docs/keeper.md).
         #[arg(long, default_value = "text")]
         output: String,
@@ -166,11 +175,15 @@ struct ClusterRun<'a> {
     interval_secs: u64,
     once: bool,
     price_service_url: Option<&'a str>,
+    compute_unit_limit: Option<u32>,
+    priority_fee_micro_lamports: u64,
+    steps_in_flight: usize,
     json: bool,
 }
 
 async fn keeper_on_cluster(run: ClusterRun<'_>) -> anyhow::Result<()> {
-    let ClusterRun { url, keypair, group, liquidator_account, interval_secs, once, price_service_url, json } = run;
+    let ClusterRun { url, keypair, group, liquidator_account, interval_secs, once, price_service_url, compute_unit_limit, priority_fee_micro_lamports, steps_in_flight, json } =
+        run;
     use pm_client::chain::{read_keypair_file, RpcChain};
     use pm_client::keeper::{Keeper, Liquidator};
     let expanded = keypair.replacen('~', &std::env::var("HOME").unwrap_or_default(), 1);
@@ -178,8 +191,9 @@ async fn keeper_on_cluster(run: ClusterRun<'_>) -> anyhow::Result<()> {
     let parse = |s: &str, what: &str| s.parse::<anchor_lang::prelude::Pubkey>().map_err(|e| anyhow::anyhow!("--{what} {s}: {e}"));
     let group = parse(group, "group")?;
     let account = parse(liquidator_account, "liquidator-account")?;
-    let mut chain = RpcChain::new(url, owner.insecure_clone());
+    let mut chain = RpcChain::new(url, owner.insecure_clone()).with_compute_budget(compute_unit_limit, priority_fee_micro_lamports);
     let mut keeper = Keeper::discover(&mut chain, group, Liquidator { owner, account }).await?;
+    keeper.upkeep.steps_in_flight = steps_in_flight;
     let source = match price_service_url {
         Some(url) => pm_client::prices::PriceSource::Hermes(pm_client::prices::HermesSource::new(url)),
         None => pm_client::prices::PriceSource::None,
@@ -247,8 +261,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     once,
                     simulate_crash,
                     simulate_latency_ms,
+                    steps_in_flight,
                     no_price_refresh,
                     price_service_url,
+                    compute_unit_limit,
+                    priority_fee_micro_lamports,
                     output,
                 },
         } => {
@@ -270,6 +287,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         interval_secs,
                         once,
                         price_service_url: price_service_url.as_deref(),
+                        compute_unit_limit,
+                        priority_fee_micro_lamports,
+                        steps_in_flight,
                         json,
                     }))
                 }
@@ -280,6 +300,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     let config = pm_client::crash::CrashConfig {
                         latency_ms: simulate_latency_ms,
                         price_source: !no_price_refresh,
+                        steps_in_flight,
                         verbose: !json,
                         ..pm_client::crash::CrashConfig::new(simulate_crash)
                     };

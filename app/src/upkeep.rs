@@ -46,11 +46,14 @@ pub struct UpkeepConfig {
     /// Margin accounts per `settle_expired_option` transaction (27 fit a legacy transaction
     /// with the embedded bank's compute-budget instruction; 20 leaves room).
     pub settle_batch: usize,
+    /// Liquidation steps (on different accounts) sent together before waiting for their
+    /// confirmations (see [`crate::chain::Chain::send_steps`]). 1: one at a time.
+    pub steps_in_flight: usize,
 }
 
 impl Default for UpkeepConfig {
     fn default() -> Self {
-        UpkeepConfig { refresh_at_ppm: 750_000, funding_interval_seconds: None, instructions_per_transaction: 8, settle_batch: 20 }
+        UpkeepConfig { refresh_at_ppm: 750_000, funding_interval_seconds: None, instructions_per_transaction: 8, settle_batch: 20, steps_in_flight: 8 }
     }
 }
 
