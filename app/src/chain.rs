@@ -106,6 +106,12 @@ pub trait Chain {
     /// Program accounts with the given discriminator whose group (at offset 8) is `group`.
     async fn group_accounts(&mut self, discriminator: &[u8], group: &Pubkey) -> Result<Vec<(Pubkey, Vec<u8>)>>;
 
+    /// The keys of [`Chain::group_accounts`] alone (a cluster is asked for an empty data slice,
+    /// so listing 100,000 accounts moves their keys, not their data).
+    async fn group_account_keys(&mut self, discriminator: &[u8], group: &Pubkey) -> Result<Vec<Pubkey>> {
+        Ok(self.group_accounts(discriminator, group).await?.into_iter().map(|(key, _)| key).collect())
+    }
+
     /// Posts the update the transport's price archive holds for `oracle`'s feed at
     /// `publish_time` (published at that second) into a fresh account and returns the account,
     /// for `propose_settlement_price`. `None`: this transport has no archive (a cluster, here).
@@ -326,6 +332,22 @@ impl Chain for RpcChain {
     }
 
     async fn group_accounts(&mut self, discriminator: &[u8], group: &Pubkey) -> Result<Vec<(Pubkey, Vec<u8>)>> {
+        self.program_accounts(discriminator, group, None).await
+    }
+
+    async fn group_account_keys(&mut self, discriminator: &[u8], group: &Pubkey) -> Result<Vec<Pubkey>> {
+        let slice = solana_account_decoder_client_types::UiDataSliceConfig { offset: 0, length: 0 };
+        Ok(self.program_accounts(discriminator, group, Some(slice)).await?.into_iter().map(|(key, _)| key).collect())
+    }
+}
+
+impl RpcChain {
+    async fn program_accounts(
+        &mut self,
+        discriminator: &[u8],
+        group: &Pubkey,
+        data_slice: Option<solana_account_decoder_client_types::UiDataSliceConfig>,
+    ) -> Result<Vec<(Pubkey, Vec<u8>)>> {
         use solana_rpc_client_api::config::{RpcAccountInfoConfig, RpcProgramAccountsConfig};
         use solana_rpc_client_api::filter::{Memcmp, RpcFilterType};
         let config = RpcProgramAccountsConfig {
@@ -336,6 +358,7 @@ impl Chain for RpcChain {
             ]),
             account_config: RpcAccountInfoConfig {
                 encoding: Some(solana_account_decoder_client_types::UiAccountEncoding::Base64),
+                data_slice,
                 ..RpcAccountInfoConfig::default()
             },
             ..RpcProgramAccountsConfig::default()

@@ -269,7 +269,7 @@ impl Keeper {
     /// Every margin account of the group on `chain` (a cluster).
     pub async fn margin_accounts<C: Chain>(&self, chain: &mut C) -> Result<Vec<Pubkey>> {
         use anchor_lang::Discriminator;
-        Ok(chain.group_accounts(MarginAccount::DISCRIMINATOR, &self.group).await?.into_iter().map(|(k, _)| k).collect())
+        chain.group_account_keys(MarginAccount::DISCRIMINATOR, &self.group).await
     }
 
     /// Runs rounds (upkeep, settlements, liquidations) until no account is liquidatable or
