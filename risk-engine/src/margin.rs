@@ -6,7 +6,10 @@
 //! - scenario loss `L = max(0, -min_s P_s)`, and the worst scenario `argmin_s P_s`;
 //! - minimum delta requirement `D = (min_delta_net x |net delta| + min_delta_hedged x hedged
 //!   delta) x spot`, where net delta = long delta - short delta and hedged delta =
-//!   min(long delta, short delta), in lots;
+//!   min(long delta, short delta), in lots. A long option's delta counts at most
+//!   `value / (max(min_delta_net, min_delta_hedged) x spot)` per lot: adding a lot moves `D` by at
+//!   most `max rate x counted delta x spot`, so buying an option never raises `D` by more than
+//!   its premium (its scenario loss is at most its premium too, tail weights being <= 1);
 //! - short-option contingency `C = short_option_contingency x spot x sum |lots|` over net short
 //!   option positions (one position per market, so per strike, expiry and kind);
 //! - maintenance `MM = max(L, D) + C`, initial `IM = MM x im_factor`.
@@ -17,7 +20,7 @@
 
 use crate::risk_array::{RiskArray, RiskError, MAX_LOTS};
 use crate::scenario::{GridParams, MAX_SCENARIOS};
-use crate::wide::{mul_i80f48_by_q32, q32_wide_to_i80f48, Rounding};
+use crate::wide::{div_q32, mul_i80f48_by_q32, mul_q32, q32_wide_to_i80f48, Rounding};
 use fixed::types::{I32F32, I80F48};
 
 /// A position in one market: whole lots (negative = short) and its market's risk-array data,
@@ -32,6 +35,9 @@ pub struct Exposure<'a> {
     pub delta: I32F32,
     /// Whether the market is an option (short options carry a contingency).
     pub is_option: bool,
+    /// Premium of one long lot at the array's reference (0 for linear instruments), quote
+    /// units: caps the delta a long option counts for the minimum-delta requirement.
+    pub value: I32F32,
     /// Largest |cell| (from the risk array): lets the scenario sums skip per-cell overflow
     /// checks when `lots x bound` is small enough.
     pub max_abs_cell: I32F32,
@@ -45,6 +51,7 @@ impl RiskArray {
             cells: &self.pnl[..self.len as usize],
             delta: self.delta,
             is_option: self.is_option,
+            value: self.value,
             max_abs_cell: self.max_abs_cell,
         }
     }
@@ -97,6 +104,27 @@ impl<'a> UnderlyingBook<'a> {
             positive_equity: I80F48::ZERO,
             negative_equity: I80F48::ZERO,
         }
+    }
+}
+
+/// The per-lot delta a long option counts for the minimum-delta requirement: its delta,
+/// capped in size at `value / (max(min_delta_net, min_delta_hedged) x spot)` (rounded down).
+fn long_option_delta_cap(exposure: &Exposure<'_>, spot: I32F32, params: &GridParams) -> I32F32 {
+    let rate = params.min_delta_net.max(params.min_delta_hedged);
+    let cap = match mul_q32(rate, spot, Rounding::Up) {
+        // No charge per unit of delta (or too small to express): nothing to cap.
+        Some(per_delta) if per_delta > 0 => div_q32(exposure.value.max(I32F32::ZERO), per_delta, Rounding::Down),
+        _ => None,
+    };
+    match cap {
+        Some(cap) if cap < exposure.delta.abs() => {
+            if exposure.delta < 0 {
+                -cap
+            } else {
+                cap
+            }
+        }
+        _ => exposure.delta,
     }
 }
 
@@ -155,7 +183,8 @@ pub fn underlying_margin(book: &UnderlyingBook<'_>) -> Result<UnderlyingMargin, 
                 *l = sum_low & LOW_MASK;
             }
         }
-        let delta = crate::wide::mul_q32_by_i32(exposure.delta, lots as i32);
+        let counted_delta = if exposure.is_option && lots > 0 { long_option_delta_cap(exposure, spot, params) } else { exposure.delta };
+        let delta = crate::wide::mul_q32_by_i32(counted_delta, lots as i32);
         if delta >= 0 {
             long_delta += delta;
         } else {
@@ -327,6 +356,71 @@ mod tests {
             // Contingency nets per position, so compare scenario loss and delta parts exactly.
             prop_assert_eq!(split.scenario_loss, pm.scenario_loss);
             prop_assert_eq!(split.net_delta, pm.net_delta);
+        }
+    }
+
+    fn option_array(spot: f64, kind: OptionKind, strike: f64, days: f64, vol: f64) -> RiskArray {
+        let params = GridParams::default();
+        let instrument =
+            Instrument::Option { kind, strike: I32F32::from_num(strike), days_to_expiry: I32F32::from_num(days) };
+        let state = MarketState { instrument, spot: I32F32::from_num(spot), vol: I32F32::from_num(vol) };
+        compute_risk_array(&state, &params, &params.scenarios().unwrap()).unwrap()
+    }
+
+    /// Ten one-hour ATM calls bought into a delta-hedged book (long against short perps, whose
+    /// requirement is the hedged minimum delta) raise maintenance by no more than their
+    /// premium (uncapped, their delta alone would add 2% x 5 x 150 = 15).
+    #[test]
+    fn ten_one_hour_calls_cost_at_most_their_premium() {
+        let spot = 150.0;
+        let params = GridParams::default();
+        let perp = arrays(spot, &[(None, 0.0)]).remove(0);
+        let hour = option_array(spot, OptionKind::Call, 150.0, 1.0 / 24.0, 0.8);
+        let book = [perp.exposure(-1000), perp.exposure(1000)];
+        let before = underlying_margin(&UnderlyingBook::new(I32F32::from_num(spot), &params, &book)).unwrap();
+        assert!(before.min_delta > before.scenario_loss);
+        let with = [perp.exposure(-1000), perp.exposure(1000), hour.exposure(10)];
+        let after = underlying_margin(&UnderlyingBook::new(I32F32::from_num(spot), &params, &with)).unwrap();
+        let premium = hour.value.to_num::<f64>() * 10.0;
+        let added = (after.maintenance - before.maintenance).to_num::<f64>();
+        assert!(premium > 4.0 && premium < 6.0, "premium {premium}");
+        assert!(added <= premium + 1e-9, "added {added} for a premium of {premium}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Buying an option never raises maintenance by more than what it costs.
+        #[test]
+        fn buying_an_option_never_raises_maintenance_by_more_than_its_value(
+            lots in proptest::collection::vec(-2000i64..2000, 4),
+            hedged in 0i64..20_000,
+            bought in 1i64..5000,
+            is_call: bool,
+            moneyness in 0.7f64..1.3,
+            log_days in (1.0f64 / 1440.0).ln()..(400.0f64).ln(),
+            vol in 0.2f64..2.0,
+        ) {
+            let spot = 150.0;
+            let params = GridParams::default();
+            let book_arrays = [
+                arrays(spot, &[(None, 0.0)]).remove(0),
+                option_array(spot, OptionKind::Call, 160.0, 30.0, 0.6),
+                option_array(spot, OptionKind::Put, 130.0, 7.0, 0.7),
+                option_array(spot, OptionKind::Call, 150.0, 90.0, 0.55),
+            ];
+            let kind = if is_call { OptionKind::Call } else { OptionKind::Put };
+            let new = option_array(spot, kind, spot * moneyness, log_days.exp(), vol);
+            let mut book: Vec<_> = book_arrays.iter().zip(&lots).map(|(a, &l)| a.exposure(l)).collect();
+            // A perp pair hedged against itself: the minimum delta may be what binds.
+            book.push(book_arrays[0].exposure(hedged));
+            book.push(book_arrays[0].exposure(-hedged));
+            let before = underlying_margin(&UnderlyingBook::new(I32F32::from_num(spot), &params, &book)).unwrap();
+            book.push(new.exposure(bought));
+            let after = underlying_margin(&UnderlyingBook::new(I32F32::from_num(spot), &params, &book)).unwrap();
+            let cost = new.value.to_num::<f64>() * bought as f64;
+            let added = (after.maintenance - before.maintenance).to_num::<f64>();
+            prop_assert!(added <= cost + 1e-9 * (1.0 + cost), "added {} for {}", added, cost);
         }
     }
 

@@ -20,7 +20,7 @@
 //! The property test in this module checks the bound on random markets.
 
 use crate::black_scholes::{OptionKind, OptionPricer, PricingError, SpotTerms};
-use crate::scenario::{GridError, GridParams, ScenarioSet, VolShock, MAX_SCENARIOS};
+use crate::scenario::{GridError, GridParams, ScenarioSet, MAX_SCENARIOS};
 use crate::wide::{mul_q32, Rounding};
 use fixed::types::I32F32;
 
@@ -123,16 +123,23 @@ pub fn compute_risk_array(
             }
         }
         Instrument::Option { kind, strike, days_to_expiry } => {
-            // Strike and tenor terms once; ln(S'/K) once per price move (shared by its three
-            // vol states); then two normal CDFs per scenario.
+            // The premium and delta today; every scenario values the option `horizon_days`
+            // later (intrinsic from expiry on). Strike and tenor terms once per pricer;
+            // ln(S'/K) once per price move (shared by its vol states); the vol of each state
+            // once per market; then two normal CDFs per scenario.
             let pricer = OptionPricer::new(kind, strike, days_to_expiry)?;
             let base = pricer.price(&pricer.spot_terms(state.spot)?, state.vol)?;
             array.delta = base.delta;
             array.value = base.value;
             array.is_option = true;
-            let scale = params.vol_shock_scale(days_to_expiry)?;
-            let vol_up = params.shocked_vol(state.vol, VolShock::Up, scale)?;
-            let vol_down = params.shocked_vol(state.vol, VolShock::Down, scale)?;
+            let horizon_days = days_to_expiry.saturating_sub(params.horizon_days).max(I32F32::ZERO);
+            let later = OptionPricer::new(kind, strike, horizon_days)?;
+            // ln(K / S) as a difference of logs (no ratio to overflow), clamped to [-1, 1] as
+            // the skew uses it.
+            let ln_q62 = |x: I32F32| crate::math::ln_q62(x).ok_or(RiskError::Pricing(PricingError::NonPositivePrice));
+            let log_moneyness_q62 = (ln_q62(strike)? - ln_q62(state.spot)?).clamp(-(1i128 << 62), 1i128 << 62);
+            let log_moneyness = I32F32::from_bits((log_moneyness_q62 >> 30) as i64);
+            let vols = params.state_vols(state.vol, days_to_expiry, log_moneyness)?;
             let mut terms: Option<(I32F32, SpotTerms)> = None;
             for (cell, scenario) in array.pnl.iter_mut().zip(scenarios.as_slice()) {
                 let spot_terms = match terms {
@@ -140,17 +147,12 @@ pub fn compute_risk_array(
                     _ => {
                         let factor = I32F32::ONE.checked_add(scenario.price_move).ok_or(RiskError::Overflow)?;
                         let spot = mul_q32(state.spot, factor, Rounding::Down).ok_or(RiskError::Overflow)?;
-                        let t = pricer.spot_terms(spot)?;
+                        let t = later.spot_terms(spot)?;
                         terms = Some((scenario.price_move, t));
                         t
                     }
                 };
-                let vol = match scenario.vol_shock {
-                    VolShock::Up => vol_up,
-                    VolShock::Same => state.vol,
-                    VolShock::Down => vol_down,
-                };
-                let shocked = pricer.price(&spot_terms, vol)?;
+                let shocked = later.price(&spot_terms, vols[scenario.vol_shock as usize])?;
                 let pnl = shocked.value.checked_sub(base.value).ok_or(RiskError::Overflow)?;
                 *cell = mul_q32(pnl, scenario.weight, Rounding::Down).ok_or(RiskError::Overflow)?;
             }
@@ -190,7 +192,11 @@ mod tests {
             Instrument::Option { days_to_expiry, .. } => {
                 let t = days_to_expiry.to_num::<f64>() / 365.0;
                 let scale = params.vol_shock_scale(days_to_expiry).map(|s| s.to_num::<f64>()).unwrap_or(1.0);
-                let shock_factor = 1.0 + params.vol_up.to_num::<f64>() * scale;
+                // The largest factor any vol state applies (skew at |log-moneyness| <= 1).
+                let shock_factor = 1.0
+                    + (params.vol_up.to_num::<f64>() * scale)
+                        .max(params.skew.to_num::<f64>() * scale)
+                        .max(params.twist.to_num::<f64>());
                 // vega <= 0.4 S' sqrt(T) at the shocked spot S' <= max_weighted_factor x S.
                 0.4 * t.sqrt() * vol_tolerance * spot * (shock_factor * max_weighted_factor + 1.0)
             }
@@ -218,11 +224,11 @@ mod tests {
         let scenarios = params.scenarios().unwrap();
         let state = MarketState { instrument: Instrument::Linear, spot: I32F32::from_num(150), vol: I32F32::ZERO };
         let array = compute_risk_array(&state, &params, &scenarios).unwrap();
-        assert_eq!(array.len, 35);
+        assert_eq!(array.len, 71);
         assert!((array.pnl[0].to_num::<f64>() + 24.0).abs() < 1e-7);
-        assert!((array.pnl[26].to_num::<f64>() - 24.0).abs() < 1e-7);
+        assert!((array.pnl[62].to_num::<f64>() - 24.0).abs() < 1e-7);
         // Tail scenarios never lose more than the core range for a linear position.
-        for cell in &array.pnl[27..35] {
+        for cell in &array.pnl[63..71] {
             assert!(cell.to_num::<f64>().abs() <= 24.0 + 1e-6);
         }
     }
@@ -233,9 +239,87 @@ mod tests {
         let scenarios = params.scenarios().unwrap();
         let array = compute_risk_array(&option_state(100.0, 200.0, 0.8, 30.0, OptionKind::Call), &params, &scenarios)
             .unwrap();
-        let core_worst = array.pnl[..27].iter().max().unwrap().to_num::<f64>();
-        let tail_worst = array.pnl[27..35].iter().max().unwrap().to_num::<f64>();
+        let core_worst = array.pnl[..63].iter().max().unwrap().to_num::<f64>();
+        let tail_worst = array.pnl[63..71].iter().max().unwrap().to_num::<f64>();
         assert!(tail_worst > core_worst, "tail {tail_worst} core {core_worst}");
+    }
+
+    /// Black-Scholes (r = 0) in double precision.
+    fn bs(spot: f64, strike: f64, vol: f64, days: f64, kind: OptionKind) -> f64 {
+        let intrinsic = match kind {
+            OptionKind::Call => (spot - strike).max(0.0),
+            OptionKind::Put => (strike - spot).max(0.0),
+        };
+        let sst = vol * (days / 365.0).sqrt();
+        if sst <= 0.0 {
+            return intrinsic;
+        }
+        let n = |x: f64| 0.5 * libm::erfc(-x / core::f64::consts::SQRT_2);
+        let d1 = (spot / strike).ln() / sst + sst / 2.0;
+        let d2 = d1 - sst;
+        match kind {
+            OptionKind::Call => spot * n(d1) - strike * n(d2),
+            OptionKind::Put => strike * n(-d2) - spot * n(-d1),
+        }
+    }
+
+    /// Every cell of an option's array against an independent double-precision copy of the
+    /// model: one day of look-ahead (intrinsic past expiry), the seven vol states, the tail.
+    #[test]
+    fn option_arrays_match_a_double_precision_model() {
+        let params = GridParams::default();
+        let scenarios = params.scenarios().unwrap();
+        for &(strike, days, vol, kind) in &[
+            (150.0, 30.0, 0.6, OptionKind::Call),
+            (135.0, 30.0, 0.7, OptionKind::Put),
+            (170.0, 90.0, 0.55, OptionKind::Call),
+            (150.0, 1.0 / 24.0, 0.8, OptionKind::Call),
+            (145.0, 3.0, 0.9, OptionKind::Put),
+            (150.0, 400.0, 0.5, OptionKind::Put),
+        ] {
+            let spot = 150.0;
+            let array = compute_risk_array(&option_state(spot, strike, vol, days, kind), &params, &scenarios).unwrap();
+            let today = bs(spot, strike, vol, days, kind);
+            let later_days = (days - 1.0).max(0.0);
+            let d = days.max(1.0);
+            let scale = if d < 30.0 { (30.0 / d).powf(0.30) } else { (30.0 / d).powf(0.13) };
+            let g = (-(d / 60.0).ln() / 4f64.ln()).clamp(-1.0, 1.0);
+            let m = (strike / spot).ln().clamp(-1.0, 1.0);
+            let vols = [
+                vol * (1.0 + 0.4 * scale),
+                vol,
+                vol * (1.0 - 0.22 * scale),
+                vol * (1.0 + 0.4 * g),
+                vol * (1.0 - 0.4 * g),
+                (vol * (1.0 - scale * m)).max(0.01),
+                (vol * (1.0 + scale * m)).max(0.01),
+            ];
+            for (i, scenario) in scenarios.as_slice().iter().enumerate() {
+                let moved = spot * (1.0 + scenario.price_move.to_num::<f64>());
+                let expect = (bs(moved, strike, vols[scenario.vol_shock as usize], later_days, kind) - today)
+                    * scenario.weight.to_num::<f64>();
+                let got = array.pnl[i].to_num::<f64>();
+                assert!((got - expect).abs() < 2e-6 * spot, "K {strike} days {days} cell {i}: {got} vs {expect}");
+            }
+        }
+    }
+
+    /// The look-ahead charges a day of time decay: a long option loses it with nothing moving,
+    /// a short one is credited it; one hour before expiry the whole premium goes.
+    #[test]
+    fn look_ahead_charges_time_decay() {
+        let params = GridParams::default();
+        let scenarios = params.scenarios().unwrap();
+        let zero_same = params.zero_move_scenario() + 1;
+        let hour = compute_risk_array(&option_state(150.0, 150.0, 0.8, 1.0 / 24.0, OptionKind::Call), &params, &scenarios).unwrap();
+        assert_eq!(hour.pnl[zero_same], -hour.value);
+        let month = compute_risk_array(&option_state(150.0, 150.0, 0.6, 30.0, OptionKind::Call), &params, &scenarios).unwrap();
+        let theta = bs(150.0, 150.0, 0.6, 29.0, OptionKind::Call) - bs(150.0, 150.0, 0.6, 30.0, OptionKind::Call);
+        assert!((month.pnl[zero_same].to_num::<f64>() - theta).abs() < 1e-6 * 150.0);
+        assert!(theta < -0.1);
+        let none = GridParams { horizon_days: I32F32::ZERO, ..params };
+        let flat = compute_risk_array(&option_state(150.0, 150.0, 0.6, 30.0, OptionKind::Call), &none, &none.scenarios().unwrap()).unwrap();
+        assert!(flat.pnl[zero_same].abs() <= I32F32::from_num(1e-6));
     }
 
     proptest! {

@@ -1,12 +1,18 @@
 //! The scenario grid: which price and volatility moves a portfolio is stressed under.
 //!
 //! Core scenarios: `price_steps` evenly spaced price moves across `[-price_range, +price_range]`
-//! (including 0), each at vol up, vol unchanged and vol down. Extended scenarios: large moves
+//! (including 0), each in every vol state of [`GridParams::vol_states`]: vol up, unchanged and
+//! down; with `twist > 0` a term-structure twist each way (short tenors up while long ones fall,
+//! and the reverse); with `skew > 0` a skew move each way (vol change proportional to
+//! log-moneyness: puts up and calls down, and the reverse). Every scenario values options after
+//! `horizon_days` (never past expiry, where the value is intrinsic), so a day of time decay is
+//! part of every scenario's P&L. Extended scenarios: large moves
 //! (default -66%, -33%, +50%, +100%, +200%, +300%, +400%, +500%) at vol up, each P&L scaled by a
 //! weight `extended_weight_numerator / |move|`, so a linear position loses no more than in the
 //! core range, while convex short-option books (far out-of-the-money short calls) are charged
 //! for their tail. Vol shocks scale with time to expiry: `(reference_days / max(days, 1))^p`,
-//! with `p = vol_power_short` below `reference_days` and `vol_power_long` from there on.
+//! with `p = vol_power_short` below `reference_days` and `vol_power_long` from there on. The
+//! formulas of each vol state are in [`GridParams::state_vols`].
 
 use crate::math::{exp, ln};
 use crate::wide::{mul_q32, Rounding};
@@ -16,19 +22,58 @@ use fixed::types::I32F32;
 pub const MAX_PRICE_STEPS: usize = 13;
 /// Largest number of extended (tail) scenarios.
 pub const MAX_EXTENDED: usize = 8;
-/// Largest number of scenarios in a grid (3 vol states per core step plus the tail).
-pub const MAX_SCENARIOS: usize = MAX_PRICE_STEPS * 3 + MAX_EXTENDED;
+/// Largest number of vol states per core price move.
+pub const MAX_VOL_STATES: usize = 7;
+/// Largest number of scenarios in a grid (every vol state per core step plus the tail).
+pub const MAX_SCENARIOS: usize = MAX_PRICE_STEPS * MAX_VOL_STATES + MAX_EXTENDED;
 
-/// The implied-vol state of a scenario.
+/// The implied-vol state of a scenario (formulas in [`GridParams::state_vols`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VolShock {
     /// Vol shocked up by `vol_up * scale`.
-    Up,
+    Up = 0,
     /// Vol unchanged.
-    Same,
+    Same = 1,
     /// Vol shocked down by `vol_down * scale`.
-    Down,
+    Down = 2,
+    /// Term-structure twist: short tenors up, long tenors down.
+    TwistFrontUp = 3,
+    /// Term-structure twist: short tenors down, long tenors up.
+    TwistFrontDown = 4,
+    /// Skew: vol up below the reference spot's strike (puts), down above (calls).
+    SkewPutsUp = 5,
+    /// Skew: vol up above the reference spot's strike (calls), down below (puts).
+    SkewCallsUp = 6,
 }
+
+impl VolShock {
+    /// Every vol state, in grid order.
+    pub const ALL: [VolShock; MAX_VOL_STATES] = [
+        VolShock::Up,
+        VolShock::Same,
+        VolShock::Down,
+        VolShock::TwistFrontUp,
+        VolShock::TwistFrontDown,
+        VolShock::SkewPutsUp,
+        VolShock::SkewCallsUp,
+    ];
+
+    /// Short name, as `pm margin` prints it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            VolShock::Up => "up",
+            VolShock::Same => "same",
+            VolShock::Down => "down",
+            VolShock::TwistFrontUp => "twist-front-up",
+            VolShock::TwistFrontDown => "twist-front-down",
+            VolShock::SkewPutsUp => "skew-puts-up",
+            VolShock::SkewCallsUp => "skew-calls-up",
+        }
+    }
+}
+
+/// The vols of one option in every vol state, indexed by `VolShock as usize`.
+pub type StateVols = [I32F32; MAX_VOL_STATES];
 
 /// One scenario: a relative price move, a vol state and a weight on the resulting P&L.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +120,20 @@ pub struct GridParams {
     pub short_option_contingency: I32F32,
     /// Initial requirement = maintenance x this factor (> 1).
     pub im_factor: I32F32,
+    /// Look-ahead: scenarios value options this many days later (never past expiry), >= 0.
+    pub horizon_days: I32F32,
+    /// Relative size of the term-structure twist at the ends of the curve, in [0, 1); 0 turns
+    /// the two twist states off.
+    pub twist: I32F32,
+    /// Tenor, in days, that the twist pivots around (unchanged there), > 0.
+    pub twist_pivot_days: I32F32,
+    /// Ratio of tenors over which the twist goes from 0 to full: tenors at or below
+    /// `pivot / width` move by the full `twist`, those at or above `pivot x width` by the full
+    /// opposite, log-linear between; > 1.
+    pub twist_width: I32F32,
+    /// Skew move: relative vol change per unit of log-moneyness `ln(strike / reference spot)`,
+    /// times the tenor scale of the vol shocks; >= 0, 0 turns the two skew states off.
+    pub skew: I32F32,
 }
 
 /// Why a parameter set was refused.
@@ -90,6 +149,10 @@ pub enum GridError {
     ExtendedMoves,
     /// Requirement rates must be >= 0 and `im_factor` >= 1.
     Requirement,
+    /// `horizon_days` must be >= 0.
+    Horizon,
+    /// `twist` must be in [0, 1), `twist_pivot_days` > 0, `twist_width` > 1, `skew` >= 0.
+    Surface,
     /// A derived quantity left the fixed-point range.
     Overflow,
 }
@@ -102,7 +165,12 @@ const fn ratio(numerator: i64, denominator: i64) -> I32F32 {
 /// The default grid. Follows the published Deribit / Paradex portfolio-margin parameters: 9
 /// moves across ±16%, vol +40% / -22% with tenor power 0.30 / 0.13 around 30 days, the Deribit
 /// tail table weighted by 16% / |move|, minimum delta 2% of net + 1% of hedged delta, 0.5% of
-/// spot per net short option, and IM = 1.25 x MM.
+/// spot per net short option, and IM = 1.25 x MM. Look-ahead one day (SPAN risk arrays value
+/// scenarios after the margin period). The vol surface moves are sized by judgement against
+/// the history of crypto option surfaces (docs/risk-model.md): a twist of 40% at the ends,
+/// pivoting at 60 days over a factor 4 of tenor each way (15 days and shorter: +40%, 240 days
+/// and longer: -40%), and a skew move of 1.0 per unit of log-moneyness (a 10%-out-of-the-money
+/// 30-day put: +10.5% of its vol).
 pub const DEFAULT_GRID: GridParams = GridParams {
     price_range: ratio(16, 100),
     price_steps: 9,
@@ -128,6 +196,11 @@ pub const DEFAULT_GRID: GridParams = GridParams {
     min_delta_hedged: ratio(1, 100),
     short_option_contingency: ratio(5, 1000),
     im_factor: ratio(125, 100),
+    horizon_days: ratio(1, 1),
+    twist: ratio(40, 100),
+    twist_pivot_days: ratio(60, 1),
+    twist_width: ratio(4, 1),
+    skew: ratio(1, 1),
 };
 
 impl Default for GridParams {
@@ -145,7 +218,8 @@ pub struct ScenarioSet {
 }
 
 impl ScenarioSet {
-    /// The scenarios, core first (for each move: up, same, down), then the tail.
+    /// The scenarios, core first (for each move: every vol state of
+    /// [`GridParams::vol_states`], in order), then the tail.
     pub fn as_slice(&self) -> &[Scenario] {
         &self.scenarios[..self.len]
     }
@@ -189,13 +263,48 @@ impl GridParams {
         {
             return Err(GridError::Requirement);
         }
+        if self.horizon_days < 0 {
+            return Err(GridError::Horizon);
+        }
+        if self.twist < 0 || self.twist >= 1 || self.twist_pivot_days <= 0 || self.twist_width <= 1 || self.skew < 0 {
+            return Err(GridError::Surface);
+        }
         Ok(())
+    }
+
+    /// Number of vol states per core price move: 3, plus 2 with a twist, plus 2 with a skew.
+    pub const fn vol_state_count(&self) -> usize {
+        3 + if self.twist.to_bits() > 0 { 2 } else { 0 } + if self.skew.to_bits() > 0 { 2 } else { 0 }
+    }
+
+    /// The vol states of each core price move, in grid order (first `vol_state_count()`).
+    pub fn vol_states(&self) -> ([VolShock; MAX_VOL_STATES], usize) {
+        let mut states = [VolShock::Same; MAX_VOL_STATES];
+        let mut n = 0;
+        for shock in VolShock::ALL {
+            let on = match shock {
+                VolShock::Up | VolShock::Same | VolShock::Down => true,
+                VolShock::TwistFrontUp | VolShock::TwistFrontDown => self.twist > 0,
+                VolShock::SkewPutsUp | VolShock::SkewCallsUp => self.skew > 0,
+            };
+            if on {
+                states[n] = shock;
+                n += 1;
+            }
+        }
+        (states, n)
     }
 
     /// Number of scenarios of this grid, without building them (health checks only need the
     /// count to match the risk arrays).
     pub const fn scenario_count(&self) -> usize {
-        self.price_steps as usize * 3 + self.extended_count as usize
+        self.price_steps as usize * self.vol_state_count() + self.extended_count as usize
+    }
+
+    /// Index of the "no price move, vol up" scenario; the other vol states of the zero move
+    /// follow it in [`GridParams::vol_states`] order ("vol unchanged" is the next one).
+    pub const fn zero_move_scenario(&self) -> usize {
+        (self.price_steps.saturating_sub(1) as usize / 2) * self.vol_state_count()
     }
 
     /// The scenarios of this grid.
@@ -214,7 +323,8 @@ impl GridParams {
                 )
                 .ok_or(GridError::Overflow)?,
             );
-            for vol_shock in [VolShock::Up, VolShock::Same, VolShock::Down] {
+            let (states, count) = self.vol_states();
+            for &vol_shock in &states[..count] {
                 set.scenarios[set.len] = Scenario { price_move, vol_shock, weight: I32F32::ONE };
                 set.len += 1;
             }
@@ -238,15 +348,56 @@ impl GridParams {
         exp(exponent).ok_or(GridError::Overflow)
     }
 
-    /// The vol in a scenario's vol state for an option with the given tenor.
-    pub fn shocked_vol(&self, vol: I32F32, shock: VolShock, scale: I32F32) -> Result<I32F32, GridError> {
-        let factor = match shock {
-            VolShock::Same => return Ok(vol),
-            VolShock::Up => I32F32::ONE + mul_q32(self.vol_up, scale, Rounding::Up).ok_or(GridError::Overflow)?,
-            VolShock::Down => I32F32::ONE - mul_q32(self.vol_down, scale, Rounding::Up).ok_or(GridError::Overflow)?,
+    /// The vol of an option with reference vol `vol`, `days_to_expiry` and log-moneyness
+    /// `ln(strike / reference spot)` in every vol state, each floored at `min_shocked_vol`
+    /// (states turned off are left at `vol`). With `s` the tenor scale
+    /// ([`GridParams::vol_shock_scale`]):
+    ///
+    /// - up: `vol x (1 + vol_up x s)`; down: `vol x (1 - vol_down x s)`;
+    /// - twist, front up: `vol x (1 + twist x g)`, front down: `vol x (1 - twist x g)`, where
+    ///   `g = clamp(-ln(max(days, 1) / twist_pivot_days) / ln(twist_width), -1, 1)` is +1 for short
+    ///   tenors and -1 for long ones;
+    /// - skew, puts up: `vol x (1 - skew x s x m)`, calls up: `vol x (1 + skew x s x m)`, where
+    ///   `m` is the log-moneyness clamped to [-1, 1] (the moneyness of the reference spot: a
+    ///   scenario moves the price, the skew moves the vol of each strike).
+    pub fn state_vols(&self, vol: I32F32, days_to_expiry: I32F32, log_moneyness: I32F32) -> Result<StateVols, GridError> {
+        let o = GridError::Overflow;
+        let mul = |a: I32F32, b: I32F32, r: Rounding| mul_q32(a, b, r).ok_or(o);
+        let floor = self.min_shocked_vol;
+        let shocked = |factor: I32F32| -> Result<I32F32, GridError> {
+            Ok(mul(vol, factor.max(I32F32::ZERO), Rounding::Down)?.max(floor))
         };
-        let shocked = mul_q32(vol, factor, Rounding::Down).ok_or(GridError::Overflow)?;
-        Ok(shocked.max(self.min_shocked_vol))
+        let mut vols = [vol; MAX_VOL_STATES];
+        let scale = self.vol_shock_scale(days_to_expiry)?;
+        vols[VolShock::Up as usize] = shocked(I32F32::ONE + mul(self.vol_up, scale, Rounding::Up)?)?;
+        vols[VolShock::Down as usize] = shocked(I32F32::ONE - mul(self.vol_down, scale, Rounding::Up)?)?;
+        if self.twist > 0 {
+            let g = self.twist_position(days_to_expiry)?;
+            let change = mul(self.twist, g, Rounding::Up)?;
+            vols[VolShock::TwistFrontUp as usize] = shocked(I32F32::ONE + change)?;
+            vols[VolShock::TwistFrontDown as usize] = shocked(I32F32::ONE - change)?;
+        }
+        if self.skew > 0 {
+            let m = log_moneyness.clamp(-I32F32::ONE, I32F32::ONE);
+            let change = mul(mul(self.skew, scale, Rounding::Up)?, m, Rounding::Up)?;
+            vols[VolShock::SkewPutsUp as usize] = shocked(I32F32::ONE - change)?;
+            vols[VolShock::SkewCallsUp as usize] = shocked(I32F32::ONE + change)?;
+        }
+        Ok(vols)
+    }
+
+    /// Where a tenor sits on the twist, in [-1, 1]: +1 at or below `pivot / width`, -1 at or
+    /// above `pivot x width`, log-linear between (0 at the pivot).
+    pub fn twist_position(&self, days_to_expiry: I32F32) -> Result<I32F32, GridError> {
+        let o = GridError::Overflow;
+        let days = days_to_expiry.max(I32F32::ONE);
+        let log_ratio = ln(crate::wide::div_q32(days, self.twist_pivot_days, Rounding::Down).ok_or(o)?).ok_or(o)?;
+        let log_width = ln(self.twist_width).ok_or(o)?;
+        if log_ratio.abs() >= log_width {
+            return Ok(if log_ratio > 0 { -I32F32::ONE } else { I32F32::ONE });
+        }
+        let position = crate::wide::div_q32(log_ratio, log_width, Rounding::Down).ok_or(o)?;
+        Ok(-position.clamp(-I32F32::ONE, I32F32::ONE))
     }
 }
 
@@ -255,19 +406,70 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_grid_has_35_scenarios_reaching_the_range() {
-        let set = GridParams::default().scenarios().unwrap();
-        assert_eq!(set.len(), 35);
-        assert_eq!(GridParams::default().scenario_count(), 35);
+    fn default_grid_has_71_scenarios_reaching_the_range() {
+        let params = GridParams::default();
+        let set = params.scenarios().unwrap();
+        assert_eq!(set.len(), 71);
+        assert_eq!(params.scenario_count(), 71);
+        assert_eq!(params.vol_state_count(), 7);
         let first = set.as_slice()[0];
         assert_eq!(first.price_move, -I32F32::from_num(0.16));
-        assert_eq!(set.as_slice()[26].price_move, I32F32::from_num(0.16));
-        assert_eq!(set.as_slice()[12].price_move, I32F32::ZERO);
+        assert_eq!(set.as_slice()[56].price_move, I32F32::from_num(0.16));
+        let zero = params.zero_move_scenario();
+        assert_eq!(zero, 28);
+        assert_eq!(set.as_slice()[zero].price_move, I32F32::ZERO);
+        assert_eq!(set.as_slice()[zero].vol_shock, VolShock::Up);
+        assert_eq!(set.as_slice()[zero + 1].vol_shock, VolShock::Same);
+        // Each move carries every state in order.
+        for (i, s) in set.as_slice()[..63].iter().enumerate() {
+            assert_eq!(s.vol_shock, VolShock::ALL[i % 7]);
+        }
         // Tail: weights 16% / |move|, vol up.
-        let tail = &set.as_slice()[27..];
+        let tail = &set.as_slice()[63..];
         assert_eq!(tail[0].price_move, I32F32::from_num(-0.66));
         assert!((tail[0].weight.to_num::<f64>() - 0.16 / 0.66).abs() < 1e-9);
         assert!(tail.iter().all(|s| s.vol_shock == VolShock::Up));
+    }
+
+    #[test]
+    fn surface_states_can_be_turned_off() {
+        let flat = GridParams { twist: I32F32::ZERO, skew: I32F32::ZERO, ..GridParams::default() };
+        assert_eq!(flat.scenario_count(), 35);
+        assert_eq!(flat.zero_move_scenario(), 12);
+        let twist_only = GridParams { skew: I32F32::ZERO, ..GridParams::default() };
+        assert_eq!(twist_only.scenario_count(), 53);
+        let (states, n) = twist_only.vol_states();
+        assert_eq!(&states[..n], &[VolShock::Up, VolShock::Same, VolShock::Down, VolShock::TwistFrontUp, VolShock::TwistFrontDown]);
+    }
+
+    /// The surface states against a double-precision copy of their formulas.
+    #[test]
+    fn state_vols_follow_their_formulas() {
+        let p = GridParams::default();
+        for &(vol, days, m) in &[(0.6f64, 30.0f64, -0.105f64), (0.8, 1.0, 0.2), (0.5, 365.0, -0.5), (0.6, 60.0, 3.0), (1.2, 0.01, 0.0)] {
+            let v = p.state_vols(I32F32::from_num(vol), I32F32::from_num(days), I32F32::from_num(m)).unwrap();
+            let d = f64::max(days, 1.0);
+            let s = if d < 30.0 { (30.0 / d).powf(0.30) } else { (30.0 / d).powf(0.13) };
+            let g = (-(d / 60.0).ln() / 4f64.ln()).clamp(-1.0, 1.0);
+            let mc = m.clamp(-1.0, 1.0);
+            let expect = [
+                vol * (1.0 + 0.4 * s),
+                vol,
+                vol * (1.0 - 0.22 * s),
+                vol * (1.0 + 0.4 * g),
+                vol * (1.0 - 0.4 * g),
+                (vol * (1.0 - s * mc)).max(0.01),
+                (vol * (1.0 + s * mc)).max(0.01),
+            ];
+            for (i, e) in expect.iter().enumerate() {
+                let got = v[i].to_num::<f64>();
+                assert!((got - e).abs() < 1e-6, "state {i} vol {vol} days {days} m {m}: {got} vs {e}");
+            }
+        }
+        // Short tenors take the full twist one way, long ones the other.
+        assert_eq!(p.twist_position(I32F32::from_num(10)).unwrap(), I32F32::ONE);
+        assert_eq!(p.twist_position(I32F32::from_num(300)).unwrap(), -I32F32::ONE);
+        assert!(p.twist_position(I32F32::from_num(60)).unwrap().abs() < I32F32::from_num(1e-6));
     }
 
     #[test]
@@ -294,5 +496,10 @@ mod tests {
         moves[0] = -I32F32::ONE;
         assert_eq!(GridParams { extended_moves: moves, ..base }.validate(), Err(GridError::ExtendedMoves));
         assert_eq!(GridParams { im_factor: I32F32::from_num(0.9), ..base }.validate(), Err(GridError::Requirement));
+        assert_eq!(GridParams { horizon_days: -I32F32::DELTA, ..base }.validate(), Err(GridError::Horizon));
+        assert_eq!(GridParams { twist: I32F32::ONE, ..base }.validate(), Err(GridError::Surface));
+        assert_eq!(GridParams { twist_width: I32F32::ONE, ..base }.validate(), Err(GridError::Surface));
+        assert_eq!(GridParams { twist_pivot_days: I32F32::ZERO, ..base }.validate(), Err(GridError::Surface));
+        assert_eq!(GridParams { skew: -I32F32::DELTA, ..base }.validate(), Err(GridError::Surface));
     }
 }
