@@ -13,7 +13,7 @@ use fixed::types::{I32F32, I80F48};
 use risk_engine::black_scholes::{price_option, OptionInputs, OptionKind};
 use risk_engine::margin::{standard_margin, underlying_margin, Exposure, UnderlyingBook};
 use risk_engine::risk_array::{compute_risk_array, Instrument, MarketState, RiskArray};
-use risk_engine::scenario::{GridParams, VolShock, MAX_EXTENDED};
+use risk_engine::scenario::{GridParams, MAX_EXTENDED};
 use serde::{Deserialize, Serialize};
 
 /// Decimals of the quote token the CLI prices in (USD, like USDC).
@@ -94,6 +94,11 @@ pub struct ParamsInput {
     pub min_delta_hedged: Option<f64>,
     pub short_option_contingency: Option<f64>,
     pub im_factor: Option<f64>,
+    pub horizon_days: Option<f64>,
+    pub twist: Option<f64>,
+    pub twist_pivot_days: Option<f64>,
+    pub twist_width: Option<f64>,
+    pub skew: Option<f64>,
 }
 
 /// The worst scenario of an underlying.
@@ -166,6 +171,11 @@ impl ParamsInput {
         set(&mut p.min_delta_hedged, self.min_delta_hedged, "min_delta_hedged")?;
         set(&mut p.short_option_contingency, self.short_option_contingency, "short_option_contingency")?;
         set(&mut p.im_factor, self.im_factor, "im_factor")?;
+        set(&mut p.horizon_days, self.horizon_days, "horizon_days")?;
+        set(&mut p.twist, self.twist, "twist")?;
+        set(&mut p.twist_pivot_days, self.twist_pivot_days, "twist_pivot_days")?;
+        set(&mut p.twist_width, self.twist_width, "twist_width")?;
+        set(&mut p.skew, self.skew, "skew")?;
         if let Some(steps) = self.price_steps {
             p.price_steps = steps;
         }
@@ -329,12 +339,7 @@ pub fn margin_report(portfolio: &Portfolio) -> Result<MarginReport> {
             standard_maintenance: usd(s_mm),
             worst_scenario: WorstScenario {
                 price_move: worst.price_move.to_num::<f64>(),
-                vol_shock: match worst.vol_shock {
-                    VolShock::Up => "up",
-                    VolShock::Same => "same",
-                    VolShock::Down => "down",
-                }
-                .to_string(),
+                vol_shock: worst.vol_shock.name().to_string(),
                 weight: worst.weight.to_num::<f64>(),
             },
         });

@@ -20,7 +20,7 @@
 //! The property test in this module checks the bound on random markets.
 
 use crate::black_scholes::{OptionKind, OptionPricer, PricingError, SpotTerms};
-use crate::scenario::{GridError, GridParams, ScenarioSet, MAX_SCENARIOS};
+use crate::scenario::{GridError, GridParams, ScenarioSet, VolShock, MAX_SCENARIOS};
 use crate::wide::{mul_q32, Rounding};
 use fixed::types::I32F32;
 
@@ -67,6 +67,12 @@ pub struct RiskArray {
     pub value: I32F32,
     /// Whether the instrument is an option (short options carry a contingency charge).
     pub is_option: bool,
+    /// Change of one long lot's value if the vol moved to its "up" state today (at the
+    /// reference spot and today's tenor, no look-ahead), quote units: marks shock positions
+    /// by it while the posted vol is stale. 0 for linear instruments.
+    pub vol_up_shock: I32F32,
+    /// The same for the "down" state (<= 0).
+    pub vol_down_shock: I32F32,
     /// Largest |cell|: bounds every `lots x cell` product, so a health check can skip per-cell
     /// overflow checks when the bound allows.
     pub max_abs_cell: I32F32,
@@ -113,6 +119,8 @@ pub fn compute_risk_array(
         delta: I32F32::ONE,
         value: I32F32::ZERO,
         is_option: false,
+        vol_up_shock: I32F32::ZERO,
+        vol_down_shock: I32F32::ZERO,
         max_abs_cell: I32F32::ZERO,
     };
     match state.instrument {
@@ -128,7 +136,8 @@ pub fn compute_risk_array(
             // ln(S'/K) once per price move (shared by its vol states); the vol of each state
             // once per market; then two normal CDFs per scenario.
             let pricer = OptionPricer::new(kind, strike, days_to_expiry)?;
-            let base = pricer.price(&pricer.spot_terms(state.spot)?, state.vol)?;
+            let reference = pricer.spot_terms(state.spot)?;
+            let base = pricer.price(&reference, state.vol)?;
             array.delta = base.delta;
             array.value = base.value;
             array.is_option = true;
@@ -140,6 +149,12 @@ pub fn compute_risk_array(
             let log_moneyness_q62 = (ln_q62(strike)? - ln_q62(state.spot)?).clamp(-(1i128 << 62), 1i128 << 62);
             let log_moneyness = I32F32::from_bits((log_moneyness_q62 >> 30) as i64);
             let vols = params.state_vols(state.vol, days_to_expiry, log_moneyness)?;
+            let shock = |shock: VolShock| -> Result<I32F32, RiskError> {
+                let value = pricer.price(&reference, vols[shock as usize])?.value;
+                value.checked_sub(base.value).ok_or(RiskError::Overflow)
+            };
+            array.vol_up_shock = shock(VolShock::Up)?;
+            array.vol_down_shock = shock(VolShock::Down)?;
             let mut terms: Option<(I32F32, SpotTerms)> = None;
             for (cell, scenario) in array.pnl.iter_mut().zip(scenarios.as_slice()) {
                 let spot_terms = match terms {
@@ -283,7 +298,7 @@ mod tests {
             let later_days = (days - 1.0).max(0.0);
             let d = days.max(1.0);
             let scale = if d < 30.0 { (30.0 / d).powf(0.30) } else { (30.0 / d).powf(0.13) };
-            let g = (-(d / 60.0).ln() / 4f64.ln()).clamp(-1.0, 1.0);
+            let g = (-(d / 30.0).ln() / 3f64.ln()).clamp(-1.0, 1.0);
             let m = (strike / spot).ln().clamp(-1.0, 1.0);
             let vols = [
                 vol * (1.0 + 0.4 * scale),
@@ -302,6 +317,22 @@ mod tests {
                 assert!((got - expect).abs() < 2e-6 * spot, "K {strike} days {days} cell {i}: {got} vs {expect}");
             }
         }
+    }
+
+    /// The stale-vol shocks are today's (no look-ahead): an option expiring within the horizon
+    /// still has them, and they match a double-precision valuation.
+    #[test]
+    fn vol_shocks_are_valued_today() {
+        let params = GridParams::default();
+        let scenarios = params.scenarios().unwrap();
+        let hours = compute_risk_array(&option_state(150.0, 150.0, 0.8, 0.5, OptionKind::Put), &params, &scenarios).unwrap();
+        let s = (30.0f64 / 1.0).powf(0.30);
+        let today = bs(150.0, 150.0, 0.8, 0.5, OptionKind::Put);
+        let up = bs(150.0, 150.0, 0.8 * (1.0 + 0.4 * s), 0.5, OptionKind::Put) - today;
+        let down = bs(150.0, 150.0, 0.8 * (1.0 - 0.22 * s), 0.5, OptionKind::Put) - today;
+        assert!((hours.vol_up_shock.to_num::<f64>() - up).abs() < 1e-6 * 150.0);
+        assert!((hours.vol_down_shock.to_num::<f64>() - down).abs() < 1e-6 * 150.0);
+        assert!(up > 1.0 && down < -0.5, "{up} {down}");
     }
 
     /// The look-ahead charges a day of time decay: a long option loses it with nothing moving,

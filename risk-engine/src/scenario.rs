@@ -167,8 +167,8 @@ const fn ratio(numerator: i64, denominator: i64) -> I32F32 {
 /// tail table weighted by 16% / |move|, minimum delta 2% of net + 1% of hedged delta, 0.5% of
 /// spot per net short option, and IM = 1.25 x MM. Look-ahead one day (SPAN risk arrays value
 /// scenarios after the margin period). The vol surface moves are sized by judgement against
-/// the history of crypto option surfaces (docs/risk-model.md): a twist of 40% at the ends,
-/// pivoting at 60 days over a factor 4 of tenor each way (15 days and shorter: +40%, 240 days
+/// crypto option surfaces (docs/risk-model.md): a twist of 40% at the ends, pivoting at the
+/// 30-day reference tenor over a factor 3 of tenor each way (10 days and shorter: +40%, 90 days
 /// and longer: -40%), and a skew move of 1.0 per unit of log-moneyness (a 10%-out-of-the-money
 /// 30-day put: +10.5% of its vol).
 pub const DEFAULT_GRID: GridParams = GridParams {
@@ -198,8 +198,8 @@ pub const DEFAULT_GRID: GridParams = GridParams {
     im_factor: ratio(125, 100),
     horizon_days: ratio(1, 1),
     twist: ratio(40, 100),
-    twist_pivot_days: ratio(60, 1),
-    twist_width: ratio(4, 1),
+    twist_pivot_days: ratio(30, 1),
+    twist_width: ratio(3, 1),
     skew: ratio(1, 1),
 };
 
@@ -450,7 +450,7 @@ mod tests {
             let v = p.state_vols(I32F32::from_num(vol), I32F32::from_num(days), I32F32::from_num(m)).unwrap();
             let d = f64::max(days, 1.0);
             let s = if d < 30.0 { (30.0 / d).powf(0.30) } else { (30.0 / d).powf(0.13) };
-            let g = (-(d / 60.0).ln() / 4f64.ln()).clamp(-1.0, 1.0);
+            let g = (-(d / 30.0).ln() / 3f64.ln()).clamp(-1.0, 1.0);
             let mc = m.clamp(-1.0, 1.0);
             let expect = [
                 vol * (1.0 + 0.4 * s),
@@ -467,9 +467,9 @@ mod tests {
             }
         }
         // Short tenors take the full twist one way, long ones the other.
-        assert_eq!(p.twist_position(I32F32::from_num(10)).unwrap(), I32F32::ONE);
-        assert_eq!(p.twist_position(I32F32::from_num(300)).unwrap(), -I32F32::ONE);
-        assert!(p.twist_position(I32F32::from_num(60)).unwrap().abs() < I32F32::from_num(1e-6));
+        assert_eq!(p.twist_position(I32F32::from_num(9)).unwrap(), I32F32::ONE);
+        assert_eq!(p.twist_position(I32F32::from_num(100)).unwrap(), -I32F32::ONE);
+        assert!(p.twist_position(I32F32::from_num(30)).unwrap().abs() < I32F32::from_num(1e-6));
     }
 
     #[test]

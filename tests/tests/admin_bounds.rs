@@ -321,22 +321,54 @@ async fn underlying_parameters_are_bounded() {
         bound("grid.vol_reference_days <= 365", with_grid(|p| p.vol_reference_days = up(MAX_GRID_VOL_REFERENCE_DAYS)), MarginError::GridVolShockOutOfBounds, with_grid(|p| p.vol_reference_days = MAX_GRID_VOL_REFERENCE_DAYS)),
         bound(
             "grid.vol_power_short <= 1",
-            with_grid(|p| (p.vol_power_short, p.vol_up) = (up(MAX_GRID_VOL_POWER), ratio(3, 10))),
+            with_grid(|p| (p.vol_power_short, p.vol_up, p.skew) = (up(MAX_GRID_VOL_POWER), ratio(3, 10), ratio(3, 10))),
             MarginError::GridVolShockOutOfBounds,
-            with_grid(|p| (p.vol_power_short, p.vol_up) = (MAX_GRID_VOL_POWER, ratio(3, 10))),
+            with_grid(|p| (p.vol_power_short, p.vol_up, p.skew) = (MAX_GRID_VOL_POWER, ratio(3, 10), ratio(3, 10))),
         ),
         bound("grid.vol_power_long <= 1", with_grid(|p| p.vol_power_long = up(MAX_GRID_VOL_POWER)), MarginError::GridVolShockOutOfBounds, with_grid(|p| p.vol_power_long = MAX_GRID_VOL_POWER)),
         bound(
             "grid: vol_up shock at one day <= 10",
-            with_grid(move |p| (p.vol_reference_days, p.vol_power_short, p.vol_up) = (steep.vol_reference_days, steep.vol_power_short, up(steep_vol_up))),
+            with_grid(move |p| (p.vol_reference_days, p.vol_power_short, p.vol_up, p.skew) = (steep.vol_reference_days, steep.vol_power_short, up(steep_vol_up), ratio(3, 10))),
             MarginError::GridVolShockOutOfBounds,
-            with_grid(move |p| (p.vol_reference_days, p.vol_power_short, p.vol_up) = (steep.vol_reference_days, steep.vol_power_short, steep_vol_up)),
+            with_grid(move |p| (p.vol_reference_days, p.vol_power_short, p.vol_up, p.skew) = (steep.vol_reference_days, steep.vol_power_short, steep_vol_up, ratio(3, 10))),
         ),
         bound("grid.min_shocked_vol >= 0.01", with_grid(|p| p.min_shocked_vol = down(MIN_GRID_MIN_SHOCKED_VOL)), MarginError::GridVolShockOutOfBounds, with_grid(|p| p.min_shocked_vol = MIN_GRID_MIN_SHOCKED_VOL)),
         bound("grid.min_shocked_vol <= 1", with_grid(|p| p.min_shocked_vol = up(MAX_GRID_MIN_SHOCKED_VOL)), MarginError::GridVolShockOutOfBounds, with_grid(|p| p.min_shocked_vol = MAX_GRID_MIN_SHOCKED_VOL)),
         bound("grid.extended_moves <= +1000%", with_grid(|p| p.extended_moves[7] = up(MAX_GRID_EXTENDED_MOVE)), MarginError::GridTailOutOfBounds, with_grid(|p| p.extended_moves[7] = MAX_GRID_EXTENDED_MOVE)),
         bound("grid.extended_moves beyond the price range", with_grid(|p| p.extended_moves[1] = -down(p.price_range)), MarginError::GridTailOutOfBounds, with_grid(|p| p.extended_moves[1] = -p.price_range)),
-        bound("grid.extended_weight_numerator <= 1", with_grid(|p| p.extended_weight_numerator = up(MAX_GRID_EXTENDED_WEIGHT_NUMERATOR)), MarginError::GridTailOutOfBounds, with_grid(|p| p.extended_weight_numerator = MAX_GRID_EXTENDED_WEIGHT_NUMERATOR)),
+        bound(
+            "grid.extended_weight_numerator <= 1",
+            with_grid(|p| {
+                // Tail moves of +100%..+500%, so a numerator of 1 keeps every weight <= 1.
+                p.extended_count = 5;
+                p.extended_moves[..5].copy_from_slice(&[1, 2, 3, 4, 5].map(|m| ratio(m, 1)));
+                p.extended_weight_numerator = up(MAX_GRID_EXTENDED_WEIGHT_NUMERATOR);
+            }),
+            MarginError::GridTailOutOfBounds,
+            with_grid(|p| {
+                p.extended_count = 5;
+                p.extended_moves[..5].copy_from_slice(&[1, 2, 3, 4, 5].map(|m| ratio(m, 1)));
+                p.extended_weight_numerator = MAX_GRID_EXTENDED_WEIGHT_NUMERATOR;
+            }),
+        ),
+        // Tail weights <= 1: every tail move at least the numerator in size (-33% is the
+        // default's smallest).
+        bound("grid tail weights <= 1", with_grid(|p| p.extended_weight_numerator = up(-p.extended_moves[1])), MarginError::GridTailOutOfBounds, with_grid(|p| p.extended_weight_numerator = -p.extended_moves[1])),
+        bound("grid.horizon_days >= 0", with_grid(|p| p.horizon_days = -I32F32::DELTA), MarginError::InvalidGridParams, with_grid(|p| p.horizon_days = I32F32::ZERO)),
+        bound("grid.horizon_days <= 7", with_grid(|p| p.horizon_days = up(MAX_GRID_HORIZON_DAYS)), MarginError::GridHorizonOutOfBounds, with_grid(|p| p.horizon_days = MAX_GRID_HORIZON_DAYS)),
+        bound("grid.twist >= 0", with_grid(|p| p.twist = -I32F32::DELTA), MarginError::InvalidGridParams, with_grid(|p| p.twist = I32F32::ZERO)),
+        bound("grid.twist <= 0.9", with_grid(|p| p.twist = up(MAX_GRID_TWIST)), MarginError::GridSurfaceOutOfBounds, with_grid(|p| p.twist = MAX_GRID_TWIST)),
+        bound("grid.twist_pivot_days >= 1", with_grid(|p| p.twist_pivot_days = down(MIN_GRID_TWIST_PIVOT_DAYS)), MarginError::GridSurfaceOutOfBounds, with_grid(|p| p.twist_pivot_days = MIN_GRID_TWIST_PIVOT_DAYS)),
+        bound("grid.twist_pivot_days <= 365", with_grid(|p| p.twist_pivot_days = up(MAX_GRID_TWIST_PIVOT_DAYS)), MarginError::GridSurfaceOutOfBounds, with_grid(|p| p.twist_pivot_days = MAX_GRID_TWIST_PIVOT_DAYS)),
+        bound("grid.twist_width > 1", with_grid(|p| p.twist_width = I32F32::ONE), MarginError::InvalidGridParams, with_grid(|p| p.twist_width = up(I32F32::ONE))),
+        bound("grid.twist_width <= 100", with_grid(|p| p.twist_width = up(MAX_GRID_TWIST_WIDTH)), MarginError::GridSurfaceOutOfBounds, with_grid(|p| p.twist_width = MAX_GRID_TWIST_WIDTH)),
+        bound("grid.skew <= 3", with_grid(|p| p.skew = up(MAX_GRID_SKEW)), MarginError::GridSurfaceOutOfBounds, with_grid(|p| p.skew = MAX_GRID_SKEW)),
+        bound(
+            "grid: skew shock at one day <= 10",
+            with_grid(move |p| (p.vol_reference_days, p.vol_power_short, p.skew) = (steep.vol_reference_days, steep.vol_power_short, up(steep_vol_up))),
+            MarginError::GridSurfaceOutOfBounds,
+            with_grid(move |p| (p.vol_reference_days, p.vol_power_short, p.skew) = (steep.vol_reference_days, steep.vol_power_short, steep_vol_up)),
+        ),
         bound("grid.min_delta_net <= 1", with_grid(|p| p.min_delta_net = up(MAX_GRID_REQUIREMENT_RATE)), MarginError::GridRequirementOutOfBounds, with_grid(|p| p.min_delta_net = MAX_GRID_REQUIREMENT_RATE)),
         bound("grid.min_delta_hedged <= 1", with_grid(|p| p.min_delta_hedged = up(MAX_GRID_REQUIREMENT_RATE)), MarginError::GridRequirementOutOfBounds, with_grid(|p| p.min_delta_hedged = MAX_GRID_REQUIREMENT_RATE)),
         bound("grid.short_option_contingency <= 1", with_grid(|p| p.short_option_contingency = up(MAX_GRID_REQUIREMENT_RATE)), MarginError::GridRequirementOutOfBounds, with_grid(|p| p.short_option_contingency = MAX_GRID_REQUIREMENT_RATE)),

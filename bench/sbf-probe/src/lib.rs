@@ -7,7 +7,7 @@
 //! - 0 noop: the baseline (entrypoint and argument parsing).
 //! - 1 health: `positions u8, collateral u8, underlyings u8`; account 0 holds the book
 //!   (see `bench/cu-bench`): spots, then per position `lots, delta, value, is_option,
-//!   max_abs_cell, cells[35]`
+//!   max_abs_cell, cells[N]`, N the default grid's scenario count
 //!   (i64 each), then per token `native i64, prices 3 x i128, weights 4 x i128`.
 //! - 2 refresh a risk array: `spot, strike, vol, days (Q32.32 bits), kind u8`.
 //! - 3 Black-Scholes value and delta: same arguments.
@@ -28,7 +28,7 @@ no_allocator!();
 nostd_panic_handler!();
 
 /// Scenarios of the default grid.
-const SCENARIOS: usize = 35;
+const SCENARIOS: usize = DEFAULT_GRID.scenario_count();
 /// i64 words per position record.
 const POSITION_WORDS: usize = 5 + SCENARIOS;
 const MAX_POSITIONS: usize = 16;
@@ -99,7 +99,7 @@ fn health_inner(args: &HealthArgs) -> Option<I80F48> {
     let HealthArgs { book, positions, tokens, underlyings } = *args;
     let params = DEFAULT_GRID;
     let scenario_count = params.scenario_count();
-    let empty = Exposure { lots: 0, cells: &[], delta: I32F32::ZERO, is_option: false, max_abs_cell: I32F32::ZERO };
+    let empty = Exposure { lots: 0, cells: &[], delta: I32F32::ZERO, is_option: false, value: I32F32::ZERO, max_abs_cell: I32F32::ZERO };
     let mut exposures = [empty; MAX_POSITIONS];
     let mut books = [UnderlyingBook {
         spot: I32F32::ZERO,
@@ -127,6 +127,7 @@ fn health_inner(args: &HealthArgs) -> Option<I80F48> {
                 cells,
                 delta: I32F32::from_bits(word(book, base + 1)),
                 is_option: word(book, base + 3) != 0,
+                value: I32F32::from_bits(word(book, base + 2)),
                 max_abs_cell: I32F32::from_bits(word(book, base + 4)),
             };
             let mark = q32_wide_to_i80f48(mul_q32_by_int(I32F32::from_bits(word(book, base + 2)), lots))?;

@@ -247,7 +247,7 @@ pub enum MarginError {
     GridPriceRangeOutOfBounds,
     #[msg("Grid vol shocks out of bounds: vol_up <= 2, reference days 1..=365, powers <= 1, min shocked vol 0.01..=1, vol_up shock at one day <= 10")]
     GridVolShockOutOfBounds,
-    #[msg("Grid tail out of bounds: extended moves within -90%..=+1000% and at least price_range in size, weight numerator <= 1")]
+    #[msg("Grid tail out of bounds: extended moves within -90%..=+1000% and at least price_range and the weight numerator in size (weights <= 1), weight numerator <= 1")]
     GridTailOutOfBounds,
     #[msg("Grid requirement rates out of bounds: minimum-delta and contingency rates <= 1, im_factor <= 4")]
     GridRequirementOutOfBounds,
@@ -265,4 +265,8 @@ pub enum MarginError {
     PositionBelowMinimum,
     #[msg("This liquidation step would leave a position smaller than the market's minimum and no step that avoids it improves health")]
     LiquidationLeavesDust,
+    #[msg("Grid look-ahead out of bounds: horizon_days within 0..=7")]
+    GridHorizonOutOfBounds,
+    #[msg("Grid vol surface out of bounds: twist 0..=0.9, twist pivot 1..=365 days, twist width above 1 and at most 100, skew 0..=3 and skew x one-day tenor scale <= 10")]
+    GridSurfaceOutOfBounds,
 }

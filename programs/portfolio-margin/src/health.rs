@@ -240,23 +240,18 @@ pub fn intrinsic_at(market: &Market, spot: I32F32) -> I32F32 {
     }
 }
 
-/// Index of the "no price move, vol up" scenario in a grid of `price_steps` core moves (the
-/// "vol unchanged" and "vol down" ones follow it).
-pub fn zero_move_scenario(price_steps: u8) -> usize {
-    (price_steps.saturating_sub(1) as usize / 2) * 3
-}
-
 /// Mark of one lot of an option held as `lots` (the sign matters) at `spot` and `now`, Q32.32:
 ///
 /// - expired with a settlement price proposed: intrinsic value at the proposed price (with
 ///   `use_proposal`; otherwise the worse of it and the intrinsic value at `spot`);
 /// - expired, nothing proposed yet: intrinsic value at `spot`, no vol needed;
 /// - live with a fresh posted vol: [`option_value_per_lot`];
-/// - live with a stale posted vol: that value moved by the array's vol-up or vol-down cell at
-///   no price move, whichever is worse for the holder (long: the lower; short: the higher), so
-///   a risk authority that stops posting never blocks health or liquidation and never makes a
-///   position look better than under a vol shock.
-pub fn mark_per_lot(market: &Market, spot: I32F32, lots: i64, price_steps: u8, now: i64, use_proposal: bool) -> Result<I32F32> {
+/// - live with a stale posted vol: that value moved by the grid's vol-up or vol-down shock
+///   (valued today at the array's reference, stored with the array), whichever is worse for
+///   the holder (long: the lower; short: the higher), so a risk authority that stops posting
+///   never blocks health or liquidation and never makes a position look better than under a
+///   vol shock.
+pub fn mark_per_lot(market: &Market, spot: I32F32, lots: i64, now: i64, use_proposal: bool) -> Result<I32F32> {
     if market.settlement_is_proposed(now) {
         // The proposal can only be replaced by an earlier update at or after expiry: it is the
         // best estimate of what the position will be paid, whatever the live price does. Until
@@ -276,13 +271,8 @@ pub fn mark_per_lot(market: &Market, spot: I32F32, lots: i64, price_steps: u8, n
     if !market.vol_is_stale(now) {
         return Ok(value);
     }
-    let zero = zero_move_scenario(price_steps);
-    let len = market.array_len as usize;
-    if zero + 2 >= len {
-        return err!(MarginError::InvalidGridParams);
-    }
-    let up = I32F32::from_bits(market.risk_array_bits[zero]);
-    let down = I32F32::from_bits(market.risk_array_bits[zero + 2]);
+    let up = I32F32::from_bits(market.array_vol_up_shock_bits);
+    let down = I32F32::from_bits(market.array_vol_down_shock_bits);
     let shock = if lots >= 0 { up.min(down).min(I32F32::ZERO) } else { up.max(down).max(I32F32::ZERO) };
     Ok(value.checked_add(shock).ok_or(MarginError::MathOverflow)?.max(I32F32::ZERO))
 }
@@ -292,7 +282,6 @@ pub fn position_equity(
     position: &crate::state::PositionSlot,
     market: &Market,
     spot: I32F32,
-    price_steps: u8,
     now: i64,
     use_proposal: bool,
 ) -> Result<I80F48> {
@@ -301,7 +290,7 @@ pub fn position_equity(
         let intrinsic = crate::instructions::settle_expired_option::intrinsic_per_lot(market);
         (position.base_lots as i128).checked_mul(intrinsic as i128).ok_or_else(overflow)? << 32
     } else if market.is_option() {
-        mul_q32_by_int(mark_per_lot(market, spot, position.base_lots, price_steps, now, use_proposal)?, position.base_lots)
+        mul_q32_by_int(mark_per_lot(market, spot, position.base_lots, now, use_proposal)?, position.base_lots)
     } else {
         let owed = crate::positions::perp_cash_owed(position, market)?;
         let cash = (position.quote_native as i128 - owed as i128) << 32;
@@ -373,7 +362,7 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
             // A proposed settlement price counts for maintenance and liquidation; init health,
             // the gate for withdrawals, waits until it is final.
             let use_proposal = kind != HealthKind::Init;
-            let equity = position_equity(position, market.market, mark_spot, p.params.price_steps, view.now, use_proposal)?;
+            let equity = position_equity(position, market.market, mark_spot, view.now, use_proposal)?;
             if equity >= 0 {
                 positive = positive.checked_add(equity).ok_or_else(overflow)?;
             } else {

@@ -72,7 +72,7 @@ pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, 
             require!(market.array_updated_ts == now, MarginError::OptionArrayNotCurrent);
             check_array_fresh(&market_key, &market, &underlying, spot, now)?;
         }
-        mark_per_lot(&market, spot, held, grid.price_steps, now, true)?
+        mark_per_lot(&market, spot, held, now, true)?
     } else {
         spot
     };

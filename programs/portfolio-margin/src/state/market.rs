@@ -155,12 +155,17 @@ pub struct Market {
     /// (see `MIN_POSITION_LOTS_MAX` and README "Dust"). 0 in markets listed before the field
     /// existed, which behaves as 1.
     pub min_position_lots: i64,
+    /// Value change of one long lot under the grid's vol-up shock today, at the array's
+    /// reference (Q32.32 bits): marks shock positions by it while the posted vol is stale.
+    pub array_vol_up_shock_bits: i64,
+    /// The same under the vol-down shock (<= 0).
+    pub array_vol_down_shock_bits: i64,
     /// Space for future fields.
-    pub reserved: [u8; 40],
+    pub reserved: [u8; 24],
 }
 
 const _: () = assert!(
-    core::mem::size_of::<Market>() == 2 * 32 + MAX_SCENARIOS * 8 + 23 * 8 + 8 * 4 + 2 * 2 + 4 + 4 * 8 + 40
+    core::mem::size_of::<Market>() == 2 * 32 + MAX_SCENARIOS * 8 + 23 * 8 + 8 * 4 + 2 * 2 + 4 + 6 * 8 + 24
 );
 
 impl Market {
@@ -234,6 +239,7 @@ impl Market {
             cells,
             delta: I32F32::from_bits(self.array_delta_bits),
             is_option: self.is_option(),
+            value: I32F32::from_bits(self.array_value_bits),
             max_abs_cell: I32F32::from_bits(self.array_max_abs_cell_bits),
         }
     }
@@ -250,5 +256,7 @@ impl Market {
         self.array_vol_bits = vol.to_bits();
         self.array_updated_ts = now;
         self.array_max_abs_cell_bits = array.max_abs_cell.to_bits();
+        self.array_vol_up_shock_bits = array.vol_up_shock.to_bits();
+        self.array_vol_down_shock_bits = array.vol_down_shock.to_bits();
     }
 }

@@ -45,6 +45,21 @@ pub const MAX_GRID_EXTENDED_WEIGHT_NUMERATOR: I32F32 = q32_ratio(1, 1);
 pub const MAX_GRID_REQUIREMENT_RATE: I32F32 = q32_ratio(1, 1);
 /// Largest ratio of initial to maintenance requirement (4x).
 pub const MAX_GRID_IM_FACTOR: I32F32 = q32_ratio(4, 1);
+/// Longest look-ahead, days (a week: SPAN's margin periods are one to a few days).
+pub const MAX_GRID_HORIZON_DAYS: I32F32 = q32_ratio(7, 1);
+/// Largest term-structure twist at the ends of the curve (90%: a factor stays above 0.1).
+pub const MAX_GRID_TWIST: I32F32 = q32_ratio(9, 10);
+/// Shortest and longest twist pivot, days.
+pub const MIN_GRID_TWIST_PIVOT_DAYS: I32F32 = q32_ratio(1, 1);
+/// Longest twist pivot, days.
+pub const MAX_GRID_TWIST_PIVOT_DAYS: I32F32 = q32_ratio(365, 1);
+/// Largest twist width (a ratio of tenors; the smallest is anything above 1).
+pub const MAX_GRID_TWIST_WIDTH: I32F32 = q32_ratio(100, 1);
+/// Largest skew move per unit of log-moneyness.
+pub const MAX_GRID_SKEW: I32F32 = q32_ratio(3, 1);
+/// Largest skew move at the shortest tenor, `skew x scale(1 day)`: with log-moneyness clamped to
+/// [-1, 1], a skewed vol stays within 11x the posted vol, which keeps option prices in range.
+pub const MAX_GRID_SKEW_SHOCK: I32F32 = q32_ratio(10, 1);
 
 /// The scenario grid as stored on-chain: every field of `risk_engine::scenario::GridParams`,
 /// Q32.32 values as raw `i64` bits.
@@ -65,12 +80,17 @@ pub struct GridConfig {
     pub min_delta_hedged_bits: i64,
     pub short_option_contingency_bits: i64,
     pub im_factor_bits: i64,
+    pub horizon_days_bits: i64,
+    pub twist_bits: i64,
+    pub twist_pivot_days_bits: i64,
+    pub twist_width_bits: i64,
+    pub skew_bits: i64,
     pub price_steps: u8,
     pub extended_count: u8,
     pub padding: [u8; 6],
 }
 
-const _: () = assert!(core::mem::size_of::<GridConfig>() == 20 * 8 + 8);
+const _: () = assert!(core::mem::size_of::<GridConfig>() == 25 * 8 + 8);
 
 impl From<&GridParams> for GridConfig {
     fn from(p: &GridParams) -> Self {
@@ -92,6 +112,11 @@ impl From<&GridParams> for GridConfig {
             min_delta_hedged_bits: p.min_delta_hedged.to_bits(),
             short_option_contingency_bits: p.short_option_contingency.to_bits(),
             im_factor_bits: p.im_factor.to_bits(),
+            horizon_days_bits: p.horizon_days.to_bits(),
+            twist_bits: p.twist.to_bits(),
+            twist_pivot_days_bits: p.twist_pivot_days.to_bits(),
+            twist_width_bits: p.twist_width.to_bits(),
+            skew_bits: p.skew.to_bits(),
             price_steps: p.price_steps,
             extended_count: p.extended_count,
             padding: [0; 6],
@@ -122,11 +147,32 @@ impl GridConfig {
         let shortest = p.vol_shock_scale(I32F32::ONE).map_err(|_| error!(MarginError::GridVolShockOutOfBounds))?;
         let up_shock = risk_engine::wide::mul_q32(p.vol_up, shortest, risk_engine::wide::Rounding::Up);
         require!(up_shock.is_some_and(|s| s <= MAX_GRID_VOL_UP_SHOCK), MarginError::GridVolShockOutOfBounds);
+        // Tail moves lie beyond the core range, and each weighs at most 1 (|move| >= the
+        // numerator): then no scenario loses more than a position's value, which is what keeps
+        // a long option's requirement within its premium.
         let moves = &p.extended_moves[..p.extended_count as usize];
         require!(
             p.extended_weight_numerator <= MAX_GRID_EXTENDED_WEIGHT_NUMERATOR
-                && moves.iter().all(|m| (MIN_GRID_EXTENDED_MOVE..=MAX_GRID_EXTENDED_MOVE).contains(m) && m.abs() >= p.price_range),
+                && moves.iter().all(|m| {
+                    (MIN_GRID_EXTENDED_MOVE..=MAX_GRID_EXTENDED_MOVE).contains(m)
+                        && m.abs() >= p.price_range
+                        && m.abs() >= p.extended_weight_numerator
+                }),
             MarginError::GridTailOutOfBounds
+        );
+        require!(
+            (I32F32::ZERO..=MAX_GRID_HORIZON_DAYS).contains(&p.horizon_days),
+            MarginError::GridHorizonOutOfBounds
+        );
+        let skew_shock = risk_engine::wide::mul_q32(p.skew, shortest, risk_engine::wide::Rounding::Up);
+        require!(
+            (I32F32::ZERO..=MAX_GRID_TWIST).contains(&p.twist)
+                && (MIN_GRID_TWIST_PIVOT_DAYS..=MAX_GRID_TWIST_PIVOT_DAYS).contains(&p.twist_pivot_days)
+                && p.twist_width > I32F32::ONE
+                && p.twist_width <= MAX_GRID_TWIST_WIDTH
+                && (I32F32::ZERO..=MAX_GRID_SKEW).contains(&p.skew)
+                && skew_shock.is_some_and(|s| s <= MAX_GRID_SKEW_SHOCK),
+            MarginError::GridSurfaceOutOfBounds
         );
         require!(
             p.min_delta_net <= MAX_GRID_REQUIREMENT_RATE
@@ -161,6 +207,11 @@ impl GridConfig {
             min_delta_hedged: f(self.min_delta_hedged_bits),
             short_option_contingency: f(self.short_option_contingency_bits),
             im_factor: f(self.im_factor_bits),
+            horizon_days: f(self.horizon_days_bits),
+            twist: f(self.twist_bits),
+            twist_pivot_days: f(self.twist_pivot_days_bits),
+            twist_width: f(self.twist_width_bits),
+            skew: f(self.skew_bits),
         }
     }
 }
@@ -200,7 +251,7 @@ pub struct Underlying {
     pub reserved: [u8; 64],
 }
 
-const _: () = assert!(core::mem::size_of::<Underlying>() == 4 * 32 + 168 + 5 * 4 + 2 + 1 + 1 + 64);
+const _: () = assert!(core::mem::size_of::<Underlying>() == 4 * 32 + 208 + 5 * 4 + 2 + 1 + 1 + 64);
 
 #[cfg(test)]
 mod tests {
@@ -229,17 +280,30 @@ mod tests {
             q32_ratio(8, 1),
             MAX_GRID_EXTENDED_MOVE,
         ];
-        widest.extended_weight_numerator = MAX_GRID_EXTENDED_WEIGHT_NUMERATOR;
+        // Every tail move at least the numerator in size (weights <= 1).
+        widest.extended_weight_numerator = MAX_GRID_PRICE_RANGE;
         widest.min_delta_net = MAX_GRID_REQUIREMENT_RATE;
         widest.min_delta_hedged = MAX_GRID_REQUIREMENT_RATE;
         widest.short_option_contingency = MAX_GRID_REQUIREMENT_RATE;
         widest.im_factor = MAX_GRID_IM_FACTOR;
         widest.price_steps = risk_engine::scenario::MAX_PRICE_STEPS as u8;
+        widest.horizon_days = MAX_GRID_HORIZON_DAYS;
+        widest.twist = MAX_GRID_TWIST;
+        widest.twist_pivot_days = MAX_GRID_TWIST_PIVOT_DAYS;
+        widest.twist_width = I32F32::ONE + I32F32::DELTA;
+        // skew x scale(1 day) = 3 x 1 (reference tenor 1 day) within the shock bound.
+        widest.skew = MAX_GRID_SKEW;
         let mut steep = GridParams::default();
         steep.vol_reference_days = MAX_GRID_VOL_REFERENCE_DAYS;
         steep.vol_power_short = q32_ratio(39, 100); // 365^0.39 = 9.98
         steep.vol_up = I32F32::ONE;
         steep.min_shocked_vol = MAX_GRID_MIN_SHOCKED_VOL;
+        // The steepest skew the shock bound allows at that tenor scale (10 / 9.98), the
+        // narrowest twist pivot and the widest twist.
+        steep.skew = q32_ratio(1, 1);
+        steep.twist = MAX_GRID_TWIST;
+        steep.twist_pivot_days = MIN_GRID_TWIST_PIVOT_DAYS;
+        steep.twist_width = MAX_GRID_TWIST_WIDTH;
         [GridParams::default(), widest, steep]
     }
 
