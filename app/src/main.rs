@@ -122,9 +122,11 @@ enum KeeperCommand {
         /// https://hermes.pyth.network. Without it, on a cluster, feeds must be kept by others.
         #[arg(long)]
         price_service_url: Option<String>,
-        /// Cluster: compute-unit limit set on every keeper transaction.
-        #[arg(long)]
-        compute_unit_limit: Option<u32>,
+        /// Cluster: compute-unit limit set on every keeper transaction (default: Solana's
+        /// per-transaction maximum, since a transaction may carry several risk-array refreshes
+        /// of about 170,000 units each; the priority fee is paid on this limit).
+        #[arg(long, default_value_t = 1_400_000)]
+        compute_unit_limit: u32,
         /// Cluster: priority fee, micro-lamports per compute unit (0: none).
         #[arg(long, default_value_t = 0)]
         priority_fee_micro_lamports: u64,
@@ -287,7 +289,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         interval_secs,
                         once,
                         price_service_url: price_service_url.as_deref(),
-                        compute_unit_limit,
+                        compute_unit_limit: Some(compute_unit_limit),
                         priority_fee_micro_lamports,
                         steps_in_flight,
                         json,

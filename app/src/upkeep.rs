@@ -41,8 +41,12 @@ pub struct UpkeepConfig {
     /// Seconds between funding accruals of an idle perp. `None`: a quarter of the market's
     /// funding period, at most 15 minutes (see [`funding_interval`]).
     pub funding_interval_seconds: Option<u32>,
-    /// Refresh, funding and proposal instructions per transaction.
+    /// Funding and proposal instructions per transaction.
     pub instructions_per_transaction: usize,
+    /// Risk-array refreshes per transaction: an option refresh on the default 71-scenario grid
+    /// costs about 170,000 compute units on-chain (docs/compute-units.md), so 4 stay well
+    /// within Solana's 1,400,000 per transaction.
+    pub refreshes_per_transaction: usize,
     /// Margin accounts per `settle_expired_option` transaction (27 fit a legacy transaction
     /// with the embedded bank's compute-budget instruction; 20 leaves room).
     pub settle_batch: usize,
@@ -53,7 +57,14 @@ pub struct UpkeepConfig {
 
 impl Default for UpkeepConfig {
     fn default() -> Self {
-        UpkeepConfig { refresh_at_ppm: 750_000, funding_interval_seconds: None, instructions_per_transaction: 8, settle_batch: 20, steps_in_flight: 8 }
+        UpkeepConfig {
+            refresh_at_ppm: 750_000,
+            funding_interval_seconds: None,
+            instructions_per_transaction: 8,
+            refreshes_per_transaction: 4,
+            settle_batch: 20,
+            steps_in_flight: 8,
+        }
     }
 }
 
@@ -325,7 +336,7 @@ impl Keeper {
                 refresh.push(Item { label: format!("refresh_risk_array {}", keys.market), instruction: sdk::refresh_risk_array(keys) });
             }
         }
-        let done = send_batched(chain, &refresh, config.instructions_per_transaction, &[], report).await;
+        let done = send_batched(chain, &refresh, config.refreshes_per_transaction, &[], report).await;
         report.refreshes += done.iter().filter(|d| **d).count() as u32;
 
         // Funding.

@@ -3,6 +3,12 @@
 //! For one underlying, with positions `lots_i` in markets with risk arrays `A_i`:
 //!
 //! - scenario P&L `P_s = sum_i lots_i x A_i[s]` (exact: integer x Q32.32 into `i128`);
+//!   A long option position's cells are first charged the look-ahead: `max(A[s] + long_decay,
+//!   -value)`, its time decay over the grid's horizon at the reference (`RiskArray::long_decay`),
+//!   but never more than losing its whole value. Short options get no credit for the decay they
+//!   would collect: an instant vol spike hits them before any decay is earned, and crediting it
+//!   (valuing every scenario after the horizon, as SPAN does) let a book short options expiring
+//!   just past the horizon against long ones expiring within it show no scenario loss at all;
 //! - scenario loss `L = max(0, -min_s P_s)`, and the worst scenario `argmin_s P_s`;
 //! - minimum delta requirement `D = (min_delta_net x |net delta| + min_delta_hedged x hedged
 //!   delta) x spot`, where net delta = long delta - short delta and hedged delta =
@@ -38,6 +44,8 @@ pub struct Exposure<'a> {
     /// Premium of one long lot at the array's reference (0 for linear instruments), quote
     /// units: caps the delta a long option counts for the minimum-delta requirement.
     pub value: I32F32,
+    /// Look-ahead charge of one long lot (<= 0; `RiskArray::long_decay`).
+    pub long_decay: I32F32,
     /// Largest |cell| (from the risk array): lets the scenario sums skip per-cell overflow
     /// checks when `lots x bound` is small enough.
     pub max_abs_cell: I32F32,
@@ -52,6 +60,7 @@ impl RiskArray {
             delta: self.delta,
             is_option: self.is_option,
             value: self.value,
+            long_decay: self.long_decay,
             max_abs_cell: self.max_abs_cell,
         }
     }
@@ -107,6 +116,51 @@ impl<'a> UnderlyingBook<'a> {
     }
 }
 
+/// Adds `lots x adjust(cell)` to the scenario sums kept as `high x 2^31 + low`
+/// (0 <= low < 2^31): unchecked and in chunks of four (so the compiler unrolls the hot loop)
+/// unless `checked`, when each high sum is checked for overflow.
+#[inline(always)]
+fn accumulate(
+    high: &mut [i64],
+    low: &mut [i64],
+    cells: &[I32F32],
+    lots: i64,
+    checked: bool,
+    adjust: impl Fn(i64) -> i64,
+) -> Result<(), RiskError> {
+    const LOW_BITS: u32 = 31;
+    const LOW_MASK: i64 = (1 << LOW_BITS) - 1;
+    if !checked {
+        let add = |h: &mut i64, l: &mut i64, cell: &I32F32| {
+            let bits = adjust(cell.to_bits());
+            let sum_low = *l + (bits & LOW_MASK) * lots;
+            *h += (bits >> LOW_BITS) * lots + (sum_low >> LOW_BITS);
+            *l = sum_low & LOW_MASK;
+        };
+        let n = high.len();
+        let mut chunks = high.chunks_exact_mut(4).zip(low.chunks_exact_mut(4)).zip(cells.chunks_exact(4));
+        for ((h, l), c) in &mut chunks {
+            for i in 0..4 {
+                add(&mut h[i], &mut l[i], &c[i]);
+            }
+        }
+        let done = n - n % 4;
+        for ((h, l), c) in high[done..].iter_mut().zip(low[done..].iter_mut()).zip(&cells[done..]) {
+            add(h, l, c);
+        }
+    } else {
+        for ((h, l), cell) in high.iter_mut().zip(low.iter_mut()).zip(cells) {
+            let bits = adjust(cell.to_bits());
+            // |(bits >> 31) x lots| < 2^63 and (bits & mask) x lots < 2^62.
+            let sum_low = *l + (bits & LOW_MASK) * lots;
+            let part = (bits >> LOW_BITS) * lots + (sum_low >> LOW_BITS);
+            *h = h.checked_add(part).ok_or(RiskError::Overflow)?;
+            *l = sum_low & LOW_MASK;
+        }
+    }
+    Ok(())
+}
+
 /// The per-lot delta a long option counts for the minimum-delta requirement: its delta,
 /// capped in size at `value / (max(min_delta_net, min_delta_hedged) x spot)` (rounded down).
 fn long_option_delta_cap(exposure: &Exposure<'_>, spot: I32F32, params: &GridParams) -> I32F32 {
@@ -136,7 +190,6 @@ pub fn underlying_margin(book: &UnderlyingBook<'_>) -> Result<UnderlyingMargin, 
     // per cell two 64-bit products and a carry, no 128-bit arithmetic in the hot loop. The
     // high part overflows only past 2^94 quote units (an error, never a wrong number).
     const LOW_BITS: u32 = 31;
-    const LOW_MASK: i64 = (1 << LOW_BITS) - 1;
     let mut high = [0i64; MAX_SCENARIOS];
     let mut low = [0i64; MAX_SCENARIOS];
     let (mut long_delta, mut short_delta, mut short_option_lots) = (0i128, 0i128, 0i128);
@@ -151,37 +204,20 @@ pub fn underlying_margin(book: &UnderlyingBook<'_>) -> Result<UnderlyingMargin, 
             return Err(RiskError::GridMismatch);
         }
         let lots = exposure.lots; // |lots| < 2^31
-        let high_bound = ((exposure.max_abs_cell.to_bits() as u64) >> LOW_BITS) + 1; // < 2^32
+        // A long option is charged the look-ahead in every scenario: its cell moved by its
+        // decay, but never below losing its whole value (see the module documentation).
+        let decay = exposure.long_decay.min(I32F32::ZERO);
+        let long_adjust = exposure.is_option && lots > 0 && decay < 0;
+        let max_abs = if long_adjust { exposure.max_abs_cell.saturating_add(-decay) } else { exposure.max_abs_cell };
+        let high_bound = ((max_abs.to_bits() as u64) >> LOW_BITS) + 1; // < 2^32
         bound_total = bound_total.saturating_add(high_bound * lots.unsigned_abs());
-        let cells = exposure.cells.iter();
-        if bound_total < 1 << 62 {
-            // Unchecked and in chunks of four, so the compiler unrolls the hot loop.
-            let add = |h: &mut i64, l: &mut i64, cell: &I32F32| {
-                let bits = cell.to_bits();
-                let sum_low = *l + (bits & LOW_MASK) * lots;
-                *h += (bits >> LOW_BITS) * lots + (sum_low >> LOW_BITS);
-                *l = sum_low & LOW_MASK;
-            };
-            let (high, low) = (&mut high[..scenario_count], &mut low[..scenario_count]);
-            let mut chunks = high.chunks_exact_mut(4).zip(low.chunks_exact_mut(4)).zip(exposure.cells.chunks_exact(4));
-            for ((h, l), c) in &mut chunks {
-                for i in 0..4 {
-                    add(&mut h[i], &mut l[i], &c[i]);
-                }
-            }
-            let done = scenario_count - scenario_count % 4;
-            for ((h, l), c) in high[done..].iter_mut().zip(low[done..].iter_mut()).zip(&exposure.cells[done..]) {
-                add(h, l, c);
-            }
+        let checked = bound_total >= 1 << 62;
+        let (high, low) = (&mut high[..scenario_count], &mut low[..scenario_count]);
+        if long_adjust {
+            let (decay_bits, floor_bits) = (decay.to_bits(), -exposure.value.max(I32F32::ZERO).to_bits());
+            accumulate(high, low, exposure.cells, lots, checked, |bits| bits.saturating_add(decay_bits).max(floor_bits))?;
         } else {
-            for ((h, l), cell) in high.iter_mut().zip(low.iter_mut()).zip(cells) {
-                let bits = cell.to_bits();
-                // |(bits >> 31) x lots| < 2^63 and (bits & mask) x lots < 2^62.
-                let sum_low = *l + (bits & LOW_MASK) * lots;
-                let part = (bits >> LOW_BITS) * lots + (sum_low >> LOW_BITS);
-                *h = h.checked_add(part).ok_or(RiskError::Overflow)?;
-                *l = sum_low & LOW_MASK;
-            }
+            accumulate(high, low, exposure.cells, lots, checked, |bits| bits)?;
         }
         let counted_delta = if exposure.is_option && lots > 0 { long_option_delta_cap(exposure, spot, params) } else { exposure.delta };
         let delta = crate::wide::mul_q32_by_i32(counted_delta, lots as i32);
@@ -385,6 +421,56 @@ mod tests {
         let added = (after.maintenance - before.maintenance).to_num::<f64>();
         assert!(premium > 4.0 && premium < 6.0, "premium {premium}");
         assert!(added <= premium + 1e-9, "added {added} for a premium of {premium}");
+    }
+
+    /// A long straddle an hour from expiry loses its whole premium by the horizon: the
+    /// look-ahead charges it, where an instant grid would charge only its vol-down loss.
+    #[test]
+    fn look_ahead_charges_a_long_straddle_its_premium() {
+        let spot = 150.0;
+        let params = GridParams::default();
+        let call = option_array(spot, OptionKind::Call, 150.0, 1.0 / 24.0, 0.8);
+        let put = option_array(spot, OptionKind::Put, 150.0, 1.0 / 24.0, 0.8);
+        let book = [call.exposure(100), put.exposure(100)];
+        let margin = underlying_margin(&UnderlyingBook::new(I32F32::from_num(spot), &params, &book)).unwrap();
+        let premium = (call.value + put.value).to_num::<f64>() * 100.0;
+        assert!((margin.scenario_loss.to_num::<f64>() - premium).abs() < 1e-6 * premium, "{} vs {premium}", margin.scenario_loss);
+        let instant = GridParams { horizon_days: I32F32::ZERO, ..params };
+        let flat = |kind| {
+            let state = MarketState {
+                instrument: Instrument::Option { kind, strike: I32F32::from_num(150), days_to_expiry: I32F32::from_num(1.0 / 24.0) },
+                spot: I32F32::from_num(spot),
+                vol: I32F32::from_num(0.8),
+            };
+            compute_risk_array(&state, &instant, &instant.scenarios().unwrap()).unwrap()
+        };
+        let (c0, p0) = (flat(OptionKind::Call), flat(OptionKind::Put));
+        let no_look = underlying_margin(&UnderlyingBook::new(I32F32::from_num(spot), &instant, &[c0.exposure(100), p0.exposure(100)])).unwrap();
+        assert!(no_look.scenario_loss.to_num::<f64>() < 0.8 * premium);
+    }
+
+    /// Review finding, kept as a regression: short straddles expiring just past the horizon
+    /// against long ones expiring within it. Valuing every scenario after the horizon showed a
+    /// gain in all 71 scenarios (maintenance 262, initial 327) while the grid's own vol-up shock
+    /// loses 566 at once. Shorts are now stressed as of now: the scenario loss covers it.
+    #[test]
+    fn a_short_vega_calendar_across_the_horizon_is_charged_its_vol_risk() {
+        let spot = 150.0;
+        let params = GridParams::default();
+        let long_call = option_array(spot, OptionKind::Call, 150.0, 1.0 / 24.0, 1.0);
+        let long_put = option_array(spot, OptionKind::Put, 150.0, 1.0 / 24.0, 1.0);
+        let short_call = option_array(spot, OptionKind::Call, 150.0, 1.1, 1.0);
+        let short_put = option_array(spot, OptionKind::Put, 150.0, 1.1, 1.0);
+        let book = [long_call.exposure(100), long_put.exposure(100), short_call.exposure(-100), short_put.exposure(-100)];
+        let margin = underlying_margin(&UnderlyingBook::new(I32F32::from_num(spot), &params, &book)).unwrap();
+        // Now, at no price move, vol to the grid's up state for each tenor (instant loss).
+        let zero_up = params.zero_move_scenario();
+        let instant_loss = -[(&long_call, 100), (&long_put, 100), (&short_call, -100), (&short_put, -100)]
+            .iter()
+            .map(|(a, lots)| a.pnl[zero_up].to_num::<f64>() * *lots as f64)
+            .sum::<f64>();
+        assert!(instant_loss > 500.0, "{instant_loss}");
+        assert!(margin.scenario_loss.to_num::<f64>() >= instant_loss, "{} < {instant_loss}", margin.scenario_loss);
     }
 
     proptest! {

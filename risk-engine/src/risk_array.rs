@@ -73,6 +73,12 @@ pub struct RiskArray {
     pub vol_up_shock: I32F32,
     /// The same for the "down" state (<= 0).
     pub vol_down_shock: I32F32,
+    /// Look-ahead charge of one long lot, <= 0, quote units: its time decay over the grid's
+    /// `horizon_days` at the reference spot and vol (`V(T - h) - V(T)`, the whole time value if
+    /// it expires within the horizon). Long option positions are charged it in every scenario
+    /// (floored at losing their whole value); shorts get no credit for it (see
+    /// [`crate::margin`]). 0 for linear instruments.
+    pub long_decay: I32F32,
     /// Largest |cell|: bounds every `lots x cell` product, so a health check can skip per-cell
     /// overflow checks when the bound allows.
     pub max_abs_cell: I32F32,
@@ -121,6 +127,7 @@ pub fn compute_risk_array(
         is_option: false,
         vol_up_shock: I32F32::ZERO,
         vol_down_shock: I32F32::ZERO,
+        long_decay: I32F32::ZERO,
         max_abs_cell: I32F32::ZERO,
     };
     match state.instrument {
@@ -131,18 +138,16 @@ pub fn compute_risk_array(
             }
         }
         Instrument::Option { kind, strike, days_to_expiry } => {
-            // The premium and delta today; every scenario values the option `horizon_days`
-            // later (intrinsic from expiry on). Strike and tenor terms once per pricer;
-            // ln(S'/K) once per price move (shared by its vol states); the vol of each state
-            // once per market; then two normal CDFs per scenario.
+            // The premium and delta today; every scenario values the option now, at the
+            // scenario's spot and vol (the look-ahead is the separate `long_decay`). Strike and
+            // tenor terms once; ln(S'/K) once per price move (shared by its vol states); the
+            // vol of each state once per market; then two normal CDFs per scenario.
             let pricer = OptionPricer::new(kind, strike, days_to_expiry)?;
             let reference = pricer.spot_terms(state.spot)?;
             let base = pricer.price(&reference, state.vol)?;
             array.delta = base.delta;
             array.value = base.value;
             array.is_option = true;
-            let horizon_days = days_to_expiry.saturating_sub(params.horizon_days).max(I32F32::ZERO);
-            let later = OptionPricer::new(kind, strike, horizon_days)?;
             // ln(K / S) as a difference of logs (no ratio to overflow), clamped to [-1, 1] as
             // the skew uses it.
             let ln_q62 = |x: I32F32| crate::math::ln_q62(x).ok_or(RiskError::Pricing(PricingError::NonPositivePrice));
@@ -162,19 +167,64 @@ pub fn compute_risk_array(
                     _ => {
                         let factor = I32F32::ONE.checked_add(scenario.price_move).ok_or(RiskError::Overflow)?;
                         let spot = mul_q32(state.spot, factor, Rounding::Down).ok_or(RiskError::Overflow)?;
-                        let t = later.spot_terms(spot)?;
+                        let t = pricer.spot_terms(spot)?;
                         terms = Some((scenario.price_move, t));
                         t
                     }
                 };
-                let shocked = later.price(&spot_terms, vols[scenario.vol_shock as usize])?;
+                let shocked = pricer.price(&spot_terms, vols[scenario.vol_shock as usize])?;
                 let pnl = shocked.value.checked_sub(base.value).ok_or(RiskError::Overflow)?;
                 *cell = mul_q32(pnl, scenario.weight, Rounding::Down).ok_or(RiskError::Overflow)?;
             }
         }
     }
     array.max_abs_cell = array.pnl[..array.len as usize].iter().map(|c| c.abs()).max().unwrap_or(I32F32::ZERO);
+    if let Instrument::Option { kind, strike, days_to_expiry } = state.instrument {
+        let o = RiskError::Overflow;
+        let later = OptionPricer::new(kind, strike, days_to_expiry.saturating_sub(params.horizon_days).max(I32F32::ZERO))?;
+        let decay = later.price(&later.spot_terms(state.spot)?, state.vol)?.value.checked_sub(array.value).ok_or(o)?;
+        array.long_decay = decay.min(I32F32::ZERO);
+    }
     Ok(array)
+}
+
+/// How much a first-order mark (`value + delta x (spot - reference)`, floored at 0) can
+/// understate one long lot's true value, for any spot within `price_tolerance` (relative) of
+/// the reference and any vol up to `vol_tolerance` (absolute) above the reference vol, at
+/// today's tenor: a short position's liability is marked this much higher, so health never
+/// overstates a short option. Quote units per lot, rounded up; 0 for linear instruments.
+///
+/// Why two valuations suffice: at a fixed vol an option's value is convex in spot, so its
+/// excess over the tangent line is convex too and largest at an end of the price band; and the
+/// value only grows with vol. So the excess at the two ends of the band, valued at the highest
+/// vol in the band, bounds the excess everywhere in it. (Time only lowers an option's value at
+/// zero rates: an array aged within its maximum age errs on the safe side for shorts.)
+pub fn short_mark_buffer(state: &MarketState, price_tolerance: I32F32, vol_tolerance: I32F32) -> Result<I32F32, RiskError> {
+    let Instrument::Option { kind, strike, days_to_expiry } = state.instrument else {
+        return Ok(I32F32::ZERO);
+    };
+    if price_tolerance < 0 || vol_tolerance < 0 {
+        return Err(RiskError::Pricing(PricingError::NegativeInput));
+    }
+    let o = RiskError::Overflow;
+    let pricer = OptionPricer::new(kind, strike, days_to_expiry)?;
+    let base = pricer.price(&pricer.spot_terms(state.spot)?, state.vol)?;
+    let high_vol = state.vol.checked_add(vol_tolerance).ok_or(o)?;
+    let mut buffer = I32F32::ZERO;
+    for move_up in [true, false] {
+        let factor = if move_up { I32F32::ONE + price_tolerance } else { I32F32::ONE - price_tolerance };
+        let spot = mul_q32(state.spot, factor.max(I32F32::DELTA), Rounding::Down).ok_or(o)?;
+        let value = pricer.price(&pricer.spot_terms(spot)?, high_vol)?.value;
+        // Against the tangent itself, rounded down as the mark rounds it: the excess over the
+        // tangent is convex on the whole band, and the mark (the tangent floored at 0) is never
+        // below the tangent, so this bounds the mark's error too.
+        let moved = spot.checked_sub(state.spot).ok_or(o)?;
+        let tangent = base.value.checked_add(mul_q32(base.delta, moved, Rounding::Down).ok_or(o)?).ok_or(o)?;
+        buffer = buffer.max(value.checked_sub(tangent).ok_or(o)?);
+    }
+    // Plus the fixed-point error of the valuations (within 1e-6 x spot each, tested in
+    // `black_scholes`): 2^-19 of the spot covers two.
+    buffer.checked_add(state.spot >> 19).ok_or(o)
 }
 
 #[cfg(test)]
@@ -279,7 +329,7 @@ mod tests {
     }
 
     /// Every cell of an option's array against an independent double-precision copy of the
-    /// model: one day of look-ahead (intrinsic past expiry), the seven vol states, the tail.
+    /// model: the seven vol states, the tail; and the look-ahead charge.
     #[test]
     fn option_arrays_match_a_double_precision_model() {
         let params = GridParams::default();
@@ -295,7 +345,6 @@ mod tests {
             let spot = 150.0;
             let array = compute_risk_array(&option_state(spot, strike, vol, days, kind), &params, &scenarios).unwrap();
             let today = bs(spot, strike, vol, days, kind);
-            let later_days = (days - 1.0).max(0.0);
             let d = days.max(1.0);
             let scale = if d < 30.0 { (30.0 / d).powf(0.30) } else { (30.0 / d).powf(0.13) };
             let g = (-(d / 30.0).ln() / 3f64.ln()).clamp(-1.0, 1.0);
@@ -311,12 +360,57 @@ mod tests {
             ];
             for (i, scenario) in scenarios.as_slice().iter().enumerate() {
                 let moved = spot * (1.0 + scenario.price_move.to_num::<f64>());
-                let expect = (bs(moved, strike, vols[scenario.vol_shock as usize], later_days, kind) - today)
+                let expect = (bs(moved, strike, vols[scenario.vol_shock as usize], days, kind) - today)
                     * scenario.weight.to_num::<f64>();
                 let got = array.pnl[i].to_num::<f64>();
                 assert!((got - expect).abs() < 2e-6 * spot, "K {strike} days {days} cell {i}: {got} vs {expect}");
             }
+            let decay = (bs(spot, strike, vol, (days - 1.0).max(0.0), kind) - today).min(0.0);
+            assert!((array.long_decay.to_num::<f64>() - decay).abs() < 2e-6 * spot, "K {strike} days {days}: decay {} vs {decay}", array.long_decay);
         }
+    }
+
+    /// The short-mark buffer bounds the first-order mark's error over the whole band, on a
+    /// fine sweep of spots and vols, in double precision; and is small far from expiry.
+    #[test]
+    fn short_mark_buffer_bounds_the_first_order_error() {
+        for &(strike, days, vol, kind) in &[
+            (150.0, 1.0 / 24.0, 0.8, OptionKind::Call),
+            (150.0, 1.0 / 24.0, 0.8, OptionKind::Put),
+            (152.0, 0.5, 1.2, OptionKind::Call),
+            (140.0, 7.0, 0.6, OptionKind::Put),
+            (170.0, 30.0, 0.6, OptionKind::Call),
+            (150.0, 365.0, 0.5, OptionKind::Put),
+        ] {
+            for &(tol, vol_tol) in &[(0.01, 0.02), (0.05, 0.1), (0.001, 0.0)] {
+                let state = option_state(150.0, strike, vol, days, kind);
+                let buffer = short_mark_buffer(&state, I32F32::from_num(tol), I32F32::from_num(vol_tol)).unwrap().to_num::<f64>();
+                let value = bs(150.0, strike, vol, days, kind);
+                let h = 1e-4;
+                let delta = (bs(150.0 + h, strike, vol, days, kind) - bs(150.0 - h, strike, vol, days, kind)) / (2.0 * h);
+                let mut worst: f64 = 0.0;
+                for i in 0..=200 {
+                    let spot = 150.0 * (1.0 - tol + 2.0 * tol * i as f64 / 200.0);
+                    for j in 0..=4 {
+                        let v = vol + vol_tol * j as f64 / 4.0;
+                        let mark = (value + delta * (spot - 150.0)).max(0.0);
+                        worst = worst.max(bs(spot, strike, v, days, kind) - mark);
+                    }
+                }
+                assert!(buffer >= worst - 1e-9, "K {strike} days {days} tol {tol}: buffer {buffer} < error {worst}");
+                // Tight unless the tangent crosses zero in the band (far out of the money).
+                if (value - delta * tol * 150.0).min(value + delta * tol * 150.0) > 0.0 {
+                    assert!(buffer <= worst + 1e-3, "K {strike} days {days} tol {tol}: buffer {buffer} far above {worst}");
+                }
+            }
+        }
+        // An ATM option an hour from expiry, 1% band: about 0.2% of spot (61% of its premium).
+        let hour = option_state(150.0, 150.0, 0.8, 1.0 / 24.0, OptionKind::Call);
+        let buffer = short_mark_buffer(&hour, I32F32::from_num(0.01), I32F32::ZERO).unwrap().to_num::<f64>();
+        assert!(buffer > 0.0015 * 150.0 && buffer < 0.0035 * 150.0, "{buffer}");
+        // Perps need none.
+        let perp = MarketState { instrument: Instrument::Linear, spot: I32F32::from_num(150), vol: I32F32::ZERO };
+        assert_eq!(short_mark_buffer(&perp, I32F32::from_num(0.05), I32F32::ONE).unwrap(), I32F32::ZERO);
     }
 
     /// The stale-vol shocks are today's (no look-ahead): an option expiring within the horizon
@@ -335,22 +429,22 @@ mod tests {
         assert!(up > 1.0 && down < -0.5, "{up} {down}");
     }
 
-    /// The look-ahead charges a day of time decay: a long option loses it with nothing moving,
-    /// a short one is credited it; one hour before expiry the whole premium goes.
+    /// The look-ahead charge: a day of time decay for a 30-day option; for an option expiring
+    /// within the horizon, its whole time value; nothing with no horizon.
     #[test]
     fn look_ahead_charges_time_decay() {
         let params = GridParams::default();
         let scenarios = params.scenarios().unwrap();
-        let zero_same = params.zero_move_scenario() + 1;
-        let hour = compute_risk_array(&option_state(150.0, 150.0, 0.8, 1.0 / 24.0, OptionKind::Call), &params, &scenarios).unwrap();
-        assert_eq!(hour.pnl[zero_same], -hour.value);
         let month = compute_risk_array(&option_state(150.0, 150.0, 0.6, 30.0, OptionKind::Call), &params, &scenarios).unwrap();
         let theta = bs(150.0, 150.0, 0.6, 29.0, OptionKind::Call) - bs(150.0, 150.0, 0.6, 30.0, OptionKind::Call);
-        assert!((month.pnl[zero_same].to_num::<f64>() - theta).abs() < 1e-6 * 150.0);
+        assert!((month.long_decay.to_num::<f64>() - theta).abs() < 1e-6 * 150.0);
         assert!(theta < -0.1);
+        let hour = compute_risk_array(&option_state(150.0, 150.0, 0.8, 1.0 / 24.0, OptionKind::Call), &params, &scenarios).unwrap();
+        // At the money, the whole value is time value.
+        assert_eq!(hour.long_decay, -hour.value);
         let none = GridParams { horizon_days: I32F32::ZERO, ..params };
         let flat = compute_risk_array(&option_state(150.0, 150.0, 0.6, 30.0, OptionKind::Call), &none, &none.scenarios().unwrap()).unwrap();
-        assert!(flat.pnl[zero_same].abs() <= I32F32::from_num(1e-6));
+        assert_eq!(flat.long_decay, I32F32::ZERO);
     }
 
     proptest! {

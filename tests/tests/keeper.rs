@@ -350,7 +350,7 @@ fn the_keepers_batches_fit_a_legacy_transaction() {
     assert!(settle(27) <= PACKET && settle(28) > PACKET, "the documented limit: {} / {}", settle(27), settle(28));
     // Refreshes, funding updates and proposals, each market on its own underlying (worst case).
     let group = Pubkey::new_unique();
-    let n = config.instructions_per_transaction;
+    let n = config.instructions_per_transaction.max(config.refreshes_per_transaction);
     let markets: Vec<MarketKeys> = (0..n).map(|_| MarketKeys { group, ..keys() }).collect();
     let refresh = size(markets.iter().map(sdk::refresh_risk_array).collect());
     let funding = size(markets.iter().map(sdk::update_funding).collect());

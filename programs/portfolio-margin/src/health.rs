@@ -245,7 +245,9 @@ pub fn intrinsic_at(market: &Market, spot: I32F32) -> I32F32 {
 /// - expired with a settlement price proposed: intrinsic value at the proposed price (with
 ///   `use_proposal`; otherwise the worse of it and the intrinsic value at `spot`);
 /// - expired, nothing proposed yet: intrinsic value at `spot`, no vol needed;
-/// - live with a fresh posted vol: [`option_value_per_lot`];
+/// - live with a fresh posted vol: [`option_value_per_lot`], plus for a short the array's
+///   short-mark buffer (the largest amount that first-order value can understate the option
+///   within the array's price and vol tolerances), so health never overstates a short;
 /// - live with a stale posted vol: that value moved by the grid's vol-up or vol-down shock
 ///   (valued today at the array's reference, stored with the array), whichever is worse for
 ///   the holder (long: the lower; short: the higher), so a risk authority that stops posting
@@ -268,6 +270,13 @@ pub fn mark_per_lot(market: &Market, spot: I32F32, lots: i64, now: i64, use_prop
         return Ok(intrinsic_at(market, spot));
     }
     let value = option_value_per_lot(market, spot)?;
+    // A short is marked at the first-order value plus the array's short-mark buffer: within the
+    // array's tolerances that is never below the option's true value.
+    let value = if lots < 0 {
+        value.checked_add(I32F32::from_bits(market.array_short_buffer_bits)).ok_or(MarginError::MathOverflow)?
+    } else {
+        value
+    };
     if !market.vol_is_stale(now) {
         return Ok(value);
     }
@@ -543,4 +552,67 @@ pub fn require_init_health(
     let health = account_health(group, group_key, account, infos, HealthKind::Init)?;
     require!(health.health >= 0, MarginError::InitHealthNegative);
     Ok(health)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instructions::refresh_risk_array::refresh_market;
+    use crate::state::{GridConfig, MarketKind};
+    use risk_engine::black_scholes::{price_option, OptionInputs, OptionKind};
+    use risk_engine::scenario::GridParams;
+
+    /// An option market refreshed by the program's own refresh at `spot`, with a fresh vol, on
+    /// an underlying with a 1% price and 2-vol-point tolerance.
+    fn refreshed(kind: MarketKind, strike: i64, seconds: i64, vol: f64, spot: I32F32, now: i64) -> Market {
+        let mut underlying: Underlying = bytemuck::Zeroable::zeroed();
+        underlying.grid = GridConfig::from(&GridParams::default());
+        underlying.array_price_tolerance_ppm = 10_000;
+        underlying.array_vol_tolerance_ppm = 20_000;
+        let mut market: Market = bytemuck::Zeroable::zeroed();
+        market.kind = kind as u8;
+        market.strike_per_lot_native = strike;
+        market.expiry_ts = now + seconds;
+        market.vol_bits = I32F32::from_num(vol).to_bits();
+        market.vol_updated_ts = now;
+        market.vol_max_age_seconds = 3_600;
+        refresh_market(&mut market, &underlying, spot, now).unwrap();
+        market
+    }
+
+    /// Within the array's price and vol tolerances a short option is never marked below its
+    /// true value (the short-mark buffer), and a long one never above it.
+    #[test]
+    fn marks_never_flatter_a_short_option_within_the_tolerances() {
+        let now = 1_000_000;
+        let reference = 150_000i64;
+        for (kind, strike, seconds, vol) in [
+            (MarketKind::Call, 150_000, 3_600, 0.8),
+            (MarketKind::Put, 150_000, 3_600, 0.8),
+            (MarketKind::Call, 153_000, 6 * 3_600, 1.2),
+            (MarketKind::Put, 140_000, 7 * 86_400, 0.6),
+        ] {
+            let market = refreshed(kind, strike, seconds, vol, I32F32::from_num(reference), now);
+            assert!(market.array_short_buffer_bits > 0);
+            for step in -10..=10i64 {
+                let spot = I32F32::from_num(reference + reference * step / 1_000); // within 1%
+                for vol_bump in [0.0, 0.01, 0.02] {
+                    let inputs = OptionInputs {
+                        spot,
+                        strike: I32F32::from_num(strike),
+                        vol: I32F32::from_num(vol + vol_bump),
+                        days_to_expiry: market.days_to_expiry(now),
+                        kind: if kind == MarketKind::Call { OptionKind::Call } else { OptionKind::Put },
+                    };
+                    let truth = price_option(&inputs).unwrap().value;
+                    let short = mark_per_lot(&market, spot, -1, now, false).unwrap();
+                    assert!(short >= truth, "{kind:?} K {strike} spot {spot} vol +{vol_bump}: short mark {short} < value {truth}");
+                    if vol_bump == 0.0 {
+                        let long = mark_per_lot(&market, spot, 1, now, false).unwrap();
+                        assert!(long <= truth + I32F32::from_num(0.01), "{kind:?} spot {spot}: long mark {long} > value {truth}");
+                    }
+                }
+            }
+        }
+    }
 }

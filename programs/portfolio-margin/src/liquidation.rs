@@ -303,7 +303,7 @@ mod tests {
         let vol = I32F32::from_num(0.6);
         let state = MarketState { instrument: market.instrument(0), spot, vol };
         let array = compute_risk_array(&state, &params, &params.scenarios().unwrap()).unwrap();
-        market.store_risk_array(&array, spot, vol, 0);
+        market.store_risk_array(&array, I32F32::ZERO, spot, vol, 0);
         market
     }
 

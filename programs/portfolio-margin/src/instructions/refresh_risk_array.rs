@@ -3,6 +3,10 @@
 //! price and vol stay within the underlying's tolerances and the array is young enough; a
 //! client prepends this instruction when one is stale.
 //!
+//! It also stores the short-mark buffer: how much the first-order option mark health uses can
+//! understate an option's value anywhere within the underlying's price and vol tolerances
+//! (`risk_engine::risk_array::short_mark_buffer`); short positions are marked that much higher.
+//!
 //! A stale posted vol does not block a refresh (the array is computed at the last posted vol,
 //! and health then shocks option marks against each position): no health computation depends on
 //! the risk authority staying alive. From expiry on, the array holds intrinsic values (time to
@@ -14,7 +18,7 @@ use crate::oracle::{read_oracle_account, OracleConfig};
 use crate::state::{Group, Market, Underlying};
 use anchor_lang::prelude::*;
 use fixed::types::I32F32;
-use risk_engine::risk_array::{compute_risk_array, MarketState};
+use risk_engine::risk_array::{compute_risk_array, short_mark_buffer, MarketState};
 
 #[derive(Accounts)]
 pub struct RefreshRiskArray<'info> {
@@ -53,6 +57,10 @@ pub fn refresh_market(market: &mut Market, underlying: &Underlying, spot: I32F32
     let scenarios = params.scenarios().map_err(|_| error!(MarginError::InvalidGridParams))?;
     let state = MarketState { instrument: market.instrument(now), spot, vol };
     let array = compute_risk_array(&state, &params, &scenarios).map_err(|_| error!(MarginError::MathOverflow))?;
-    market.store_risk_array(&array, spot, vol, now);
+    // Tolerances as Q32.32 fractions, rounded up (a wider band only raises the buffer).
+    let fraction = |ppm: u32| I32F32::from_bits((((ppm as u64) << 32).div_ceil(crate::state::PPM as u64)) as i64);
+    let short_buffer = short_mark_buffer(&state, fraction(underlying.array_price_tolerance_ppm), fraction(underlying.array_vol_tolerance_ppm))
+        .map_err(|_| error!(MarginError::MathOverflow))?;
+    market.store_risk_array(&array, short_buffer, spot, vol, now);
     Ok(())
 }

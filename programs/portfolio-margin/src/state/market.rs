@@ -160,12 +160,18 @@ pub struct Market {
     pub array_vol_up_shock_bits: i64,
     /// The same under the vol-down shock (<= 0).
     pub array_vol_down_shock_bits: i64,
+    /// How much the first-order mark can understate one long lot within the underlying's
+    /// price and vol tolerances (`risk_engine::risk_array::short_mark_buffer`, Q32.32 bits):
+    /// short positions are marked this much higher.
+    pub array_short_buffer_bits: i64,
+    /// Look-ahead charge of one long lot (`RiskArray::long_decay`, <= 0, Q32.32 bits).
+    pub array_long_decay_bits: i64,
     /// Space for future fields.
-    pub reserved: [u8; 24],
+    pub reserved: [u8; 8],
 }
 
 const _: () = assert!(
-    core::mem::size_of::<Market>() == 2 * 32 + MAX_SCENARIOS * 8 + 23 * 8 + 8 * 4 + 2 * 2 + 4 + 6 * 8 + 24
+    core::mem::size_of::<Market>() == 2 * 32 + MAX_SCENARIOS * 8 + 23 * 8 + 8 * 4 + 2 * 2 + 4 + 8 * 8 + 8
 );
 
 impl Market {
@@ -240,12 +246,14 @@ impl Market {
             delta: I32F32::from_bits(self.array_delta_bits),
             is_option: self.is_option(),
             value: I32F32::from_bits(self.array_value_bits),
+            long_decay: I32F32::from_bits(self.array_long_decay_bits),
             max_abs_cell: I32F32::from_bits(self.array_max_abs_cell_bits),
         }
     }
 
     /// Stores a freshly computed array.
-    pub fn store_risk_array(&mut self, array: &RiskArray, spot: I32F32, vol: I32F32, now: i64) {
+    pub fn store_risk_array(&mut self, array: &RiskArray, short_buffer: I32F32, spot: I32F32, vol: I32F32, now: i64) {
+        self.array_short_buffer_bits = short_buffer.to_bits();
         for (bits, cell) in self.risk_array_bits.iter_mut().zip(array.pnl.iter()) {
             *bits = cell.to_bits();
         }
@@ -258,5 +266,6 @@ impl Market {
         self.array_max_abs_cell_bits = array.max_abs_cell.to_bits();
         self.array_vol_up_shock_bits = array.vol_up_shock.to_bits();
         self.array_vol_down_shock_bits = array.vol_down_shock.to_bits();
+        self.array_long_decay_bits = array.long_decay.to_bits();
     }
 }
