@@ -7,6 +7,7 @@
 //! sources in [`prices`]), the `pm margin`
 //! and `pm price-option` calculators ([`margin_cli`]) the local demo ([`demo`]) and the action-sequence fuzzer ([`fuzz`]).
 
+pub mod backtest;
 pub mod bootstrap;
 pub mod chain;
 pub mod crash;

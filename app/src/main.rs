@@ -40,6 +40,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Simulates one-day (or longer) P&L of books and reports how often the loss exceeded the
+    /// maintenance requirement (dynamics and defaults: `pm_client::backtest`, docs/risk-model.md).
+    Backtest {
+        /// Portfolio files (as for `margin`); with none, every book in --dir.
+        #[arg(long)]
+        input: Vec<std::path::PathBuf>,
+        /// Directory of portfolio files used when no --input is given.
+        #[arg(long, default_value = "strategies")]
+        dir: std::path::PathBuf,
+        /// Simulated paths per book.
+        #[arg(long, default_value_t = 20_000)]
+        paths: u64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// JSON file overriding any field of the dynamics (see `pm_client::backtest::Dynamics`).
+        #[arg(long)]
+        dynamics: Option<std::path::PathBuf>,
+        /// Horizon in days (overrides the dynamics file).
+        #[arg(long)]
+        horizon_days: Option<f64>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Creates a group, banks, underlyings and perps from a configuration (see migrations/).
     /// Without --url it is rehearsed on an embedded bank.
     Bootstrap {
@@ -249,6 +272,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print!("{}", margin_cli::format_report(&report));
+            }
+            Ok(())
+        }
+        Command::Backtest { input, dir, paths, seed, dynamics, horizon_days, json } => {
+            use pm_client::backtest;
+            let books = if input.is_empty() {
+                backtest::read_books(&dir)?
+            } else {
+                input.iter().map(|p| backtest::read_book(p)).collect::<anyhow::Result<Vec<_>>>()?
+            };
+            let mut model = match dynamics {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+                    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+                }
+                None => backtest::Dynamics::default(),
+            };
+            if let Some(days) = horizon_days {
+                model.horizon_days = days;
+            }
+            let report = backtest::backtest(&books, &model, paths, seed)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", backtest::format_backtest(&report));
             }
             Ok(())
         }

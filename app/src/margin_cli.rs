@@ -190,6 +190,11 @@ impl ParamsInput {
             }
         }
         p.validate().map_err(|e| anyhow!("params are invalid: {e:?}"))?;
+        // The program's own bounds (`add_underlying`), so `pm margin` never shows a requirement
+        // for a grid the chain would refuse (the liquidation fee bound is the group's: 0 here).
+        portfolio_margin::state::GridConfig::from(&p)
+            .validate_bounds(0)
+            .map_err(|e| anyhow!("params are outside the program's bounds: {e}"))?;
         Ok(p)
     }
 }
@@ -327,7 +332,7 @@ pub fn margin_report(portfolio: &Portfolio) -> Result<MarginReport> {
         im += margin.initial;
         smm += s_mm;
         sim += s_im;
-        let worst = scenarios.as_slice()[margin.worst_scenario];
+        let worst = scenarios.get(margin.worst_scenario);
         report.per_underlying.push(UnderlyingReport {
             symbol: portfolio.underlyings[u].symbol.clone(),
             maintenance: usd(margin.maintenance),

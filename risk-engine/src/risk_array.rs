@@ -132,7 +132,7 @@ pub fn compute_risk_array(
     };
     match state.instrument {
         Instrument::Linear => {
-            for (cell, scenario) in array.pnl.iter_mut().zip(scenarios.as_slice()) {
+            for (cell, scenario) in array.pnl.iter_mut().zip(scenarios.iter()) {
                 let move_value = mul_q32(state.spot, scenario.price_move, Rounding::Down).ok_or(RiskError::Overflow)?;
                 *cell = mul_q32(move_value, scenario.weight, Rounding::Down).ok_or(RiskError::Overflow)?;
             }
@@ -148,11 +148,9 @@ pub fn compute_risk_array(
             array.delta = base.delta;
             array.value = base.value;
             array.is_option = true;
-            // ln(K / S) as a difference of logs (no ratio to overflow), clamped to [-1, 1] as
-            // the skew uses it.
-            let ln_q62 = |x: I32F32| crate::math::ln_q62(x).ok_or(RiskError::Pricing(PricingError::NonPositivePrice));
-            let log_moneyness_q62 = (ln_q62(strike)? - ln_q62(state.spot)?).clamp(-(1i128 << 62), 1i128 << 62);
-            let log_moneyness = I32F32::from_bits((log_moneyness_q62 >> 30) as i64);
+            // ln(K / S) as a difference of logs (no ratio to overflow); the skew clamps it.
+            let ln = |x: I32F32| crate::math::ln(x).ok_or(RiskError::Pricing(PricingError::NonPositivePrice));
+            let log_moneyness = ln(strike)?.saturating_sub(ln(state.spot)?);
             let vols = params.state_vols(state.vol, days_to_expiry, log_moneyness)?;
             let shock = |shock: VolShock| -> Result<I32F32, RiskError> {
                 let value = pricer.price(&reference, vols[shock as usize])?.value;
@@ -161,7 +159,7 @@ pub fn compute_risk_array(
             array.vol_up_shock = shock(VolShock::Up)?;
             array.vol_down_shock = shock(VolShock::Down)?;
             let mut terms: Option<(I32F32, SpotTerms)> = None;
-            for (cell, scenario) in array.pnl.iter_mut().zip(scenarios.as_slice()) {
+            for (cell, scenario) in array.pnl.iter_mut().zip(scenarios.iter()) {
                 let spot_terms = match terms {
                     Some((price_move, t)) if price_move == scenario.price_move => t,
                     _ => {
@@ -358,7 +356,7 @@ mod tests {
                 (vol * (1.0 - scale * m)).max(0.01),
                 (vol * (1.0 + scale * m)).max(0.01),
             ];
-            for (i, scenario) in scenarios.as_slice().iter().enumerate() {
+            for (i, scenario) in scenarios.iter().enumerate() {
                 let moved = spot * (1.0 + scenario.price_move.to_num::<f64>());
                 let expect = (bs(moved, strike, vols[scenario.vol_shock as usize], days, kind) - today)
                     * scenario.weight.to_num::<f64>();

@@ -211,26 +211,55 @@ impl Default for GridParams {
     }
 }
 
-/// A fixed-capacity list of scenarios.
+/// `skew x scale x min(|m|, 1)`, rounded up, clamping after the products: a product with
+/// an operand the compiler knows to be at most 1 becomes, on stock LLVM's SBF backend, a
+/// 128-bit multiply it cannot lower.
+#[inline(never)]
+fn skew_size(skew: I32F32, scale: I32F32, log_moneyness: I32F32) -> Option<I32F32> {
+    let per_moneyness = mul_q32(skew, scale, Rounding::Up)?;
+    Some(mul_q32(per_moneyness, log_moneyness.abs(), Rounding::Up)?.min(per_moneyness))
+}
+
+/// The scenarios of a grid, stored compactly (price moves, tail weights and vol states; each
+/// scenario is built on demand), so that a refresh keeps well within SBF's 4 KB stack frame.
 #[derive(Clone, Copy, Debug)]
 pub struct ScenarioSet {
-    scenarios: [Scenario; MAX_SCENARIOS],
-    len: usize,
+    /// Core moves, then tail moves.
+    moves: [I32F32; MAX_PRICE_STEPS + MAX_EXTENDED],
+    /// Tail weights.
+    weights: [I32F32; MAX_EXTENDED],
+    states: [VolShock; MAX_VOL_STATES],
+    core_moves: u8,
+    state_count: u8,
+    tail: u8,
 }
 
 impl ScenarioSet {
-    /// The scenarios, core first (for each move: every vol state of
-    /// [`GridParams::vol_states`], in order), then the tail.
-    pub fn as_slice(&self) -> &[Scenario] {
-        &self.scenarios[..self.len]
+    /// Scenario `index`: core first (for each move, every vol state of
+    /// [`GridParams::vol_states`] in order), then the tail. `index` must be below
+    /// [`ScenarioSet::len`].
+    pub fn get(&self, index: usize) -> Scenario {
+        let core = self.core_moves as usize * self.state_count as usize;
+        if index < core {
+            let states = self.state_count as usize;
+            Scenario { price_move: self.moves[index / states], vol_shock: self.states[index % states], weight: I32F32::ONE }
+        } else {
+            let t = index - core;
+            debug_assert!(t < self.tail as usize);
+            Scenario { price_move: self.moves[self.core_moves as usize + t], vol_shock: VolShock::Up, weight: self.weights[t] }
+        }
+    }
+    /// The scenarios in grid order.
+    pub fn iter(&self) -> impl Iterator<Item = Scenario> + '_ {
+        (0..self.len()).map(move |i| self.get(i))
     }
     /// Number of scenarios.
     pub fn len(&self) -> usize {
-        self.len
+        self.core_moves as usize * self.state_count as usize + self.tail as usize
     }
     /// Whether there are none (never true for validated parameters).
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 }
 
@@ -311,12 +340,19 @@ impl GridParams {
     /// The scenarios of this grid.
     pub fn scenarios(&self) -> Result<ScenarioSet, GridError> {
         self.validate()?;
-        let blank = Scenario { price_move: I32F32::ZERO, vol_shock: VolShock::Same, weight: I32F32::ONE };
-        let mut set = ScenarioSet { scenarios: [blank; MAX_SCENARIOS], len: 0 };
+        let (states, count) = self.vol_states();
+        let mut set = ScenarioSet {
+            moves: [I32F32::ZERO; MAX_PRICE_STEPS + MAX_EXTENDED],
+            weights: [I32F32::ONE; MAX_EXTENDED],
+            states,
+            core_moves: self.price_steps,
+            state_count: count as u8,
+            tail: self.extended_count,
+        };
         let half = ((self.price_steps - 1) >> 1) as i64;
-        for step in -half..=half {
+        for (slot, step) in set.moves.iter_mut().zip(-half..=half) {
             // move = range * step / half, rounded away from zero so the grid reaches ±range.
-            let price_move = I32F32::from_bits(
+            *slot = I32F32::from_bits(
                 crate::wide::div_i128_by_i64(
                     crate::wide::mul_i64_wide(self.price_range.to_bits(), step),
                     half,
@@ -324,17 +360,12 @@ impl GridParams {
                 )
                 .ok_or(GridError::Overflow)?,
             );
-            let (states, count) = self.vol_states();
-            for &vol_shock in &states[..count] {
-                set.scenarios[set.len] = Scenario { price_move, vol_shock, weight: I32F32::ONE };
-                set.len += 1;
-            }
         }
-        for &price_move in &self.extended_moves[..self.extended_count as usize] {
-            let weight = crate::wide::div_q32(self.extended_weight_numerator, price_move.abs(), Rounding::Up)
+        let tail = &self.extended_moves[..self.extended_count as usize];
+        for (t, &price_move) in tail.iter().enumerate() {
+            set.moves[self.price_steps as usize + t] = price_move;
+            set.weights[t] = crate::wide::div_q32(self.extended_weight_numerator, price_move.abs(), Rounding::Up)
                 .ok_or(GridError::Overflow)?;
-            set.scenarios[set.len] = Scenario { price_move, vol_shock: VolShock::Up, weight };
-            set.len += 1;
         }
         Ok(set)
     }
@@ -379,10 +410,13 @@ impl GridParams {
             vols[VolShock::TwistFrontDown as usize] = shocked(I32F32::ONE - change)?;
         }
         if self.skew > 0 {
-            let m = log_moneyness.clamp(-I32F32::ONE, I32F32::ONE);
-            let change = mul(mul(self.skew, scale, Rounding::Up)?, m, Rounding::Up)?;
-            vols[VolShock::SkewPutsUp as usize] = shocked(I32F32::ONE - change)?;
-            vols[VolShock::SkewCallsUp as usize] = shocked(I32F32::ONE + change)?;
+            // The size of the move from non-negative factors, its sign applied after.
+            let size = skew_size(self.skew, scale, log_moneyness).ok_or(o)?;
+            let m = log_moneyness;
+            let (low_strikes, high_strikes) = (I32F32::ONE + size, I32F32::ONE - size);
+            let (puts_up, calls_up) = if m < 0 { (low_strikes, high_strikes) } else { (high_strikes, low_strikes) };
+            vols[VolShock::SkewPutsUp as usize] = shocked(puts_up)?;
+            vols[VolShock::SkewCallsUp as usize] = shocked(calls_up)?;
         }
         Ok(vols)
     }
@@ -413,20 +447,20 @@ mod tests {
         assert_eq!(set.len(), 71);
         assert_eq!(params.scenario_count(), 71);
         assert_eq!(params.vol_state_count(), 7);
-        let first = set.as_slice()[0];
+        let first = set.get(0);
         assert_eq!(first.price_move, -I32F32::from_num(0.16));
-        assert_eq!(set.as_slice()[56].price_move, I32F32::from_num(0.16));
+        assert_eq!(set.get(56).price_move, I32F32::from_num(0.16));
         let zero = params.zero_move_scenario();
         assert_eq!(zero, 28);
-        assert_eq!(set.as_slice()[zero].price_move, I32F32::ZERO);
-        assert_eq!(set.as_slice()[zero].vol_shock, VolShock::Up);
-        assert_eq!(set.as_slice()[zero + 1].vol_shock, VolShock::Same);
+        assert_eq!(set.get(zero).price_move, I32F32::ZERO);
+        assert_eq!(set.get(zero).vol_shock, VolShock::Up);
+        assert_eq!(set.get(zero + 1).vol_shock, VolShock::Same);
         // Each move carries every state in order.
-        for (i, s) in set.as_slice()[..63].iter().enumerate() {
+        for (i, s) in set.iter().take(63).enumerate() {
             assert_eq!(s.vol_shock, VolShock::ALL[i % 7]);
         }
         // Tail: weights 16% / |move|, vol up.
-        let tail = &set.as_slice()[63..];
+        let tail: Vec<Scenario> = set.iter().skip(63).collect();
         assert_eq!(tail[0].price_move, I32F32::from_num(-0.66));
         assert!((tail[0].weight.to_num::<f64>() - 0.16 / 0.66).abs() < 1e-9);
         assert!(tail.iter().all(|s| s.vol_shock == VolShock::Up));

@@ -29,6 +29,10 @@ use solana_pubkey::Pubkey;
 const MAX_MARGINAL_CU_PER_POSITION_CELL: u64 = 40;
 const MAX_HEALTH_16_POSITIONS_8_COLLATERAL_CU: u64 = 50_000;
 const MAX_REFRESH_CU_PER_CELL: u64 = 2_600;
+/// A refresh of the default grid as a whole: it must leave room, in the 200,000 units a
+/// transaction gets per instruction by default, for the program's account checks and the
+/// short-mark buffer's two valuations.
+const MAX_REFRESH_RISK_ARRAY_CU: u64 = 175_000;
 const MAX_BLACK_SCHOLES_CU: u64 = 3_000;
 
 const SCENARIOS: usize = DEFAULT_GRID.scenario_count();
@@ -256,6 +260,7 @@ fn main() {
         ("marginal health CU per position and scenario cell", marginal_per_cell, MAX_MARGINAL_CU_PER_POSITION_CELL),
         ("health, 16 positions + 8 collateral", health_16, MAX_HEALTH_16_POSITIONS_8_COLLATERAL_CU),
         ("risk-array refresh CU per scenario cell", refresh_per_cell, MAX_REFRESH_CU_PER_CELL),
+        ("risk-array refresh, default grid", refresh_cu, MAX_REFRESH_RISK_ARRAY_CU),
         ("Black-Scholes value + delta", bs_cu, MAX_BLACK_SCHOLES_CU),
     ];
     if json {
