@@ -362,9 +362,9 @@ mod tests {
 
     #[test]
     fn black_scholes_matches_known_values() {
-        // ATM 30-day call at 60% vol on 150: 150 x (2N(0.5 x 0.6 x sqrt(30/365)) - 1) = 10.31.
+        // ATM 30-day call at 60% vol on 150: 150 x (2N(0.5 x 0.6 x sqrt(30/365)) - 1) = 10.2809.
         let call = black_scholes(150.0, 150.0, 0.6, 30.0, true);
-        assert!((call - 10.3095).abs() < 1e-3, "{call}");
+        assert!((call - 10.2809).abs() < 1e-3, "{call}");
         // Put-call parity with zero rates.
         let put = black_scholes(150.0, 160.0, 0.6, 30.0, false);
         let call = black_scholes(150.0, 160.0, 0.6, 30.0, true);

@@ -190,10 +190,10 @@ fn backtest_shows_the_strategy_book_covers_its_99_percent_loss() {
     assert_eq!(run(&[]), report, "same seed, same paths");
     assert_ne!(run(&["--seed", "8"])["books"], report["books"]);
 
-    // A naked perp margined on a 1% grid cannot cover an 80%-vol day.
+    // A naked perp margined on a 1% grid with no tail cannot cover an 80%-vol day.
     let narrow = write_portfolio(
         "narrow.json",
-        r#"{"underlyings":[{"symbol":"SOL","price":150.0}],"positions":[{"underlying":"SOL","kind":"perp","qty":-10.0}],"params":{"price_range":0.01}}"#,
+        r#"{"underlyings":[{"symbol":"SOL","price":150.0}],"positions":[{"underlying":"SOL","kind":"perp","qty":-10.0}],"params":{"price_range":0.01,"extended_moves":[]}}"#,
     );
     let (ok, out, err) = pm(&["backtest", "--input", narrow.to_str().unwrap(), "--paths", "5000", "--json"]);
     assert!(ok, "{err}");
