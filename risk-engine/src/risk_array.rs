@@ -343,19 +343,7 @@ mod tests {
             let spot = 150.0;
             let array = compute_risk_array(&option_state(spot, strike, vol, days, kind), &params, &scenarios).unwrap();
             let today = bs(spot, strike, vol, days, kind);
-            let d = days.max(1.0);
-            let scale = if d < 30.0 { (30.0 / d).powf(0.30) } else { (30.0 / d).powf(0.13) };
-            let g = (-(d / 30.0).ln() / 3f64.ln()).clamp(-1.0, 1.0);
-            let m = (strike / spot).ln().clamp(-1.0, 1.0);
-            let vols = [
-                vol * (1.0 + 0.4 * scale),
-                vol,
-                vol * (1.0 - 0.22 * scale),
-                vol * (1.0 + 0.4 * g),
-                vol * (1.0 - 0.4 * g),
-                (vol * (1.0 - scale * m)).max(0.01),
-                (vol * (1.0 + scale * m)).max(0.01),
-            ];
+            let vols = crate::scenario::tests::reference_state_vols(vol, days, (strike / spot).ln());
             for (i, scenario) in scenarios.iter().enumerate() {
                 let moved = spot * (1.0 + scenario.price_move.to_num::<f64>());
                 let expect = (bs(moved, strike, vols[scenario.vol_shock as usize], days, kind) - today)

@@ -437,7 +437,7 @@ impl GridParams {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -477,25 +477,31 @@ mod tests {
         assert_eq!(&states[..n], &[VolShock::Up, VolShock::Same, VolShock::Down, VolShock::TwistFrontUp, VolShock::TwistFrontDown]);
     }
 
+    /// The default grid's vol states in double precision, written out independently of the
+    /// fixed-point code (shared with the risk-array tests): vol, days to expiry, ln(K/S).
+    pub(crate) fn reference_state_vols(vol: f64, days: f64, log_moneyness: f64) -> [f64; 7] {
+        let d = days.max(1.0);
+        let s = if d < 30.0 { (30.0 / d).powf(0.30) } else { (30.0 / d).powf(0.13) };
+        let g = (-(d / 30.0).ln() / 3f64.ln()).clamp(-1.0, 1.0);
+        let m = log_moneyness.clamp(-1.0, 1.0);
+        [
+            vol * (1.0 + 0.4 * s),
+            vol,
+            vol * (1.0 - 0.22 * s),
+            vol * (1.0 + 0.4 * g),
+            vol * (1.0 - 0.4 * g),
+            (vol * (1.0 - s * m)).max(0.01),
+            (vol * (1.0 + s * m)).max(0.01),
+        ]
+    }
+
     /// The surface states against a double-precision copy of their formulas.
     #[test]
     fn state_vols_follow_their_formulas() {
         let p = GridParams::default();
         for &(vol, days, m) in &[(0.6f64, 30.0f64, -0.105f64), (0.8, 1.0, 0.2), (0.5, 365.0, -0.5), (0.6, 60.0, 3.0), (1.2, 0.01, 0.0)] {
             let v = p.state_vols(I32F32::from_num(vol), I32F32::from_num(days), I32F32::from_num(m)).unwrap();
-            let d = f64::max(days, 1.0);
-            let s = if d < 30.0 { (30.0 / d).powf(0.30) } else { (30.0 / d).powf(0.13) };
-            let g = (-(d / 30.0).ln() / 3f64.ln()).clamp(-1.0, 1.0);
-            let mc = m.clamp(-1.0, 1.0);
-            let expect = [
-                vol * (1.0 + 0.4 * s),
-                vol,
-                vol * (1.0 - 0.22 * s),
-                vol * (1.0 + 0.4 * g),
-                vol * (1.0 - 0.4 * g),
-                (vol * (1.0 - s * mc)).max(0.01),
-                (vol * (1.0 + s * mc)).max(0.01),
-            ];
+            let expect = reference_state_vols(vol, days, m);
             for (i, e) in expect.iter().enumerate() {
                 let got = v[i].to_num::<f64>();
                 assert!((got - e).abs() < 1e-6, "state {i} vol {vol} days {days} m {m}: {got} vs {e}");
