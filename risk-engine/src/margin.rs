@@ -3,12 +3,13 @@
 //! For one underlying, with positions `lots_i` in markets with risk arrays `A_i`:
 //!
 //! - scenario P&L `P_s = sum_i lots_i x A_i[s]` (exact: integer x Q32.32 into `i128`);
-//!   A long option position's cells are first charged the look-ahead: `max(A[s] + long_decay,
-//!   -value)`, its time decay over the grid's horizon at the reference (`RiskArray::long_decay`),
-//!   but never more than losing its whole value. Short options get no credit for the decay they
-//!   would collect: an instant vol spike hits them before any decay is earned, and crediting it
-//!   (valuing every scenario after the horizon, as SPAN does) let a book short options expiring
-//!   just past the horizon against long ones expiring within it show no scenario loss at all;
+//!   A position's array is chosen by its side (`RiskArray::exposure`): a long is stressed on its
+//!   value after the grid's horizon (the look-ahead: its time decay is charged), a short on its
+//!   value now (the decay it would collect is not credited). Valuing both after the horizon, as
+//!   SPAN does, let shorts expiring just past the horizon against longs expiring within it show
+//!   no scenario loss at all; valuing both now let a cheap long expiring within the horizon
+//!   offset a short with an instant gain that is gone by the horizon. Each side on the
+//!   valuation worse for it closes both (two adversarial reviews; regressions below);
 //! - scenario loss `L = max(0, -min_s P_s)`, and the worst scenario `argmin_s P_s`;
 //! - minimum delta requirement `D = (min_delta_net x |net delta| + min_delta_hedged x hedged
 //!   delta) x spot`, where net delta = long delta - short delta and hedged delta =
@@ -44,23 +45,22 @@ pub struct Exposure<'a> {
     /// Premium of one long lot at the array's reference (0 for linear instruments), quote
     /// units: caps the delta a long option counts for the minimum-delta requirement.
     pub value: I32F32,
-    /// Look-ahead charge of one long lot (<= 0; `RiskArray::long_decay`).
-    pub long_decay: I32F32,
     /// Largest |cell| (from the risk array): lets the scenario sums skip per-cell overflow
     /// checks when `lots x bound` is small enough.
     pub max_abs_cell: I32F32,
 }
 
 impl RiskArray {
-    /// This array as the exposure of a `lots` position.
+    /// This array as the exposure of a `lots` position: a long on the cells valued after the
+    /// horizon, a short on those valued now.
     pub fn exposure(&self, lots: i64) -> Exposure<'_> {
+        let cells = if lots > 0 { &self.long_pnl } else { &self.pnl };
         Exposure {
             lots,
-            cells: &self.pnl[..self.len as usize],
+            cells: &cells[..self.len as usize],
             delta: self.delta,
             is_option: self.is_option,
             value: self.value,
-            long_decay: self.long_decay,
             max_abs_cell: self.max_abs_cell,
         }
     }
@@ -116,23 +116,16 @@ impl<'a> UnderlyingBook<'a> {
     }
 }
 
-/// Adds `lots x adjust(cell)` to the scenario sums kept as `high x 2^31 + low`
-/// (0 <= low < 2^31): unchecked and in chunks of four (so the compiler unrolls the hot loop)
-/// unless `checked`, when each high sum is checked for overflow.
+/// Adds `lots x cell` to the scenario sums kept as `high x 2^31 + low` (0 <= low < 2^31):
+/// unchecked and in chunks of four (so the compiler unrolls the hot loop) unless `checked`,
+/// when each high sum is checked for overflow.
 #[inline(always)]
-fn accumulate(
-    high: &mut [i64],
-    low: &mut [i64],
-    cells: &[I32F32],
-    lots: i64,
-    checked: bool,
-    adjust: impl Fn(i64) -> i64,
-) -> Result<(), RiskError> {
+fn accumulate(high: &mut [i64], low: &mut [i64], cells: &[I32F32], lots: i64, checked: bool) -> Result<(), RiskError> {
     const LOW_BITS: u32 = 31;
     const LOW_MASK: i64 = (1 << LOW_BITS) - 1;
     if !checked {
         let add = |h: &mut i64, l: &mut i64, cell: &I32F32| {
-            let bits = adjust(cell.to_bits());
+            let bits = cell.to_bits();
             let sum_low = *l + (bits & LOW_MASK) * lots;
             *h += (bits >> LOW_BITS) * lots + (sum_low >> LOW_BITS);
             *l = sum_low & LOW_MASK;
@@ -150,7 +143,7 @@ fn accumulate(
         }
     } else {
         for ((h, l), cell) in high.iter_mut().zip(low.iter_mut()).zip(cells) {
-            let bits = adjust(cell.to_bits());
+            let bits = cell.to_bits();
             // |(bits >> 31) x lots| < 2^63 and (bits & mask) x lots < 2^62.
             let sum_low = *l + (bits & LOW_MASK) * lots;
             let part = (bits >> LOW_BITS) * lots + (sum_low >> LOW_BITS);
@@ -204,21 +197,9 @@ pub fn underlying_margin(book: &UnderlyingBook<'_>) -> Result<UnderlyingMargin, 
             return Err(RiskError::GridMismatch);
         }
         let lots = exposure.lots; // |lots| < 2^31
-        // A long option is charged the look-ahead in every scenario: its cell moved by its
-        // decay, but never below losing its whole value (see the module documentation).
-        let decay = exposure.long_decay.min(I32F32::ZERO);
-        let long_adjust = exposure.is_option && lots > 0 && decay < 0;
-        let max_abs = if long_adjust { exposure.max_abs_cell.saturating_add(-decay) } else { exposure.max_abs_cell };
-        let high_bound = ((max_abs.to_bits() as u64) >> LOW_BITS) + 1; // < 2^32
+        let high_bound = ((exposure.max_abs_cell.to_bits() as u64) >> LOW_BITS) + 1; // < 2^32
         bound_total = bound_total.saturating_add(high_bound * lots.unsigned_abs());
-        let checked = bound_total >= 1 << 62;
-        let (high, low) = (&mut high[..scenario_count], &mut low[..scenario_count]);
-        if long_adjust {
-            let (decay_bits, floor_bits) = (decay.to_bits(), -exposure.value.max(I32F32::ZERO).to_bits());
-            accumulate(high, low, exposure.cells, lots, checked, |bits| bits.saturating_add(decay_bits).max(floor_bits))?;
-        } else {
-            accumulate(high, low, exposure.cells, lots, checked, |bits| bits)?;
-        }
+        accumulate(&mut high[..scenario_count], &mut low[..scenario_count], exposure.cells, lots, bound_total >= 1 << 62)?;
         let counted_delta = if exposure.is_option && lots > 0 { long_option_delta_cap(exposure, spot, params) } else { exposure.delta };
         let delta = crate::wide::mul_q32_by_i32(counted_delta, lots as i32);
         if delta >= 0 {
@@ -471,6 +452,34 @@ mod tests {
             .sum::<f64>();
         assert!(instant_loss > 500.0, "{instant_loss}");
         assert!(margin.scenario_loss.to_num::<f64>() >= instant_loss, "{} < {instant_loss}", margin.scenario_loss);
+    }
+
+    /// Second review's finding, kept as a regression: cheap long calls expiring within the
+    /// horizon against short 30-day calls. Charging longs only a decay measured at the
+    /// reference let their instant gain in up moves (gone by the horizon, when they have
+    /// expired) offset the short: maintenance 18.55 against a one-day loss of 66.6 at the grid's
+    /// own +8% / vol-up scenario. Longs are now valued after the horizon in every scenario.
+    #[test]
+    fn a_long_expiring_within_the_horizon_does_not_offset_a_short() {
+        let spot = 100.0;
+        let params = GridParams::default();
+        let short = option_array(spot, OptionKind::Call, 116.0, 30.0, 0.8);
+        let long = option_array(spot, OptionKind::Call, 108.0, 20.0 / 24.0, 0.8);
+        let book = [short.exposure(-10), long.exposure(30)];
+        let margin = underlying_margin(&UnderlyingBook::new(I32F32::from_num(spot), &params, &book)).unwrap();
+        // One day on: the price up 8% with the vol at the grid's 30-day up shock; the long
+        // calls have expired at the money, worthless.
+        let bs = |s: f64, k: f64, v: f64, d: f64| {
+            let n = |x: f64| 0.5 * libm::erfc(-x / core::f64::consts::SQRT_2);
+            let sst = v * (d / 365.0).sqrt();
+            let d1 = (s / k).ln() / sst + sst / 2.0;
+            s * n(d1) - k * n(d1 - sst)
+        };
+        let short_loss = 10.0 * (bs(108.0, 116.0, 0.8 * 1.4, 29.0) - bs(100.0, 116.0, 0.8, 30.0));
+        let long_loss = 30.0 * bs(100.0, 108.0, 0.8, 20.0 / 24.0);
+        let one_day_loss = short_loss + long_loss;
+        assert!(one_day_loss > 60.0, "{one_day_loss}");
+        assert!(margin.maintenance.to_num::<f64>() >= one_day_loss, "maintenance {} < one-day loss {one_day_loss}", margin.maintenance);
     }
 
     proptest! {

@@ -57,8 +57,14 @@ pub struct MarketState {
 /// The per-lot scenario P&L of one market, plus the per-lot delta and mark value at reference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RiskArray {
-    /// P&L of one long lot in each scenario, quote units (Q32.32); first `len` cells used.
+    /// P&L of one lot in each scenario, quote units (Q32.32), valued now: what a SHORT
+    /// position is stressed on (times its negative size); first `len` cells used.
     pub pnl: [I32F32; MAX_SCENARIOS],
+    /// The same P&L valued `horizon_days` later (intrinsic from expiry on): what a LONG position
+    /// is stressed on. Never above `pnl` (an option loses value with time at zero rates), so
+    /// each side is stressed on the valuation that is worse for it: a long is charged its time
+    /// decay, a short is not credited its own. Equal to `pnl` for linear instruments.
+    pub long_pnl: [I32F32; MAX_SCENARIOS],
     /// Number of scenarios.
     pub len: u8,
     /// Delta of one lot, in lots of the underlying (1 for linear instruments).
@@ -73,13 +79,7 @@ pub struct RiskArray {
     pub vol_up_shock: I32F32,
     /// The same for the "down" state (<= 0).
     pub vol_down_shock: I32F32,
-    /// Look-ahead charge of one long lot, <= 0, quote units: its time decay over the grid's
-    /// `horizon_days` at the reference spot and vol (`V(T - h) - V(T)`, the whole time value if
-    /// it expires within the horizon). Long option positions are charged it in every scenario
-    /// (floored at losing their whole value); shorts get no credit for it (see
-    /// [`crate::margin`]). 0 for linear instruments.
-    pub long_decay: I32F32,
-    /// Largest |cell|: bounds every `lots x cell` product, so a health check can skip per-cell
+    /// Largest |cell| of both arrays: bounds every `lots x cell` product, so a health check can skip per-cell
     /// overflow checks when the bound allows.
     pub max_abs_cell: I32F32,
 }
@@ -121,13 +121,13 @@ pub fn compute_risk_array(
     }
     let mut array = RiskArray {
         pnl: [I32F32::ZERO; MAX_SCENARIOS],
+        long_pnl: [I32F32::ZERO; MAX_SCENARIOS],
         len: scenarios.len() as u8,
         delta: I32F32::ONE,
         value: I32F32::ZERO,
         is_option: false,
         vol_up_shock: I32F32::ZERO,
         vol_down_shock: I32F32::ZERO,
-        long_decay: I32F32::ZERO,
         max_abs_cell: I32F32::ZERO,
     };
     match state.instrument {
@@ -136,12 +136,14 @@ pub fn compute_risk_array(
                 let move_value = mul_q32(state.spot, scenario.price_move, Rounding::Down).ok_or(RiskError::Overflow)?;
                 *cell = mul_q32(move_value, scenario.weight, Rounding::Down).ok_or(RiskError::Overflow)?;
             }
+            array.long_pnl = array.pnl;
         }
         Instrument::Option { kind, strike, days_to_expiry } => {
-            // The premium and delta today; every scenario values the option now, at the
-            // scenario's spot and vol (the look-ahead is the separate `long_decay`). Strike and
-            // tenor terms once; ln(S'/K) once per price move (shared by its vol states); the
-            // vol of each state once per market; then two normal CDFs per scenario.
+            // The premium and delta today; each scenario valued now (for shorts) and after the
+            // horizon (for longs). Strike and tenor terms once per pricer; ln(S'/K) once per
+            // price move (shared by its vol states and both pricers); the vol of each state
+            // once per market; then two normal CDFs per valuation. Past expiry within the
+            // horizon the later valuation is intrinsic (no CDF); with no horizon it is the same.
             let pricer = OptionPricer::new(kind, strike, days_to_expiry)?;
             let reference = pricer.spot_terms(state.spot)?;
             let base = pricer.price(&reference, state.vol)?;
@@ -158,8 +160,11 @@ pub fn compute_risk_array(
             };
             array.vol_up_shock = shock(VolShock::Up)?;
             array.vol_down_shock = shock(VolShock::Down)?;
+            let later_days = days_to_expiry.saturating_sub(params.horizon_days).max(I32F32::ZERO);
+            let later = if later_days < days_to_expiry { Some(OptionPricer::new(kind, strike, later_days)?) } else { None };
             let mut terms: Option<(I32F32, SpotTerms)> = None;
-            for (cell, scenario) in array.pnl.iter_mut().zip(scenarios.iter()) {
+            let cells = array.pnl.iter_mut().zip(array.long_pnl.iter_mut());
+            for ((cell, long_cell), scenario) in cells.zip(scenarios.iter()) {
                 let spot_terms = match terms {
                     Some((price_move, t)) if price_move == scenario.price_move => t,
                     _ => {
@@ -170,19 +175,22 @@ pub fn compute_risk_array(
                         t
                     }
                 };
-                let shocked = pricer.price(&spot_terms, vols[scenario.vol_shock as usize])?;
-                let pnl = shocked.value.checked_sub(base.value).ok_or(RiskError::Overflow)?;
-                *cell = mul_q32(pnl, scenario.weight, Rounding::Down).ok_or(RiskError::Overflow)?;
+                let vol = vols[scenario.vol_shock as usize];
+                let weighted = |value: I32F32| -> Result<I32F32, RiskError> {
+                    let pnl = value.checked_sub(base.value).ok_or(RiskError::Overflow)?;
+                    mul_q32(pnl, scenario.weight, Rounding::Down).ok_or(RiskError::Overflow)
+                };
+                *cell = weighted(pricer.price(&spot_terms, vol)?.value)?;
+                *long_cell = match &later {
+                    // Rounded down like the cell, and never above it.
+                    Some(later) => weighted(later.price(&spot_terms, vol)?.value)?.min(*cell),
+                    None => *cell,
+                };
             }
         }
     }
-    array.max_abs_cell = array.pnl[..array.len as usize].iter().map(|c| c.abs()).max().unwrap_or(I32F32::ZERO);
-    if let Instrument::Option { kind, strike, days_to_expiry } = state.instrument {
-        let o = RiskError::Overflow;
-        let later = OptionPricer::new(kind, strike, days_to_expiry.saturating_sub(params.horizon_days).max(I32F32::ZERO))?;
-        let decay = later.price(&later.spot_terms(state.spot)?, state.vol)?.value.checked_sub(array.value).ok_or(o)?;
-        array.long_decay = decay.min(I32F32::ZERO);
-    }
+    let len = array.len as usize;
+    array.max_abs_cell = array.pnl[..len].iter().chain(&array.long_pnl[..len]).map(|c| c.abs()).max().unwrap_or(I32F32::ZERO);
     Ok(array)
 }
 
@@ -327,7 +335,7 @@ mod tests {
     }
 
     /// Every cell of an option's array against an independent double-precision copy of the
-    /// model: the seven vol states, the tail; and the look-ahead charge.
+    /// model: the seven vol states, the tail; valued now and one day later.
     #[test]
     fn option_arrays_match_a_double_precision_model() {
         let params = GridParams::default();
@@ -346,13 +354,15 @@ mod tests {
             let vols = crate::scenario::tests::reference_state_vols(vol, days, (strike / spot).ln());
             for (i, scenario) in scenarios.iter().enumerate() {
                 let moved = spot * (1.0 + scenario.price_move.to_num::<f64>());
-                let expect = (bs(moved, strike, vols[scenario.vol_shock as usize], days, kind) - today)
-                    * scenario.weight.to_num::<f64>();
-                let got = array.pnl[i].to_num::<f64>();
-                assert!((got - expect).abs() < 2e-6 * spot, "K {strike} days {days} cell {i}: {got} vs {expect}");
+                let vol = vols[scenario.vol_shock as usize];
+                let weight = scenario.weight.to_num::<f64>();
+                let now = (bs(moved, strike, vol, days, kind) - today) * weight;
+                let later = (bs(moved, strike, vol, (days - 1.0).max(0.0), kind) - today) * weight;
+                let (got, got_later) = (array.pnl[i].to_num::<f64>(), array.long_pnl[i].to_num::<f64>());
+                assert!((got - now).abs() < 2e-6 * spot, "K {strike} days {days} cell {i}: {got} vs {now}");
+                assert!((got_later - later).abs() < 2e-6 * spot, "K {strike} days {days} long cell {i}: {got_later} vs {later}");
+                assert!(array.long_pnl[i] <= array.pnl[i]);
             }
-            let decay = (bs(spot, strike, vol, (days - 1.0).max(0.0), kind) - today).min(0.0);
-            assert!((array.long_decay.to_num::<f64>() - decay).abs() < 2e-6 * spot, "K {strike} days {days}: decay {} vs {decay}", array.long_decay);
         }
     }
 
@@ -415,22 +425,26 @@ mod tests {
         assert!(up > 1.0 && down < -0.5, "{up} {down}");
     }
 
-    /// The look-ahead charge: a day of time decay for a 30-day option; for an option expiring
-    /// within the horizon, its whole time value; nothing with no horizon.
+    /// The look-ahead: a long lot's zero-move cell is a day of time decay for a 30-day option,
+    /// the whole premium for an at-the-money option expiring within the day; with no horizon
+    /// the two arrays are the same.
     #[test]
-    fn look_ahead_charges_time_decay() {
+    fn look_ahead_charges_longs_their_time_decay() {
         let params = GridParams::default();
         let scenarios = params.scenarios().unwrap();
+        let same = params.zero_move_scenario() + 1;
         let month = compute_risk_array(&option_state(150.0, 150.0, 0.6, 30.0, OptionKind::Call), &params, &scenarios).unwrap();
         let theta = bs(150.0, 150.0, 0.6, 29.0, OptionKind::Call) - bs(150.0, 150.0, 0.6, 30.0, OptionKind::Call);
-        assert!((month.long_decay.to_num::<f64>() - theta).abs() < 1e-6 * 150.0);
-        assert!(theta < -0.1);
+        assert!((month.long_pnl[same].to_num::<f64>() - theta).abs() < 1e-6 * 150.0);
+        assert!(theta < -0.1 && month.pnl[same].abs() < I32F32::from_num(1e-6));
         let hour = compute_risk_array(&option_state(150.0, 150.0, 0.8, 1.0 / 24.0, OptionKind::Call), &params, &scenarios).unwrap();
-        // At the money, the whole value is time value.
-        assert_eq!(hour.long_decay, -hour.value);
+        assert_eq!(hour.long_pnl[same], -hour.value);
         let none = GridParams { horizon_days: I32F32::ZERO, ..params };
         let flat = compute_risk_array(&option_state(150.0, 150.0, 0.6, 30.0, OptionKind::Call), &none, &none.scenarios().unwrap()).unwrap();
-        assert_eq!(flat.long_decay, I32F32::ZERO);
+        assert_eq!(flat.long_pnl, flat.pnl);
+        let perp = MarketState { instrument: Instrument::Linear, spot: I32F32::from_num(150), vol: I32F32::ZERO };
+        let linear = compute_risk_array(&perp, &params, &scenarios).unwrap();
+        assert_eq!(linear.long_pnl, linear.pnl);
     }
 
     proptest! {

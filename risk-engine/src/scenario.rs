@@ -4,9 +4,9 @@
 //! (including 0), each in every vol state of [`GridParams::vol_states`]: vol up, unchanged and
 //! down; with `twist > 0` a term-structure twist each way (short tenors up while long ones fall,
 //! and the reverse); with `skew > 0` a skew move each way (vol change proportional to
-//! log-moneyness: puts up and calls down, and the reverse). Scenarios value options now; the
-//! look-ahead (`horizon_days` of time decay) is charged to long options on top of every
-//! scenario (`RiskArray::long_decay`, `crate::margin`). Extended scenarios: large moves
+//! log-moneyness: puts up and calls down, and the reverse). Each scenario values options now
+//! (what shorts are stressed on) and `horizon_days` later (what longs are stressed on: the
+//! look-ahead; `RiskArray::long_pnl`, `crate::margin`). Extended scenarios: large moves
 //! (default -66%, -33%, +50%, +100%, +200%, +300%, +400%, +500%) at vol up, each P&L scaled by a
 //! weight `extended_weight_numerator / |move|`, so a linear position loses no more than in the
 //! core range, while convex short-option books (far out-of-the-money short calls) are charged
@@ -120,8 +120,9 @@ pub struct GridParams {
     pub short_option_contingency: I32F32,
     /// Initial requirement = maintenance x this factor (> 1).
     pub im_factor: I32F32,
-    /// Look-ahead, days (>= 0): long options are charged their time decay over this horizon
-    /// (never past expiry) on top of every scenario; shorts are not credited theirs.
+    /// Look-ahead, days (>= 0): long options are stressed on their value this many days later
+    /// (intrinsic past expiry), so their time decay is charged; shorts on their value now, so
+    /// theirs is not credited.
     pub horizon_days: I32F32,
     /// Relative size of the term-structure twist at the ends of the curve, in [0, 1); 0 turns
     /// the two twist states off.
@@ -167,7 +168,7 @@ const fn ratio(numerator: i64, denominator: i64) -> I32F32 {
 /// moves across ±16%, vol +40% / -22% with tenor power 0.30 / 0.13 around 30 days, the Deribit
 /// tail table weighted by 16% / |move|, minimum delta 2% of net + 1% of hedged delta, 0.5% of
 /// spot per net short option, and IM = 1.25 x MM. Look-ahead one day (SPAN values scenarios
-/// after the margin period; here only long options are charged the decay, see `crate::margin`). The vol surface moves are sized by judgement against
+/// after the margin period; here longs are, shorts are valued now, see `crate::margin`). The vol surface moves are sized by judgement against
 /// crypto option surfaces (docs/risk-model.md): a twist of 40% at the ends, pivoting at the
 /// 30-day reference tenor over a factor 3 of tenor each way (10 days and shorter: +40%, 90 days
 /// and longer: -40%), and a skew move of 1.0 per unit of log-moneyness (a 10%-out-of-the-money

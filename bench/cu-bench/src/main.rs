@@ -127,10 +127,10 @@ fn book_bytes(positions: &[Position], tokens: &[TokenBalance], underlyings: usiz
     // The probe groups positions by `index % underlyings`: write them in index order.
     for p in positions {
         debug_assert!(p.underlying < underlyings);
-        for word in [p.lots, p.array.delta.to_bits(), p.array.value.to_bits(), p.array.is_option as i64, p.array.max_abs_cell.to_bits(), p.array.long_decay.to_bits()] {
+        for word in [p.lots, p.array.delta.to_bits(), p.array.value.to_bits(), p.array.is_option as i64, p.array.max_abs_cell.to_bits()] {
             out.extend(word.to_le_bytes());
         }
-        for cell in &p.array.pnl[..SCENARIOS] {
+        for cell in p.array.exposure(p.lots).cells {
             out.extend(cell.to_bits().to_le_bytes());
         }
     }

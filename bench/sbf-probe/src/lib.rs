@@ -7,7 +7,8 @@
 //! - 0 noop: the baseline (entrypoint and argument parsing).
 //! - 1 health: `positions u8, collateral u8, underlyings u8`; account 0 holds the book
 //!   (see `bench/cu-bench`): spots, then per position `lots, delta, value, is_option,
-//!   max_abs_cell, long_decay, cells[N]`, N the default grid's scenario count
+//!   max_abs_cell, cells[N]` (the cells of the position's side), N the default grid's scenario
+//!   count
 //!   (i64 each), then per token `native i64, prices 3 x i128, weights 4 x i128`.
 //! - 2 refresh a risk array: `spot, strike, vol, days (Q32.32 bits), kind u8`.
 //! - 3 Black-Scholes value and delta: same arguments.
@@ -30,7 +31,7 @@ nostd_panic_handler!();
 /// Scenarios of the default grid.
 const SCENARIOS: usize = DEFAULT_GRID.scenario_count();
 /// i64 words per position record.
-const POSITION_WORDS: usize = 6 + SCENARIOS;
+const POSITION_WORDS: usize = 5 + SCENARIOS;
 const MAX_POSITIONS: usize = 16;
 const MAX_TOKENS: usize = 8;
 const MAX_UNDERLYINGS: usize = 4;
@@ -99,7 +100,7 @@ fn health_inner(args: &HealthArgs) -> Option<I80F48> {
     let HealthArgs { book, positions, tokens, underlyings } = *args;
     let params = DEFAULT_GRID;
     let scenario_count = params.scenario_count();
-    let empty = Exposure { lots: 0, cells: &[], delta: I32F32::ZERO, is_option: false, value: I32F32::ZERO, long_decay: I32F32::ZERO, max_abs_cell: I32F32::ZERO };
+    let empty = Exposure { lots: 0, cells: &[], delta: I32F32::ZERO, is_option: false, value: I32F32::ZERO, max_abs_cell: I32F32::ZERO };
     let mut exposures = [empty; MAX_POSITIONS];
     let mut books = [UnderlyingBook {
         spot: I32F32::ZERO,
@@ -121,14 +122,13 @@ fn health_inner(args: &HealthArgs) -> Option<I80F48> {
             // SAFETY: account data is 8-byte aligned and the cells are i64 words; I32F32 is a
             // transparent i64.
             let cells: &[I32F32] =
-                unsafe { core::slice::from_raw_parts(book.as_ptr().add(8 * (base + 6)) as *const I32F32, SCENARIOS) };
+                unsafe { core::slice::from_raw_parts(book.as_ptr().add(8 * (base + 5)) as *const I32F32, SCENARIOS) };
             exposures[next] = Exposure {
                 lots,
                 cells,
                 delta: I32F32::from_bits(word(book, base + 1)),
                 is_option: word(book, base + 3) != 0,
                 value: I32F32::from_bits(word(book, base + 2)),
-                long_decay: I32F32::from_bits(word(book, base + 5)),
                 max_abs_cell: I32F32::from_bits(word(book, base + 4)),
             };
             let mark = q32_wide_to_i80f48(mul_q32_by_int(I32F32::from_bits(word(book, base + 2)), lots))?;

@@ -247,7 +247,8 @@ pub fn intrinsic_at(market: &Market, spot: I32F32) -> I32F32 {
 /// - expired, nothing proposed yet: intrinsic value at `spot`, no vol needed;
 /// - live with a fresh posted vol: [`option_value_per_lot`], plus for a short the array's
 ///   short-mark buffer (the largest amount that first-order value can understate the option
-///   within the array's price and vol tolerances), so health never overstates a short;
+///   within the array's price and vol tolerances), so health never overstates a short; none at
+///   the array's own spot and vol, where the first-order value is exact;
 /// - live with a stale posted vol: that value moved by the grid's vol-up or vol-down shock
 ///   (valued today at the array's reference, stored with the array), whichever is worse for
 ///   the holder (long: the lower; short: the higher), so a risk authority that stops posting
@@ -271,8 +272,11 @@ pub fn mark_per_lot(market: &Market, spot: I32F32, lots: i64, now: i64, use_prop
     }
     let value = option_value_per_lot(market, spot)?;
     // A short is marked at the first-order value plus the array's short-mark buffer: within the
-    // array's tolerances that is never below the option's true value.
-    let value = if lots < 0 {
+    // array's tolerances that is never below the option's true value. At the array's own spot
+    // and vol the first-order value is exact and needs none (a liquidation, which refreshes the
+    // array in the same second, must not charge the liquidatee a buffer: second review).
+    let exact = spot.to_bits() == market.array_spot_bits && market.vol_bits == market.array_vol_bits;
+    let value = if lots < 0 && !exact {
         value.checked_add(I32F32::from_bits(market.array_short_buffer_bits)).ok_or(MarginError::MathOverflow)?
     } else {
         value

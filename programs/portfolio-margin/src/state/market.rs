@@ -164,14 +164,15 @@ pub struct Market {
     /// price and vol tolerances (`risk_engine::risk_array::short_mark_buffer`, Q32.32 bits):
     /// short positions are marked this much higher.
     pub array_short_buffer_bits: i64,
-    /// Look-ahead charge of one long lot (`RiskArray::long_decay`, <= 0, Q32.32 bits).
-    pub array_long_decay_bits: i64,
     /// Space for future fields.
-    pub reserved: [u8; 8],
+    pub reserved: [u8; 16],
+    /// The risk array valued after the grid's look-ahead horizon (`RiskArray::long_pnl`),
+    /// Q32.32 bits: long positions are stressed on it, shorts on `risk_array_bits`.
+    pub risk_array_long_bits: [i64; MAX_SCENARIOS],
 }
 
 const _: () = assert!(
-    core::mem::size_of::<Market>() == 2 * 32 + MAX_SCENARIOS * 8 + 23 * 8 + 8 * 4 + 2 * 2 + 4 + 8 * 8 + 8
+    core::mem::size_of::<Market>() == 2 * 32 + MAX_SCENARIOS * 8 + 23 * 8 + 8 * 4 + 2 * 2 + 4 + 7 * 8 + 16 + MAX_SCENARIOS * 8
 );
 
 impl Market {
@@ -235,18 +236,19 @@ impl Market {
     }
 
     /// This market's risk array as the exposure of a `lots` position, borrowing the cells from
-    /// the account data (no copy).
+    /// the account data (no copy): a long on the cells valued after the look-ahead horizon, a
+    /// short on those valued now (as `RiskArray::exposure`).
     pub fn exposure(&self, lots: i64) -> risk_engine::margin::Exposure<'_> {
         let len = (self.array_len as usize).min(MAX_SCENARIOS);
+        let bits = if lots > 0 { &self.risk_array_long_bits } else { &self.risk_array_bits };
         // SAFETY: I32F32 is a transparent wrapper over i64 with the same size and alignment.
-        let cells: &[I32F32] = unsafe { core::slice::from_raw_parts(self.risk_array_bits.as_ptr() as *const I32F32, len) };
+        let cells: &[I32F32] = unsafe { core::slice::from_raw_parts(bits.as_ptr() as *const I32F32, len) };
         risk_engine::margin::Exposure {
             lots,
             cells,
             delta: I32F32::from_bits(self.array_delta_bits),
             is_option: self.is_option(),
             value: I32F32::from_bits(self.array_value_bits),
-            long_decay: I32F32::from_bits(self.array_long_decay_bits),
             max_abs_cell: I32F32::from_bits(self.array_max_abs_cell_bits),
         }
     }
@@ -266,6 +268,8 @@ impl Market {
         self.array_max_abs_cell_bits = array.max_abs_cell.to_bits();
         self.array_vol_up_shock_bits = array.vol_up_shock.to_bits();
         self.array_vol_down_shock_bits = array.vol_down_shock.to_bits();
-        self.array_long_decay_bits = array.long_decay.to_bits();
+        for (bits, cell) in self.risk_array_long_bits.iter_mut().zip(array.long_pnl.iter()) {
+            *bits = cell.to_bits();
+        }
     }
 }
