@@ -147,7 +147,7 @@ enum KeeperCommand {
         price_service_url: Option<String>,
         /// Cluster: compute-unit limit set on every keeper transaction (default: Solana's
         /// per-transaction maximum, since a transaction may carry several risk-array refreshes
-        /// of about 170,000 units each; the priority fee is paid on this limit).
+        /// of about 300,000 units each; the priority fee is paid on this limit).
         #[arg(long, default_value_t = 1_400_000)]
         compute_unit_limit: u32,
         /// Cluster: priority fee, micro-lamports per compute unit (0: none).

@@ -44,8 +44,8 @@ pub struct UpkeepConfig {
     /// Funding and proposal instructions per transaction.
     pub instructions_per_transaction: usize,
     /// Risk-array refreshes per transaction: an option refresh on the default 71-scenario grid
-    /// costs about 170,000 compute units on-chain (docs/compute-units.md), so 4 stay well
-    /// within Solana's 1,400,000 per transaction.
+    /// (every scenario valued now and after the look-ahead) costs about 300,000 compute units
+    /// on-chain (docs/compute-units.md), so 3 stay within Solana's 1,400,000 per transaction.
     pub refreshes_per_transaction: usize,
     /// Margin accounts per `settle_expired_option` transaction (27 fit a legacy transaction
     /// with the embedded bank's compute-budget instruction; 20 leaves room).
@@ -61,7 +61,7 @@ impl Default for UpkeepConfig {
             refresh_at_ppm: 750_000,
             funding_interval_seconds: None,
             instructions_per_transaction: 8,
-            refreshes_per_transaction: 4,
+            refreshes_per_transaction: 3,
             settle_batch: 20,
             steps_in_flight: 8,
         }

@@ -110,19 +110,12 @@ impl From<PricingError> for RiskError {
     }
 }
 
-/// Computes the risk array of a market over a scenario set built from `params`.
-pub fn compute_risk_array(
-    state: &MarketState,
-    params: &GridParams,
-    scenarios: &ScenarioSet,
-) -> Result<RiskArray, RiskError> {
-    if state.spot <= 0 {
-        return Err(RiskError::Pricing(PricingError::NonPositivePrice));
-    }
-    let mut array = RiskArray {
+impl RiskArray {
+    /// An array with no cells (what [`compute_risk_array_into`] starts from).
+    pub const EMPTY: RiskArray = RiskArray {
         pnl: [I32F32::ZERO; MAX_SCENARIOS],
         long_pnl: [I32F32::ZERO; MAX_SCENARIOS],
-        len: scenarios.len() as u8,
+        len: 0,
         delta: I32F32::ONE,
         value: I32F32::ZERO,
         is_option: false,
@@ -130,13 +123,49 @@ pub fn compute_risk_array(
         vol_down_shock: I32F32::ZERO,
         max_abs_cell: I32F32::ZERO,
     };
+}
+
+/// Computes the risk array of a market over a scenario set built from `params`. An array is
+/// about 1.6 KB: on SBF (4 KB stack frames) use [`compute_risk_array_into`] with an array on the
+/// heap or in account data.
+pub fn compute_risk_array(
+    state: &MarketState,
+    params: &GridParams,
+    scenarios: &ScenarioSet,
+) -> Result<RiskArray, RiskError> {
+    let mut array = RiskArray::EMPTY;
+    compute_risk_array_into(state, params, scenarios, &mut array)?;
+    Ok(array)
+}
+
+/// [`compute_risk_array`] into `array` (overwritten whole; unchanged cells past `len` are
+/// zero). On an error `array` holds a partial result and must not be used.
+pub fn compute_risk_array_into(
+    state: &MarketState,
+    params: &GridParams,
+    scenarios: &ScenarioSet,
+    array: &mut RiskArray,
+) -> Result<(), RiskError> {
+    if state.spot <= 0 {
+        return Err(RiskError::Pricing(PricingError::NonPositivePrice));
+    }
+    // Field by field: a whole-struct assignment may build a 1.6 KB temporary on the stack.
+    array.pnl.fill(I32F32::ZERO);
+    array.long_pnl.fill(I32F32::ZERO);
+    array.len = scenarios.len() as u8;
+    array.delta = I32F32::ONE;
+    array.value = I32F32::ZERO;
+    array.is_option = false;
+    array.vol_up_shock = I32F32::ZERO;
+    array.vol_down_shock = I32F32::ZERO;
+    array.max_abs_cell = I32F32::ZERO;
     match state.instrument {
         Instrument::Linear => {
             for (cell, scenario) in array.pnl.iter_mut().zip(scenarios.iter()) {
                 let move_value = mul_q32(state.spot, scenario.price_move, Rounding::Down).ok_or(RiskError::Overflow)?;
                 *cell = mul_q32(move_value, scenario.weight, Rounding::Down).ok_or(RiskError::Overflow)?;
             }
-            array.long_pnl = array.pnl;
+            array.long_pnl.copy_from_slice(&array.pnl);
         }
         Instrument::Option { kind, strike, days_to_expiry } => {
             // The premium and delta today; each scenario valued now (for shorts) and after the
@@ -191,7 +220,7 @@ pub fn compute_risk_array(
     }
     let len = array.len as usize;
     array.max_abs_cell = array.pnl[..len].iter().chain(&array.long_pnl[..len]).map(|c| c.abs()).max().unwrap_or(I32F32::ZERO);
-    Ok(array)
+    Ok(())
 }
 
 /// How much a first-order mark (`value + delta x (spot - reference)`, floored at 0) can

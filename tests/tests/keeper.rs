@@ -131,11 +131,12 @@ async fn the_keeper_alone_settles_expired_options_at_the_expiry_print_for_every_
     assert_eq!(keeper.markets.len(), 4);
     let report = keeper.run(&mut w.bank, &accounts, 5, false).await.unwrap();
     println!("round at expiry + 30 s: {report}");
-    // Three expired arrays (intrinsic values) and the perp's, 30 days old; three proposals, one
-    // archived update each, published at the expiry second.
+    // Three expired arrays (intrinsic values) and the perp's, 30 days old (two transactions, 3
+    // refreshes to one); three proposals, one archived update each, published at the expiry
+    // second (one transaction).
     assert_eq!(
         report,
-        KeeperReport { rounds: 1, refreshes: 4, settlement_proposals: 3, transactions: 2, ..KeeperReport::default() },
+        KeeperReport { rounds: 1, refreshes: 4, settlement_proposals: 3, transactions: 3, ..KeeperReport::default() },
         "{report}"
     );
     for keys in &options {
@@ -285,10 +286,10 @@ async fn an_idle_perp_gets_funding_on_schedule_and_new_markets_are_kept() {
     bank.advance_clock(3_600).await;
     market_prints(&mut bank, &market, 150.0).await;
     let report = keeper.run(&mut bank, &accounts, 5, false).await.unwrap();
-    // Refreshes go 4 to a transaction: the first 4 in one, then the last 2 (with the bad one)
+    // Refreshes go 3 to a transaction: the first 3 in one, then the last 3 (with the bad one)
     // fail together and are retried one by one.
-    assert_eq!(pm_client::upkeep::UpkeepConfig::default().refreshes_per_transaction, 4);
-    assert_eq!((report.refreshes, report.errors, report.transactions), (5, 1, 1 + 1 + 2), "{report}");
+    assert_eq!(pm_client::upkeep::UpkeepConfig::default().refreshes_per_transaction, 3);
+    assert_eq!((report.refreshes, report.errors, report.transactions), (5, 1, 1 + 1 + 3), "{report}");
     // Stale oracles: every account's health and every due refresh fail, the run still ends well.
     bank.advance_clock(3_600).await;
     let report = keeper.run(&mut bank, &accounts, 5, false).await.unwrap();

@@ -10,7 +10,8 @@
 //!   max_abs_cell, cells[N]` (the cells of the position's side), N the default grid's scenario
 //!   count
 //!   (i64 each), then per token `native i64, prices 3 x i128, weights 4 x i128`.
-//! - 2 refresh a risk array: `spot, strike, vol, days (Q32.32 bits), kind u8`.
+//! - 2 refresh a risk array: `spot, strike, vol, days (Q32.32 bits), kind u8`; account 0 is
+//!   zeroed scratch space for the array (writable).
 //! - 3 Black-Scholes value and delta: same arguments.
 //! - 4 exp, 5 ln, 6 sqrt, 7 normal CDF: `x (Q32.32 bits)`.
 #![no_std]
@@ -20,7 +21,7 @@ use risk_engine::black_scholes::{price_option, OptionInputs, OptionKind};
 use risk_engine::fixed::types::{I32F32, I80F48};
 use risk_engine::health::{compute_health, HealthKind, HealthParams, TokenBalance, TokenPrices, TokenWeights};
 use risk_engine::margin::{derivatives_risk, Exposure, UnderlyingBook};
-use risk_engine::risk_array::{compute_risk_array, Instrument, MarketState};
+use risk_engine::risk_array::{compute_risk_array_into, Instrument, MarketState, RiskArray};
 use risk_engine::scenario::DEFAULT_GRID;
 use risk_engine::wide::{mul_q32_by_int, q32_wide_to_i80f48, Rounding};
 
@@ -178,9 +179,16 @@ const fn bad() -> pinocchio::error::ProgramError {
     pinocchio::error::ProgramError::InvalidInstructionData
 }
 
-/// Each operation runs out of line so the entrypoint's stack frame stays small.
+/// Each operation runs out of line so the entrypoint's stack frame stays small. The array
+/// (about 1.6 KB) is computed into account 0's data, as the program computes it on the heap.
 #[inline(never)]
-fn refresh(data: &[u8], out: &mut [u8; 16]) -> bool {
+fn refresh(data: &[u8], scratch: &mut [u8], out: &mut [u8; 16]) -> bool {
+    if scratch.len() < core::mem::size_of::<RiskArray>() || scratch.as_ptr() as usize % core::mem::align_of::<RiskArray>() != 0 {
+        return false;
+    }
+    // SAFETY: size and alignment checked; every field of RiskArray is valid when zeroed (the
+    // harness passes zeroed data) and is overwritten before it is read.
+    let array = unsafe { &mut *(scratch.as_mut_ptr() as *mut RiskArray) };
     let inputs = option_inputs(data);
     let params = DEFAULT_GRID;
     let Ok(scenarios) = params.scenarios() else { return false };
@@ -189,10 +197,14 @@ fn refresh(data: &[u8], out: &mut [u8; 16]) -> bool {
         spot: inputs.spot,
         vol: inputs.vol,
     };
-    let Ok(array) = compute_risk_array(&state, &params, &scenarios) else { return false };
-    // The worst cell and the delta: enough to compare with the native result.
+    if compute_risk_array_into(&state, &params, &scenarios, array).is_err() {
+        return false;
+    }
+    // Both arrays' worst cells (summed, wrapping) and the delta: enough to compare with the
+    // native result.
     let worst = array.pnl[..array.len as usize].iter().min().copied().unwrap_or(I32F32::ZERO);
-    out[..8].copy_from_slice(&worst.to_bits().to_le_bytes());
+    let worst_long = array.long_pnl[..array.len as usize].iter().min().copied().unwrap_or(I32F32::ZERO);
+    out[..8].copy_from_slice(&worst.to_bits().wrapping_add(worst_long.to_bits()).to_le_bytes());
     out[8..].copy_from_slice(&array.delta.to_bits().to_le_bytes());
     true
 }
@@ -234,7 +246,10 @@ fn process_instruction(_program_id: &Address, accounts: &mut [AccountView], data
             out.copy_from_slice(&result.to_bits().to_le_bytes());
             ok
         }
-        Some(2) => refresh(data, &mut out),
+        Some(2) => {
+            let scratch = unsafe { accounts.first_mut().ok_or(bad())?.borrow_unchecked_mut() };
+            refresh(data, scratch, &mut out)
+        }
         Some(3) => black_scholes(data, &mut out),
         Some(4..=7) => function(data, &mut out),
         _ => false,

@@ -26,7 +26,7 @@ use std::cell::Ref;
 use fixed::types::{I32F32, I80F48};
 use risk_engine::health::{HealthBreakdown, HealthKind, HealthParams, TokenBalance, TokenPrices};
 use risk_engine::margin::{derivatives_risk, Exposure, UnderlyingBook};
-use risk_engine::risk_array::{compute_risk_array, Instrument, MarketState, RiskArray};
+use risk_engine::risk_array::{compute_risk_array_into, Instrument, MarketState, RiskArray};
 use risk_engine::wide::{mul_q32, mul_q32_by_int, q32_wide_to_i80f48, Rounding};
 
 /// Health breakdown returned by `health_check` (borsh), all in quote native units, each
@@ -334,7 +334,7 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
         priced: &'p PricedUnderlying<'p>,
         params: risk_engine::scenario::GridParams,
         scenario_count: usize,
-        collateral: Option<(i64, RiskArray)>,
+        collateral: Option<(i64, Box<RiskArray>)>,
     }
     let mut prepared = Vec::with_capacity(needed.len());
     for underlying_key in &needed {
@@ -347,7 +347,10 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
             let lots = collateral_lots(balance.balance_native, bank.bank, priced.underlying)?;
             let scenarios = params.scenarios().map_err(|_| error!(MarginError::InvalidGridParams))?;
             let state = MarketState { instrument: Instrument::Linear, spot: priced.spot_per_lot, vol: I32F32::ZERO };
-            collateral = Some((lots, compute_risk_array(&state, &params, &scenarios).map_err(|_| overflow())?));
+            // On the heap: an array is about 1.6 KB (SBF stack frames are 4 KB).
+            let mut array = Box::new(RiskArray::EMPTY);
+            compute_risk_array_into(&state, &params, &scenarios, &mut array).map_err(|_| overflow())?;
+            collateral = Some((lots, array));
         }
         prepared.push(Prepared { priced, params, scenario_count: params.scenario_count(), collateral });
     }
@@ -585,7 +588,8 @@ mod tests {
     }
 
     /// Within the array's price and vol tolerances a short option is never marked below its
-    /// true value (the short-mark buffer), and a long one never above it.
+    /// true value (the short-mark buffer; none needed, and none charged, at the array's own spot
+    /// and vol), and a long one never above it.
     #[test]
     fn marks_never_flatter_a_short_option_within_the_tolerances() {
         let now = 1_000_000;
@@ -601,6 +605,9 @@ mod tests {
             for step in -10..=10i64 {
                 let spot = I32F32::from_num(reference + reference * step / 1_000); // within 1%
                 for vol_bump in [0.0, 0.01, 0.02] {
+                    // The risk authority posts the new vol; the array is not refreshed.
+                    let mut market = market;
+                    market.vol_bits = I32F32::from_num(vol + vol_bump).to_bits();
                     let inputs = OptionInputs {
                         spot,
                         strike: I32F32::from_num(strike),
@@ -611,6 +618,10 @@ mod tests {
                     let truth = price_option(&inputs).unwrap().value;
                     let short = mark_per_lot(&market, spot, -1, now, false).unwrap();
                     assert!(short >= truth, "{kind:?} K {strike} spot {spot} vol +{vol_bump}: short mark {short} < value {truth}");
+                    if step == 0 && vol_bump == 0.0 {
+                        // At the array's own spot and vol (a liquidation's case): exact, no buffer.
+                        assert_eq!(short, option_value_per_lot(&market, spot).unwrap());
+                    }
                     if vol_bump == 0.0 {
                         let long = mark_per_lot(&market, spot, 1, now, false).unwrap();
                         assert!(long <= truth + I32F32::from_num(0.01), "{kind:?} spot {spot}: long mark {long} > value {truth}");

@@ -18,7 +18,7 @@ use crate::oracle::{read_oracle_account, OracleConfig};
 use crate::state::{Group, Market, Underlying};
 use anchor_lang::prelude::*;
 use fixed::types::I32F32;
-use risk_engine::risk_array::{compute_risk_array, short_mark_buffer, MarketState};
+use risk_engine::risk_array::{compute_risk_array_into, short_mark_buffer, MarketState, RiskArray};
 
 #[derive(Accounts)]
 pub struct RefreshRiskArray<'info> {
@@ -56,7 +56,9 @@ pub fn refresh_market(market: &mut Market, underlying: &Underlying, spot: I32F32
     let params = underlying.grid.params();
     let scenarios = params.scenarios().map_err(|_| error!(MarginError::InvalidGridParams))?;
     let state = MarketState { instrument: market.instrument(now), spot, vol };
-    let array = compute_risk_array(&state, &params, &scenarios).map_err(|_| error!(MarginError::MathOverflow))?;
+    // On the heap: an array is about 1.6 KB, too much for a 4 KB SBF stack frame.
+    let mut array = Box::new(RiskArray::EMPTY);
+    compute_risk_array_into(&state, &params, &scenarios, &mut array).map_err(|_| error!(MarginError::MathOverflow))?;
     // Tolerances as Q32.32 fractions, rounded up (a wider band only raises the buffer).
     let fraction = |ppm: u32| I32F32::from_bits((((ppm as u64) << 32).div_ceil(crate::state::PPM as u64)) as i64);
     let short_buffer = short_mark_buffer(&state, fraction(underlying.array_price_tolerance_ppm), fraction(underlying.array_vol_tolerance_ppm))
