@@ -107,6 +107,8 @@ pub struct PerpEntry {
     /// Smallest non-zero position, lots: the liquidator's part of the fee on it must pay for a
     /// liquidation transaction (README "Dust").
     pub min_position_lots: i64,
+    /// Largest open interest, lots (0: no cap).
+    pub max_open_interest_lots: i64,
 }
 
 /// One created account.
@@ -272,6 +274,7 @@ pub async fn bootstrap<C: Chain>(chain: &mut C, admin: &Keypair, config: &Config
             funding_depth_lots: entry.funding_depth_lots,
             pnl_settle_limit_ppm: entry.pnl_settle_limit_ppm,
             min_position_lots: entry.min_position_lots,
+            max_open_interest_lots: entry.max_open_interest_lots,
         };
         let state: Group = chain.read(&group).await?;
         let index = state.market_count;

@@ -292,6 +292,10 @@ pub const MIN_POSITION_LOTS: i64 = 10;
 /// Default perp configuration: 2% band, hourly funding capped at 0.1% a period over a 100 SOL
 /// depth (100 SOL of fills move the mark premium fully), at most 20% of a position's notional
 /// realised per day through `settle_pnl`, the demo's minimum position.
+/// Open-interest cap of the demo's markets, lots: 1,000,000,000 lots of 0.001 SOL (a million SOL),
+/// far above what the demo, the crash simulations and the tests trade.
+pub const DEMO_MAX_OPEN_INTEREST_LOTS: i64 = 1_000_000_000;
+
 pub fn perp_config() -> portfolio_margin::instructions::PerpConfig {
     portfolio_margin::instructions::PerpConfig {
         price_band_ppm: 20_000,
@@ -300,6 +304,7 @@ pub fn perp_config() -> portfolio_margin::instructions::PerpConfig {
         funding_depth_lots: 100_000,
         pnl_settle_limit_ppm: 200_000,
         min_position_lots: MIN_POSITION_LOTS,
+        max_open_interest_lots: DEMO_MAX_OPEN_INTEREST_LOTS,
     }
 }
 
@@ -318,6 +323,7 @@ pub fn option_config(kind: portfolio_margin::state::MarketKind, strike_dollars: 
         settlement_window_seconds: 60,
         settlement_challenge_seconds: 600,
         min_position_lots: MIN_POSITION_LOTS,
+        max_open_interest_lots: DEMO_MAX_OPEN_INTEREST_LOTS,
     }
 }
 

@@ -48,11 +48,23 @@ async fn underlying_and_market_parameters_are_validated() {
 
     // Markets.
     let market_index = group.market_count;
-    let perp = PerpConfig { price_band_ppm: 0, funding_period_seconds: 3_600, max_funding_rate_ppm: 1_000, funding_depth_lots: 100_000, pnl_settle_limit_ppm: 200_000, min_position_lots: 10 };
+    let perp = PerpConfig {
+        price_band_ppm: 0,
+        funding_period_seconds: 3_600,
+        max_funding_rate_ppm: 1_000,
+        funding_depth_lots: 100_000,
+        pnl_settle_limit_ppm: 200_000,
+        min_position_lots: 10,
+        max_open_interest_lots: 0,
+    };
     let ix = sdk::add_perp_market(&market.group, &admin, &admin, &d.sol, market_index, perp);
     assert_margin_error(bank.send(&[ix], &[]).await, MarginError::InvalidMarketParams);
     let no_minimum = PerpConfig { price_band_ppm: 20_000, min_position_lots: 0, ..perp };
     let ix = sdk::add_perp_market(&market.group, &admin, &admin, &d.sol, market_index, no_minimum);
+    assert_margin_error(bank.send(&[ix], &[]).await, MarginError::InvalidMarketParams);
+    // An open-interest cap below the minimum position could never be traded.
+    let tiny_cap = PerpConfig { price_band_ppm: 20_000, max_open_interest_lots: 9, ..perp };
+    let ix = sdk::add_perp_market(&market.group, &admin, &admin, &d.sol, market_index, tiny_cap);
     assert_margin_error(bank.send(&[ix], &[]).await, MarginError::InvalidMarketParams);
     let now = bank.now().await;
     let option_cases = [
@@ -116,6 +128,40 @@ async fn trades_refuse_negative_prices_and_oversized_positions() {
     let result = block_trade(&mut bank, &market, &d.perp.keys, &a, &b, 1i64 << 31, 150_000).await;
     assert_margin_error(result, MarginError::PositionTooLarge);
     assert_eq!(before, snapshot(&mut bank, &keys).await);
+}
+
+/// A market's open-interest cap: fills that raise open interest past it are refused (nothing
+/// changes), fills that lower it always go through, and the cap can be reached exactly.
+#[tokio::test]
+async fn open_interest_is_capped_per_market() {
+    let (mut bank, market, d) = setup().await;
+    let admin = market.admin.pubkey();
+    let group: Group = bank.load(&market.group).await;
+    let index = group.market_count;
+    let config = PerpConfig { max_open_interest_lots: 1_000, ..pm_client::demo::perp_config() };
+    bank.send(&[sdk::add_perp_market(&market.group, &admin, &admin, &d.sol, index, config)], &[]).await.unwrap();
+    let keys = sdk::MarketKeys { market: sdk::market_address(&market.group, index), ..d.perp.keys };
+    bank.send(&[sdk::refresh_risk_array(&keys)], &[]).await.unwrap();
+    let a = new_trader(&mut bank, &market, 10_000 * USDC, 0).await.unwrap();
+    let b = new_trader(&mut bank, &market, 10_000 * USDC, 0).await.unwrap();
+    for t in [&a, &b] {
+        let owner = t.owner.insecure_clone();
+        bank.send(&[sdk::deposit(&t.account, &market.usdc, &t.usdc_wallet, &owner.pubkey(), 10_000 * USDC)], &[&owner]).await.unwrap();
+    }
+    block_trade(&mut bank, &market, &keys, &a, &b, 600, 150_000).await.unwrap();
+    let state: portfolio_margin::state::Market = bank.load(&keys.market).await;
+    assert_eq!(state.open_interest_lots, 600);
+    // 600 + 500 > 1,000: refused, nothing changes.
+    let watched = [a.account, b.account, keys.market];
+    let before = snapshot(&mut bank, &watched).await;
+    assert_margin_error(block_trade(&mut bank, &market, &keys, &a, &b, 500, 150_000).await, MarginError::OpenInterestCapExceeded);
+    assert_eq!(before, snapshot(&mut bank, &watched).await);
+    // Reducing is always allowed; then the cap can be reached exactly, not passed.
+    block_trade(&mut bank, &market, &keys, &b, &a, 300, 150_000).await.unwrap();
+    block_trade(&mut bank, &market, &keys, &a, &b, 700, 150_000).await.unwrap();
+    let state: portfolio_margin::state::Market = bank.load(&keys.market).await;
+    assert_eq!(state.open_interest_lots, 1_000);
+    assert_margin_error(block_trade(&mut bank, &market, &keys, &a, &b, 10, 150_000).await, MarginError::OpenInterestCapExceeded);
 }
 
 #[tokio::test]

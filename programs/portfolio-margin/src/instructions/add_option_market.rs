@@ -2,7 +2,7 @@
 //! quote token at the oracle price at expiry. The risk authority then posts its vol.
 
 use crate::error::MarginError;
-use crate::instructions::add_perp_market::{init_market, AddMarket};
+use crate::instructions::add_perp_market::{init_market, AddMarket, MarketLimits};
 use crate::state::MarketKind;
 use anchor_lang::prelude::*;
 
@@ -56,6 +56,8 @@ pub struct OptionConfig {
     pub settlement_challenge_seconds: u32,
     /// Smallest non-zero position, lots (1..=`MIN_POSITION_LOTS_MAX`), as for perps.
     pub min_position_lots: i64,
+    /// Largest open interest, lots, as for perps (0: no cap).
+    pub max_open_interest_lots: i64,
 }
 
 impl OptionConfig {
@@ -94,7 +96,12 @@ pub fn add_option_market(ctx: Context<AddMarket>, config: OptionConfig) -> Resul
     config.validate(Clock::get()?.unix_timestamp)?;
     let loader = ctx.accounts.market.clone();
     let mut market = loader.load_init()?;
-    init_market(&ctx, &mut market, config.kind, config.price_band_ppm, config.min_position_lots)?;
+    let limits = MarketLimits {
+        price_band_ppm: config.price_band_ppm,
+        min_position_lots: config.min_position_lots,
+        max_open_interest_lots: config.max_open_interest_lots,
+    };
+    init_market(&ctx, &mut market, config.kind, limits)?;
     market.strike_per_lot_native = config.strike_per_lot_native;
     market.expiry_ts = config.expiry_ts;
     market.min_vol_bits = config.min_vol_bits;

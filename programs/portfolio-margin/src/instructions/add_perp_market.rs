@@ -46,6 +46,9 @@ pub struct PerpConfig {
     /// Smallest non-zero position, lots (1..=`MIN_POSITION_LOTS_MAX`): large enough that the
     /// liquidator's part of the fee on it pays for a liquidation transaction.
     pub min_position_lots: i64,
+    /// Largest open interest, lots (0: no cap; otherwise at least `min_position_lots`): bounds
+    /// how much of the market one crowd can build before liquidations would have to unwind it.
+    pub max_open_interest_lots: i64,
 }
 
 impl PerpConfig {
@@ -88,10 +91,23 @@ pub struct AddMarket<'info> {
     pub system_program: Program<'info, System>,
 }
 
+/// The limits every market has: price band, minimum position and open-interest cap.
+#[derive(Clone, Copy, Debug)]
+pub struct MarketLimits {
+    pub price_band_ppm: u32,
+    pub min_position_lots: i64,
+    pub max_open_interest_lots: i64,
+}
+
 /// Fills the fields every market has and counts it in the group.
-pub fn init_market(ctx: &Context<AddMarket>, market: &mut Market, kind: MarketKind, price_band_ppm: u32, min_position_lots: i64) -> Result<()> {
+pub fn init_market(ctx: &Context<AddMarket>, market: &mut Market, kind: MarketKind, limits: MarketLimits) -> Result<()> {
+    let MarketLimits { price_band_ppm, min_position_lots, max_open_interest_lots } = limits;
     require!((MIN_PRICE_BAND_PPM..=MAX_PRICE_BAND_PPM).contains(&price_band_ppm), MarginError::InvalidMarketParams);
     require!((1..=MIN_POSITION_LOTS_MAX).contains(&min_position_lots), MarginError::InvalidMarketParams);
+    require!(
+        max_open_interest_lots == 0 || max_open_interest_lots >= min_position_lots,
+        MarginError::InvalidMarketParams
+    );
     let mut group = ctx.accounts.group.load_mut()?;
     let underlying = ctx.accounts.underlying.load()?;
     market.group = ctx.accounts.group.key();
@@ -99,6 +115,7 @@ pub fn init_market(ctx: &Context<AddMarket>, market: &mut Market, kind: MarketKi
     market.kind = kind as u8;
     market.price_band_ppm = price_band_ppm;
     market.min_position_lots = min_position_lots;
+    market.max_open_interest_lots = max_open_interest_lots;
     market.market_index = group.market_count;
     market.underlying_index = underlying.underlying_index;
     market.bump = ctx.bumps.market;
@@ -111,7 +128,12 @@ pub fn add_perp_market(ctx: Context<AddMarket>, config: PerpConfig) -> Result<()
     config.validate()?;
     let loader = ctx.accounts.market.clone();
     let mut market = loader.load_init()?;
-    init_market(&ctx, &mut market, MarketKind::Perp, config.price_band_ppm, config.min_position_lots)?;
+    let limits = MarketLimits {
+        price_band_ppm: config.price_band_ppm,
+        min_position_lots: config.min_position_lots,
+        max_open_interest_lots: config.max_open_interest_lots,
+    };
+    init_market(&ctx, &mut market, MarketKind::Perp, limits)?;
     market.funding_period_seconds = config.funding_period_seconds;
     market.max_funding_rate_ppm = config.max_funding_rate_ppm;
     market.funding_depth_lots = config.funding_depth_lots;

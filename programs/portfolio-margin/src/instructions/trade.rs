@@ -193,10 +193,14 @@ pub fn execute_fill(accounts: FillAccounts, lots: i64, price_per_lot_native: i64
                 return err!(MarginError::PositionBelowMinimum);
             }
         }
-        market.open_interest_lots = market
-            .open_interest_lots
-            .checked_add(buyer_fill.long_interest_change() + seller_fill.long_interest_change())
-            .ok_or(MarginError::MathOverflow)?;
+        let interest_change = buyer_fill.long_interest_change() + seller_fill.long_interest_change();
+        market.open_interest_lots = market.open_interest_lots.checked_add(interest_change).ok_or(MarginError::MathOverflow)?;
+        // A fill that raises open interest past the market's cap is refused; one that lowers it
+        // (or leaves it) is always allowed, even above a cap.
+        if interest_change > 0 && market.max_open_interest_lots > 0 && market.open_interest_lots > market.max_open_interest_lots {
+            msg!("open interest {} lots, cap {}", market.open_interest_lots, market.max_open_interest_lots);
+            return err!(MarginError::OpenInterestCapExceeded);
+        }
         crate::funding::record_fill(&mut market, spot, price_per_lot_native, lots, now);
         buyer_after = boxed_copy(&buyer);
         seller_after = boxed_copy(&seller);

@@ -164,15 +164,19 @@ pub struct Market {
     /// price and vol tolerances (`risk_engine::risk_array::short_mark_buffer`, Q32.32 bits):
     /// short positions are marked this much higher.
     pub array_short_buffer_bits: i64,
+    /// Largest open interest (sum of long positions), lots, set at listing; 0: no cap. A fill
+    /// that raises open interest above it is refused (`OpenInterestCapExceeded`); reducing
+    /// fills, liquidations and settlements never are.
+    pub max_open_interest_lots: i64,
     /// Space for future fields.
-    pub reserved: [u8; 16],
+    pub reserved: [u8; 8],
     /// The risk array valued after the grid's look-ahead horizon (`RiskArray::long_pnl`),
     /// Q32.32 bits: long positions are stressed on it, shorts on `risk_array_bits`.
     pub risk_array_long_bits: [i64; MAX_SCENARIOS],
 }
 
 const _: () = assert!(
-    core::mem::size_of::<Market>() == 2 * 32 + MAX_SCENARIOS * 8 + 23 * 8 + 8 * 4 + 2 * 2 + 4 + 7 * 8 + 16 + MAX_SCENARIOS * 8
+    core::mem::size_of::<Market>() == 2 * 32 + MAX_SCENARIOS * 8 + 23 * 8 + 8 * 4 + 2 * 2 + 4 + 8 * 8 + 8 + MAX_SCENARIOS * 8
 );
 
 impl Market {
