@@ -99,6 +99,8 @@ pub struct ParamsInput {
     pub twist_pivot_days: Option<f64>,
     pub twist_width: Option<f64>,
     pub skew: Option<f64>,
+    pub concentration: Option<f64>,
+    pub liquidity_lots: Option<f64>,
 }
 
 /// The worst scenario of an underlying.
@@ -118,6 +120,8 @@ pub struct UnderlyingReport {
     pub scenario_loss: f64,
     pub min_delta: f64,
     pub contingency: f64,
+    /// Concentration add-on inside `initial`.
+    pub concentration: f64,
     pub net_delta: f64,
     pub standard_maintenance: f64,
     pub worst_scenario: WorstScenario,
@@ -176,6 +180,8 @@ impl ParamsInput {
         set(&mut p.twist_pivot_days, self.twist_pivot_days, "twist_pivot_days")?;
         set(&mut p.twist_width, self.twist_width, "twist_width")?;
         set(&mut p.skew, self.skew, "skew")?;
+        set(&mut p.concentration, self.concentration, "concentration")?;
+        set(&mut p.liquidity_lots, self.liquidity_lots, "liquidity_lots")?;
         if let Some(steps) = self.price_steps {
             p.price_steps = steps;
         }
@@ -340,6 +346,7 @@ pub fn margin_report(portfolio: &Portfolio) -> Result<MarginReport> {
             scenario_loss: usd(margin.scenario_loss),
             min_delta: usd(margin.min_delta),
             contingency: usd(margin.contingency),
+            concentration: usd(margin.concentration),
             net_delta: margin.net_delta.to_num::<f64>() * spots[u].1,
             standard_maintenance: usd(s_mm),
             worst_scenario: WorstScenario {
@@ -364,10 +371,11 @@ pub fn format_report(report: &MarginReport) -> String {
     let mut out = String::new();
     for u in &report.per_underlying {
         out += &format!(
-            "{}: maintenance {:.2}  initial {:.2}  (scenario loss {:.2}, min delta {:.2}, contingency {:.2}; net delta {:+.4})\n    worst scenario: price {:+.1}% vol {} weight {:.3}; standard maintenance {:.2}\n",
+            "{}: maintenance {:.2}  initial {:.2} (concentration {:.2})  (scenario loss {:.2}, min delta {:.2}, contingency {:.2}; net delta {:+.4})\n    worst scenario: price {:+.1}% vol {} weight {:.3}; standard maintenance {:.2}\n",
             u.symbol,
             u.maintenance,
             u.initial,
+            u.concentration,
             u.scenario_loss,
             u.min_delta,
             u.contingency,

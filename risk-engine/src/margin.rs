@@ -19,7 +19,12 @@
 //!   its premium (its scenario loss is at most its premium too, tail weights being <= 1);
 //! - short-option contingency `C = short_option_contingency x spot x sum |lots|` over net short
 //!   option positions (one position per market, so per strike, expiry and kind);
-//! - maintenance `MM = max(L, D) + C`, initial `IM = MM x im_factor`.
+//! - maintenance `MM = max(L, D) + C`, initial `IM = MM x im_factor + K`, with the
+//!   concentration add-on `K = MM x concentration x sqrt(MM / (liquidity_lots x spot))`: a book
+//!   whose risk is large against what the market absorbs in a day pays more than in proportion
+//!   (initial grows as size^1.5, a square-root size premium like Drift's); 0 while the
+//!   underlying's `liquidity_lots` is 0. Maintenance stays linear: liquidation thresholds do
+//!   not jump with size, opening more does.
 //!
 //! The portfolio requirement sums underlyings (no credit across underlyings in v1). Standard
 //! margin applies the same computation to each position alone and sums: the ratio of the two is
@@ -79,8 +84,10 @@ pub struct UnderlyingMargin {
     pub contingency: I80F48,
     /// Maintenance requirement, quote units.
     pub maintenance: I80F48,
-    /// Initial requirement, quote units.
+    /// Initial requirement, quote units (concentration add-on included).
     pub initial: I80F48,
+    /// The concentration add-on inside `initial`, quote units.
+    pub concentration: I80F48,
     /// Net delta in lots of the underlying.
     pub net_delta: I80F48,
 }
@@ -152,6 +159,29 @@ fn accumulate(high: &mut [i64], low: &mut [i64], cells: &[I32F32], lots: i64, ch
         }
     }
     Ok(())
+}
+
+/// Largest `maintenance / capacity` ratio the concentration add-on takes (2^20: its square root,
+/// 1,024, already makes the initial requirement prohibitive).
+const MAX_CONCENTRATION_RATIO: I32F32 = I32F32::from_bits(1 << 52);
+
+/// `maintenance x concentration x sqrt(maintenance / (liquidity_lots x spot))`, rounded up; 0
+/// when either parameter or the maintenance is 0. In 64-bit pieces with the engine's own wide
+/// division (no 128-bit divide on SBF).
+fn concentration_add_on(maintenance: I80F48, spot: I32F32, params: &GridParams) -> Result<I80F48, RiskError> {
+    if params.concentration <= 0 || params.liquidity_lots <= 0 || maintenance <= 0 || spot <= 0 {
+        return Ok(I80F48::ZERO);
+    }
+    // What the day's liquidity is worth at spot, whole quote units, rounded down (at least 1).
+    let capacity = (crate::wide::mul_i64_wide(params.liquidity_lots.to_bits(), spot.to_bits()) >> 64).clamp(1, i64::MAX as i128) as i64;
+    let maintenance_q32 = crate::wide::shr_i128::<16>(maintenance.to_bits(), Rounding::Up);
+    let ratio = crate::wide::div_i128_by_i64(maintenance_q32, capacity, Rounding::Up)
+        .map(I32F32::from_bits)
+        .unwrap_or(MAX_CONCENTRATION_RATIO)
+        .min(MAX_CONCENTRATION_RATIO);
+    let root = crate::math::sqrt(ratio, Rounding::Up).ok_or(RiskError::Overflow)?;
+    let factor = mul_q32(params.concentration, root, Rounding::Up).ok_or(RiskError::Overflow)?;
+    mul_i80f48_by_q32(maintenance, factor, Rounding::Up).ok_or(RiskError::Overflow)
 }
 
 /// The per-lot delta a long option counts for the minimum-delta requirement: its delta,
@@ -242,8 +272,9 @@ pub fn underlying_margin(book: &UnderlyingBook<'_>) -> Result<UnderlyingMargin, 
         up(up(short_lots, params.short_option_contingency)?, spot)?
     };
     let maintenance = scenario_loss.max(min_delta).checked_add(contingency).ok_or(RiskError::Overflow)?;
-    let initial = up(maintenance, params.im_factor)?;
-    Ok(UnderlyingMargin { scenario_loss, worst_scenario, min_delta, contingency, maintenance, initial, net_delta })
+    let concentration = concentration_add_on(maintenance, spot, params)?;
+    let initial = up(maintenance, params.im_factor)?.checked_add(concentration).ok_or(RiskError::Overflow)?;
+    Ok(UnderlyingMargin { scenario_loss, worst_scenario, min_delta, contingency, maintenance, initial, concentration, net_delta })
 }
 
 /// Aggregates the derivatives side of an account over its underlyings: requirements summed
@@ -517,6 +548,36 @@ mod tests {
             let added = (after.maintenance - before.maintenance).to_num::<f64>();
             prop_assert!(added <= cost + 1e-9 * (1.0 + cost), "added {} for {}", added, cost);
         }
+    }
+
+    /// The concentration add-on: nothing without a liquidity; with one, initial grows as
+    /// size^1.5 (x4 the size: x8 the add-on) while maintenance stays linear; at a book whose
+    /// maintenance equals the day's liquidity notional, it adds `concentration x maintenance`.
+    #[test]
+    fn concentration_makes_initial_superlinear_in_size() {
+        let spot = 150.0;
+        let perp = arrays(spot, &[(None, 0.0)]).remove(0);
+        let off = GridParams::default();
+        let on = GridParams { liquidity_lots: I32F32::from_num(10_000), ..off };
+        let margin_of = |params: &GridParams, lots: i64| {
+            let book = [perp.exposure(lots)];
+            underlying_margin(&UnderlyingBook::new(I32F32::from_num(spot), params, &book)).unwrap()
+        };
+        let plain = margin_of(&off, -1_000);
+        assert_eq!(plain.concentration, I80F48::ZERO);
+        let small = margin_of(&on, -1_000);
+        let large = margin_of(&on, -4_000);
+        assert_eq!(small.maintenance, plain.maintenance);
+        assert_eq!(large.maintenance.to_num::<f64>(), 4.0 * small.maintenance.to_num::<f64>());
+        let ratio = large.concentration.to_num::<f64>() / small.concentration.to_num::<f64>();
+        assert!((ratio - 8.0).abs() < 1e-6, "{ratio}");
+        assert_eq!(large.initial, large.maintenance * I80F48::from_num(1.25) + large.concentration);
+        // maintenance 1,000 x 150 x 16% = 24,000 against 10,000 x 150 = 1,500,000 of liquidity:
+        // add-on = 24,000 x sqrt(0.016) = 3,035.8.
+        assert!((small.concentration.to_num::<f64>() - 24_000.0 * (0.016f64).sqrt()).abs() < 1e-3, "{}", small.concentration);
+        // A book larger than the ratio cap still computes.
+        let huge = margin_of(&GridParams { liquidity_lots: I32F32::DELTA, ..off }, -(MAX_LOTS));
+        assert!(huge.initial > huge.maintenance * I80F48::from_num(1000));
     }
 
     #[test]

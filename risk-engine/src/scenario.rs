@@ -136,6 +136,12 @@ pub struct GridParams {
     /// Skew move: relative vol change per unit of log-moneyness `ln(strike / reference spot)`,
     /// times the tenor scale of the vol shocks; >= 0, 0 turns the two skew states off.
     pub skew: I32F32,
+    /// Concentration add-on to the initial requirement, >= 0: `initial += maintenance x
+    /// concentration x sqrt(maintenance / (liquidity_lots x spot))` (see `crate::margin`).
+    pub concentration: I32F32,
+    /// What the market can absorb in a day, in lots of the underlying, >= 0; 0 turns the
+    /// concentration add-on off (it is set per underlying: lots differ between underlyings).
+    pub liquidity_lots: I32F32,
 }
 
 /// Why a parameter set was refused.
@@ -149,7 +155,7 @@ pub enum GridError {
     VolShock,
     /// `extended_count` too large or an extended move <= -1 or 0.
     ExtendedMoves,
-    /// Requirement rates must be >= 0 and `im_factor` >= 1.
+    /// Requirement rates and the concentration parameters must be >= 0 and `im_factor` >= 1.
     Requirement,
     /// `horizon_days` must be >= 0.
     Horizon,
@@ -203,6 +209,8 @@ pub const DEFAULT_GRID: GridParams = GridParams {
     twist_pivot_days: ratio(30, 1),
     twist_width: ratio(3, 1),
     skew: ratio(1, 1),
+    concentration: ratio(1, 1),
+    liquidity_lots: I32F32::ZERO,
 };
 
 impl Default for GridParams {
@@ -299,6 +307,9 @@ impl GridParams {
         }
         if self.twist < 0 || self.twist >= 1 || self.twist_pivot_days <= 0 || self.twist_width <= 1 || self.skew < 0 {
             return Err(GridError::Surface);
+        }
+        if self.concentration < 0 || self.liquidity_lots < 0 {
+            return Err(GridError::Requirement);
         }
         Ok(())
     }

@@ -373,6 +373,9 @@ async fn underlying_parameters_are_bounded() {
         bound("grid.min_delta_hedged <= 1", with_grid(|p| p.min_delta_hedged = up(MAX_GRID_REQUIREMENT_RATE)), MarginError::GridRequirementOutOfBounds, with_grid(|p| p.min_delta_hedged = MAX_GRID_REQUIREMENT_RATE)),
         bound("grid.short_option_contingency <= 1", with_grid(|p| p.short_option_contingency = up(MAX_GRID_REQUIREMENT_RATE)), MarginError::GridRequirementOutOfBounds, with_grid(|p| p.short_option_contingency = MAX_GRID_REQUIREMENT_RATE)),
         bound("grid.im_factor <= 4", with_grid(|p| p.im_factor = up(MAX_GRID_IM_FACTOR)), MarginError::GridRequirementOutOfBounds, with_grid(|p| p.im_factor = MAX_GRID_IM_FACTOR)),
+        bound("grid.concentration <= 4", with_grid(|p| p.concentration = up(MAX_GRID_CONCENTRATION)), MarginError::GridRequirementOutOfBounds, with_grid(|p| p.concentration = MAX_GRID_CONCENTRATION)),
+        bound("grid.concentration >= 0", with_grid(|p| p.concentration = -I32F32::DELTA), MarginError::InvalidGridParams, with_grid(|p| p.concentration = I32F32::ZERO)),
+        bound("grid.liquidity_lots >= 0", with_grid(|p| p.liquidity_lots = -I32F32::DELTA), MarginError::InvalidGridParams, with_grid(|p| p.liquidity_lots = I32F32::from_num(1_000_000))),
     ];
     let group_key = market.group;
     let payer = bank.payer().pubkey();

@@ -45,6 +45,9 @@ pub const MAX_GRID_EXTENDED_WEIGHT_NUMERATOR: I32F32 = q32_ratio(1, 1);
 pub const MAX_GRID_REQUIREMENT_RATE: I32F32 = q32_ratio(1, 1);
 /// Largest ratio of initial to maintenance requirement (4x).
 pub const MAX_GRID_IM_FACTOR: I32F32 = q32_ratio(4, 1);
+/// Largest concentration add-on factor (the add-on is `maintenance x concentration x
+/// sqrt(maintenance / liquidity notional)`).
+pub const MAX_GRID_CONCENTRATION: I32F32 = q32_ratio(4, 1);
 /// Longest look-ahead, days (a week: SPAN's margin periods are one to a few days).
 pub const MAX_GRID_HORIZON_DAYS: I32F32 = q32_ratio(7, 1);
 /// Largest term-structure twist at the ends of the curve (90%: a factor stays above 0.1).
@@ -85,12 +88,14 @@ pub struct GridConfig {
     pub twist_pivot_days_bits: i64,
     pub twist_width_bits: i64,
     pub skew_bits: i64,
+    pub concentration_bits: i64,
+    pub liquidity_lots_bits: i64,
     pub price_steps: u8,
     pub extended_count: u8,
     pub padding: [u8; 6],
 }
 
-const _: () = assert!(core::mem::size_of::<GridConfig>() == 25 * 8 + 8);
+const _: () = assert!(core::mem::size_of::<GridConfig>() == 27 * 8 + 8);
 
 impl From<&GridParams> for GridConfig {
     fn from(p: &GridParams) -> Self {
@@ -117,6 +122,8 @@ impl From<&GridParams> for GridConfig {
             twist_pivot_days_bits: p.twist_pivot_days.to_bits(),
             twist_width_bits: p.twist_width.to_bits(),
             skew_bits: p.skew.to_bits(),
+            concentration_bits: p.concentration.to_bits(),
+            liquidity_lots_bits: p.liquidity_lots.to_bits(),
             price_steps: p.price_steps,
             extended_count: p.extended_count,
             padding: [0; 6],
@@ -178,7 +185,8 @@ impl GridConfig {
             p.min_delta_net <= MAX_GRID_REQUIREMENT_RATE
                 && p.min_delta_hedged <= MAX_GRID_REQUIREMENT_RATE
                 && p.short_option_contingency <= MAX_GRID_REQUIREMENT_RATE
-                && p.im_factor <= MAX_GRID_IM_FACTOR,
+                && p.im_factor <= MAX_GRID_IM_FACTOR
+                && p.concentration <= MAX_GRID_CONCENTRATION,
             MarginError::GridRequirementOutOfBounds
         );
         Ok(())
@@ -212,6 +220,8 @@ impl GridConfig {
             twist_pivot_days: f(self.twist_pivot_days_bits),
             twist_width: f(self.twist_width_bits),
             skew: f(self.skew_bits),
+            concentration: f(self.concentration_bits),
+            liquidity_lots: f(self.liquidity_lots_bits),
         }
     }
 }
@@ -251,7 +261,7 @@ pub struct Underlying {
     pub reserved: [u8; 64],
 }
 
-const _: () = assert!(core::mem::size_of::<Underlying>() == 4 * 32 + 208 + 5 * 4 + 2 + 1 + 1 + 64);
+const _: () = assert!(core::mem::size_of::<Underlying>() == 4 * 32 + 224 + 5 * 4 + 2 + 1 + 1 + 64);
 
 #[cfg(test)]
 mod tests {
@@ -286,6 +296,8 @@ mod tests {
         widest.min_delta_hedged = MAX_GRID_REQUIREMENT_RATE;
         widest.short_option_contingency = MAX_GRID_REQUIREMENT_RATE;
         widest.im_factor = MAX_GRID_IM_FACTOR;
+        widest.concentration = MAX_GRID_CONCENTRATION;
+        widest.liquidity_lots = I32F32::DELTA;
         widest.price_steps = risk_engine::scenario::MAX_PRICE_STEPS as u8;
         widest.horizon_days = MAX_GRID_HORIZON_DAYS;
         widest.twist = MAX_GRID_TWIST;
