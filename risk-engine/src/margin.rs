@@ -165,6 +165,10 @@ fn accumulate(high: &mut [i64], low: &mut [i64], cells: &[I32F32], lots: i64, ch
 /// 1,024, already makes the initial requirement prohibitive).
 const MAX_CONCENTRATION_RATIO: I32F32 = I32F32::from_bits(1 << 52);
 
+/// Largest concentration add-on, quote units (2^-8 of the I80F48 range: sums over any number of
+/// underlyings an account can hold stay in range).
+const MAX_CONCENTRATION_ADD_ON: I80F48 = I80F48::from_bits(i128::MAX >> 8);
+
 /// `maintenance x concentration x sqrt(maintenance / (liquidity_lots x spot))`, rounded up; 0
 /// when either parameter or the maintenance is 0. In 64-bit pieces with the engine's own wide
 /// division (no 128-bit divide on SBF).
@@ -179,9 +183,11 @@ fn concentration_add_on(maintenance: I80F48, spot: I32F32, params: &GridParams) 
         .map(I32F32::from_bits)
         .unwrap_or(MAX_CONCENTRATION_RATIO)
         .min(MAX_CONCENTRATION_RATIO);
-    let root = crate::math::sqrt(ratio, Rounding::Up).ok_or(RiskError::Overflow)?;
-    let factor = mul_q32(params.concentration, root, Rounding::Up).ok_or(RiskError::Overflow)?;
-    mul_i80f48_by_q32(maintenance, factor, Rounding::Up).ok_or(RiskError::Overflow)
+    // Saturating, never an error: health (maintenance included) must always compute, and an
+    // add-on this large already forbids any new risk.
+    let root = crate::math::sqrt(ratio, Rounding::Up).unwrap_or(I32F32::from_bits(1 << 42));
+    let factor = mul_q32(params.concentration, root, Rounding::Up).unwrap_or(I32F32::MAX);
+    Ok(mul_i80f48_by_q32(maintenance, factor, Rounding::Up).unwrap_or(MAX_CONCENTRATION_ADD_ON).min(MAX_CONCENTRATION_ADD_ON))
 }
 
 /// The per-lot delta a long option counts for the minimum-delta requirement: its delta,
@@ -273,7 +279,7 @@ pub fn underlying_margin(book: &UnderlyingBook<'_>) -> Result<UnderlyingMargin, 
     };
     let maintenance = scenario_loss.max(min_delta).checked_add(contingency).ok_or(RiskError::Overflow)?;
     let concentration = concentration_add_on(maintenance, spot, params)?;
-    let initial = up(maintenance, params.im_factor)?.checked_add(concentration).ok_or(RiskError::Overflow)?;
+    let initial = up(maintenance, params.im_factor)?.saturating_add(concentration);
     Ok(UnderlyingMargin { scenario_loss, worst_scenario, min_delta, contingency, maintenance, initial, concentration, net_delta })
 }
 
@@ -575,9 +581,11 @@ mod tests {
         // maintenance 1,000 x 150 x 16% = 24,000 against 10,000 x 150 = 1,500,000 of liquidity:
         // add-on = 24,000 x sqrt(0.016) = 3,035.8.
         assert!((small.concentration.to_num::<f64>() - 24_000.0 * (0.016f64).sqrt()).abs() < 1e-3, "{}", small.concentration);
-        // A book larger than the ratio cap still computes.
+        // A book larger than the ratio cap still computes, and so does the largest add-on.
         let huge = margin_of(&GridParams { liquidity_lots: I32F32::DELTA, ..off }, -(MAX_LOTS));
         assert!(huge.initial > huge.maintenance * I80F48::from_num(1000));
+        let most = margin_of(&GridParams { liquidity_lots: I32F32::DELTA, concentration: I32F32::MAX, ..off }, -(MAX_LOTS));
+        assert!(most.concentration <= MAX_CONCENTRATION_ADD_ON && most.concentration > huge.concentration);
     }
 
     #[test]
