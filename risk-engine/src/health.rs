@@ -101,6 +101,10 @@ pub struct DerivativesRisk {
     pub maintenance: I80F48,
     /// Initial requirement, quote native units.
     pub initial: I80F48,
+    /// The initial requirement without the concentration add-on: what a liquidation restores
+    /// (`LiquidationEnd`), so the add-on decides how large a book may grow, not how much of
+    /// one is liquidated.
+    pub liquidation_end: I80F48,
 }
 
 /// Health parameters set per group.
@@ -169,7 +173,7 @@ pub fn compute_health(
         HealthKind::Maint => (derivatives.positive_equity, derivatives.maintenance),
         HealthKind::Init | HealthKind::LiquidationEnd => (
             mul_i80f48(derivatives.positive_equity, params.unrealized_init_weight, Rounding::Down).ok_or(HealthOverflow)?,
-            derivatives.initial,
+            if kind == HealthKind::Init { derivatives.initial } else { derivatives.liquidation_end },
         ),
     };
     let position_equity = positive.checked_add(derivatives.negative_equity).ok_or(HealthOverflow)?;
@@ -206,7 +210,7 @@ mod tests {
     fn kinds_are_ordered() {
         let tokens = [sol(10_000_000_000), sol(-2_000_000_000)];
         let derivatives =
-            DerivativesRisk { positive_equity: i(5e6), negative_equity: i(-1e6), maintenance: i(1e8), initial: i(1.25e8) };
+            DerivativesRisk { positive_equity: i(5e6), negative_equity: i(-1e6), maintenance: i(1e8), initial: i(1.25e8), liquidation_end: i(1.25e8) };
         let params = HealthParams { unrealized_init_weight: i(0.5) };
         let init = compute_health(&tokens, &derivatives, &params, HealthKind::Init).unwrap().health;
         let end = compute_health(&tokens, &derivatives, &params, HealthKind::LiquidationEnd).unwrap().health;

@@ -23,8 +23,9 @@
 //!   concentration add-on `K = MM x concentration x sqrt(MM / (liquidity_lots x spot))`: a book
 //!   whose risk is large against what the market absorbs in a day pays more than in proportion
 //!   (initial grows as size^1.5, a square-root size premium like Drift's); 0 while the
-//!   underlying's `liquidity_lots` is 0. Maintenance stays linear: liquidation thresholds do
-//!   not jump with size, opening more does.
+//!   underlying's `liquidity_lots` is 0. Maintenance stays linear, and a liquidation restores
+//!   the initial requirement without the add-on (`DerivativesRisk::liquidation_end`): the
+//!   add-on decides how large a book may grow, not when or how far it is liquidated.
 //!
 //! The portfolio requirement sums underlyings (no credit across underlyings in v1). Standard
 //! margin applies the same computation to each position alone and sums: the ratio of the two is
@@ -293,6 +294,8 @@ pub fn derivatives_risk(books: &[UnderlyingBook<'_>]) -> Result<crate::health::D
         let add = |a: I80F48, b: I80F48| a.checked_add(b).ok_or(RiskError::Overflow);
         risk.maintenance = add(risk.maintenance, margin.maintenance)?;
         risk.initial = add(risk.initial, margin.initial)?;
+        let without = margin.initial.checked_sub(margin.concentration).ok_or(RiskError::Overflow)?;
+        risk.liquidation_end = add(risk.liquidation_end, without)?;
         risk.positive_equity = add(risk.positive_equity, book.positive_equity)?;
         risk.negative_equity = add(risk.negative_equity, book.negative_equity)?;
     }
@@ -578,6 +581,11 @@ mod tests {
         let ratio = large.concentration.to_num::<f64>() / small.concentration.to_num::<f64>();
         assert!((ratio - 8.0).abs() < 1e-6, "{ratio}");
         assert_eq!(large.initial, large.maintenance * I80F48::from_num(1.25) + large.concentration);
+        // A liquidation restores the initial requirement without the add-on.
+        let book = [perp.exposure(-4_000)];
+        let risk = derivatives_risk(&[UnderlyingBook::new(I32F32::from_num(spot), &on, &book)]).unwrap();
+        assert_eq!(risk.initial, large.initial);
+        assert_eq!(risk.liquidation_end, large.initial - large.concentration);
         // maintenance 1,000 x 150 x 16% = 24,000 against 10,000 x 150 = 1,500,000 of liquidity:
         // add-on = 24,000 x sqrt(0.016) = 3,035.8.
         assert!((small.concentration.to_num::<f64>() - 24_000.0 * (0.016f64).sqrt()).abs() < 1e-3, "{}", small.concentration);

@@ -269,6 +269,6 @@ pub enum MarginError {
     GridHorizonOutOfBounds,
     #[msg("Grid vol surface out of bounds: twist 0..=0.9, twist pivot 1..=365 days, twist width above 1 and at most 100, skew 0..=3 and skew x one-day tenor scale <= 10")]
     GridSurfaceOutOfBounds,
-    #[msg("The fill would raise the market's open interest above its cap (max_open_interest_lots)")]
+    #[msg("The fill would raise the market's open interest above its cap (max_open_interest_lots); reducing fills always pass (to flip a position at the cap, close it first)")]
     OpenInterestCapExceeded,
 }

@@ -426,6 +426,7 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
         }
         derivatives.maintenance = derivatives.maintenance.checked_add(one.maintenance).ok_or_else(overflow)?;
         derivatives.initial = derivatives.initial.checked_add(one.initial).ok_or_else(overflow)?;
+        derivatives.liquidation_end = derivatives.liquidation_end.checked_add(one.liquidation_end).ok_or_else(overflow)?;
         derivatives.positive_equity = derivatives.positive_equity.checked_add(one.positive_equity).ok_or_else(overflow)?;
         derivatives.negative_equity = derivatives.negative_equity.checked_add(one.negative_equity).ok_or_else(overflow)?;
     }
