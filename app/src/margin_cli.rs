@@ -49,6 +49,13 @@ pub struct UnderlyingInput {
     /// Lot size in units of the underlying (default 0.001).
     #[serde(default)]
     pub lot_size: Option<f64>,
+    /// This underlying's liquidity for the concentration add-on, in its own lots (overrides
+    /// `params.liquidity_lots`, which is in the lots of every underlying alike).
+    #[serde(default)]
+    pub liquidity_lots: Option<f64>,
+    /// This underlying's concentration factor (overrides `params.concentration`).
+    #[serde(default)]
+    pub concentration: Option<f64>,
 }
 
 /// A derivatives position.
@@ -331,7 +338,24 @@ pub fn margin_report(portfolio: &Portfolio) -> Result<MarginReport> {
     for (u, book) in books.iter().enumerate() {
         let exposures: Vec<Exposure> = book.iter().map(|(lots, array)| array.exposure(*lots)).collect();
         let spot = spots[u].0;
-        let book = UnderlyingBook::new(spot, &params, &exposures);
+        // Per-underlying concentration parameters (they change no scenario, only the add-on),
+        // checked against the program's bounds like the rest.
+        let input = &portfolio.underlyings[u];
+        let mut own = params;
+        for (target, value, name) in [
+            (&mut own.liquidity_lots, input.liquidity_lots, "liquidity_lots"),
+            (&mut own.concentration, input.concentration, "concentration"),
+        ] {
+            if let Some(v) = value {
+                check_finite(v, &format!("underlyings[{u}].{name}"))?;
+                *target = fixed(v, &format!("underlyings[{u}].{name}"))?;
+            }
+        }
+        own.validate().map_err(|e| anyhow!("underlyings[{u}]: params are invalid: {e:?}"))?;
+        portfolio_margin::state::GridConfig::from(&own)
+            .validate_bounds(0)
+            .map_err(|e| anyhow!("underlyings[{u}]: params are outside the program's bounds: {e}"))?;
+        let book = UnderlyingBook::new(spot, &own, &exposures);
         let margin = underlying_margin(&book).map_err(|e| anyhow!("{e:?}"))?;
         let (s_mm, s_im) = standard_margin(&book).map_err(|e| anyhow!("{e:?}"))?;
         mm += margin.maintenance;

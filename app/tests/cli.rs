@@ -206,3 +206,32 @@ fn backtest_shows_the_strategy_book_covers_its_99_percent_loss() {
     let (ok, _, err) = pm(&["backtest", "--input", narrow.to_str().unwrap(), "--dynamics", bad.to_str().unwrap()]);
     assert!(!ok && err.contains("dynamics.price_vol must be a finite number >= 0"), "{err}");
 }
+
+/// The concentration add-on per underlying, in its own lots: the same book pays the add-on on
+/// the underlying given a liquidity and not on the other, initial grows faster than size, and
+/// a negative liquidity is refused by name.
+#[test]
+fn margin_applies_each_underlyings_own_liquidity() {
+    let book = |qty: f64| {
+        format!(
+            r#"{{"underlyings":[{{"symbol":"SOL","price":150.0,"liquidity_lots":100000}},{{"symbol":"BTC","price":60000.0,"lot_size":0.0001}}],
+               "positions":[{{"underlying":"SOL","kind":"perp","qty":{qty}}},{{"underlying":"BTC","kind":"perp","qty":0.01}}]}}"#
+        )
+    };
+    let run = |json: &str, name: &str| -> serde_json::Value {
+        let path = write_portfolio(name, json);
+        let (ok, out, err) = pm(&["margin", "--input", path.to_str().unwrap(), "--json"]);
+        assert!(ok, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let small = run(&book(-10.0), "liquidity-small.json");
+    let large = run(&book(-40.0), "liquidity-large.json");
+    let add_on = |v: &serde_json::Value, i: usize| v["per_underlying"][i]["concentration"].as_f64().unwrap();
+    assert!(add_on(&small, 0) > 0.0 && add_on(&small, 1) == 0.0, "{small}");
+    let ratio = add_on(&large, 0) / add_on(&small, 0);
+    assert!((ratio - 8.0).abs() < 1e-3, "x4 the size, x8 the add-on: {ratio}");
+    let bad = write_portfolio("liquidity-bad.json", r#"{"underlyings":[{"symbol":"SOL","price":150.0,"liquidity_lots":-1}],"positions":[]}"#);
+    let (ok, _, err) = pm(&["margin", "--input", bad.to_str().unwrap()]);
+    assert!(!ok && err.contains("underlyings[0]: params are invalid"), "{err}");
+}
+
