@@ -34,7 +34,7 @@ const MAX_REFRESH_CU_PER_CELL: u64 = 4_300;
 /// look-ahead): above the 200,000 units an instruction gets by default, so a refresh is sent
 /// with a compute-unit limit (docs/compute-units.md); this keeps it from growing unnoticed.
 const MAX_REFRESH_RISK_ARRAY_CU: u64 = 310_000;
-const MAX_BLACK_SCHOLES_CU: u64 = 3_000;
+const MAX_BLACK_SCHOLES_CU: u64 = 3_100;
 
 const SCENARIOS: usize = DEFAULT_GRID.scenario_count();
 const MAX_UNDERLYINGS: usize = 4;
