@@ -161,10 +161,7 @@ pub fn compute_risk_array_into(
     array.max_abs_cell = I32F32::ZERO;
     match state.instrument {
         Instrument::Linear => {
-            for (cell, scenario) in array.pnl.iter_mut().zip(scenarios.iter()) {
-                let move_value = mul_q32(state.spot, scenario.price_move, Rounding::Down).ok_or(RiskError::Overflow)?;
-                *cell = mul_q32(move_value, scenario.weight, Rounding::Down).ok_or(RiskError::Overflow)?;
-            }
+            linear_cells(state.spot, scenarios, &mut array.pnl)?;
             array.long_pnl.copy_from_slice(&array.pnl);
         }
         Instrument::Option { kind, strike, days_to_expiry } => {
@@ -223,8 +220,25 @@ pub fn compute_risk_array_into(
     Ok(())
 }
 
-/// How much a first-order mark (`value + delta x (spot - reference)`, floored at 0) can
-/// understate one long lot's true value, for any spot within `price_tolerance` (relative) of
+/// The per-lot scenario P&L of a delta-one position at `spot` (`spot x move x weight`, the
+/// same for both sides) into the first `scenarios.len()` of `cells`; returns the largest |cell|.
+/// What a linear risk array holds, and what collateral entering the grid needs without the
+/// rest of an array.
+pub fn linear_cells(spot: I32F32, scenarios: &ScenarioSet, cells: &mut [I32F32]) -> Result<I32F32, RiskError> {
+    if spot <= 0 {
+        return Err(RiskError::Pricing(PricingError::NonPositivePrice));
+    }
+    let mut max_abs_cell = I32F32::ZERO;
+    for (cell, scenario) in cells.iter_mut().zip(scenarios.iter()) {
+        let move_value = mul_q32(spot, scenario.price_move, Rounding::Down).ok_or(RiskError::Overflow)?;
+        *cell = mul_q32(move_value, scenario.weight, Rounding::Down).ok_or(RiskError::Overflow)?;
+        max_abs_cell = max_abs_cell.max(cell.abs());
+    }
+    Ok(max_abs_cell)
+}
+
+/// How much a first-order mark (`value + delta x (spot - reference)`, floored at 0, from
+/// `array`, the market's array computed from `state`) can understate one long lot's true value, for any spot within `price_tolerance` (relative) of
 /// the reference and any vol up to `vol_tolerance` (absolute) above the reference vol, at
 /// today's tenor: a short position's liability is marked this much higher, so health never
 /// overstates a short option. Quote units per lot, rounded up; 0 for linear instruments.
@@ -234,7 +248,7 @@ pub fn compute_risk_array_into(
 /// value only grows with vol. So the excess at the two ends of the band, valued at the highest
 /// vol in the band, bounds the excess everywhere in it. (Time only lowers an option's value at
 /// zero rates: an array aged within its maximum age errs on the safe side for shorts.)
-pub fn short_mark_buffer(state: &MarketState, price_tolerance: I32F32, vol_tolerance: I32F32) -> Result<I32F32, RiskError> {
+pub fn short_mark_buffer(state: &MarketState, array: &RiskArray, price_tolerance: I32F32, vol_tolerance: I32F32) -> Result<I32F32, RiskError> {
     let Instrument::Option { kind, strike, days_to_expiry } = state.instrument else {
         return Ok(I32F32::ZERO);
     };
@@ -243,7 +257,8 @@ pub fn short_mark_buffer(state: &MarketState, price_tolerance: I32F32, vol_toler
     }
     let o = RiskError::Overflow;
     let pricer = OptionPricer::new(kind, strike, days_to_expiry)?;
-    let base = pricer.price(&pricer.spot_terms(state.spot)?, state.vol)?;
+    // The tangent the mark itself uses: the array's reference value and delta.
+    let (base_value, base_delta) = (array.value, array.delta);
     let high_vol = state.vol.checked_add(vol_tolerance).ok_or(o)?;
     let mut buffer = I32F32::ZERO;
     for move_up in [true, false] {
@@ -254,7 +269,7 @@ pub fn short_mark_buffer(state: &MarketState, price_tolerance: I32F32, vol_toler
         // tangent is convex on the whole band, and the mark (the tangent floored at 0) is never
         // below the tangent, so this bounds the mark's error too.
         let moved = spot.checked_sub(state.spot).ok_or(o)?;
-        let tangent = base.value.checked_add(mul_q32(base.delta, moved, Rounding::Down).ok_or(o)?).ok_or(o)?;
+        let tangent = base_value.checked_add(mul_q32(base_delta, moved, Rounding::Down).ok_or(o)?).ok_or(o)?;
         buffer = buffer.max(value.checked_sub(tangent).ok_or(o)?);
     }
     // Plus the fixed-point error of the valuations (within 1e-6 x spot each, tested in
@@ -399,6 +414,8 @@ mod tests {
     /// fine sweep of spots and vols, in double precision; and is small far from expiry.
     #[test]
     fn short_mark_buffer_bounds_the_first_order_error() {
+        let params = GridParams::default();
+        let scenarios = params.scenarios().unwrap();
         for &(strike, days, vol, kind) in &[
             (150.0, 1.0 / 24.0, 0.8, OptionKind::Call),
             (150.0, 1.0 / 24.0, 0.8, OptionKind::Put),
@@ -409,7 +426,8 @@ mod tests {
         ] {
             for &(tol, vol_tol) in &[(0.01, 0.02), (0.05, 0.1), (0.001, 0.0)] {
                 let state = option_state(150.0, strike, vol, days, kind);
-                let buffer = short_mark_buffer(&state, I32F32::from_num(tol), I32F32::from_num(vol_tol)).unwrap().to_num::<f64>();
+                let array = compute_risk_array(&state, &params, &scenarios).unwrap();
+                let buffer = short_mark_buffer(&state, &array, I32F32::from_num(tol), I32F32::from_num(vol_tol)).unwrap().to_num::<f64>();
                 let value = bs(150.0, strike, vol, days, kind);
                 let h = 1e-4;
                 let delta = (bs(150.0 + h, strike, vol, days, kind) - bs(150.0 - h, strike, vol, days, kind)) / (2.0 * h);
@@ -431,11 +449,13 @@ mod tests {
         }
         // An ATM option an hour from expiry, 1% band: about 0.2% of spot (61% of its premium).
         let hour = option_state(150.0, 150.0, 0.8, 1.0 / 24.0, OptionKind::Call);
-        let buffer = short_mark_buffer(&hour, I32F32::from_num(0.01), I32F32::ZERO).unwrap().to_num::<f64>();
+        let hour_array = compute_risk_array(&hour, &params, &scenarios).unwrap();
+        let buffer = short_mark_buffer(&hour, &hour_array, I32F32::from_num(0.01), I32F32::ZERO).unwrap().to_num::<f64>();
         assert!(buffer > 0.0015 * 150.0 && buffer < 0.0035 * 150.0, "{buffer}");
         // Perps need none.
         let perp = MarketState { instrument: Instrument::Linear, spot: I32F32::from_num(150), vol: I32F32::ZERO };
-        assert_eq!(short_mark_buffer(&perp, I32F32::from_num(0.05), I32F32::ONE).unwrap(), I32F32::ZERO);
+        let perp_array = compute_risk_array(&perp, &params, &scenarios).unwrap();
+        assert_eq!(short_mark_buffer(&perp, &perp_array, I32F32::from_num(0.05), I32F32::ONE).unwrap(), I32F32::ZERO);
     }
 
     /// The stale-vol shocks are today's (no look-ahead): an option expiring within the horizon

@@ -26,7 +26,7 @@ use std::cell::Ref;
 use fixed::types::{I32F32, I80F48};
 use risk_engine::health::{HealthBreakdown, HealthKind, HealthParams, TokenBalance, TokenPrices};
 use risk_engine::margin::{derivatives_risk, Exposure, UnderlyingBook};
-use risk_engine::risk_array::{compute_risk_array_into, Instrument, MarketState, RiskArray};
+use risk_engine::risk_array::linear_cells;
 use risk_engine::wide::{mul_q32, mul_q32_by_int, q32_wide_to_i80f48, Rounding};
 
 /// Health breakdown returned by `health_check` (borsh), all in quote native units, each
@@ -334,7 +334,7 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
         priced: &'p PricedUnderlying<'p>,
         params: risk_engine::scenario::GridParams,
         scenario_count: usize,
-        collateral: Option<(i64, Box<RiskArray>)>,
+        collateral: Option<(i64, Vec<I32F32>, I32F32)>,
     }
     let mut prepared = Vec::with_capacity(needed.len());
     for underlying_key in &needed {
@@ -346,11 +346,11 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
             let bank = view.banks.iter().find(|b| b.key == balance.bank).ok_or(MarginError::HealthAccountsMismatch)?;
             let lots = collateral_lots(balance.balance_native, bank.bank, priced.underlying)?;
             let scenarios = params.scenarios().map_err(|_| error!(MarginError::InvalidGridParams))?;
-            let state = MarketState { instrument: Instrument::Linear, spot: priced.spot_per_lot, vol: I32F32::ZERO };
-            // On the heap: an array is about 1.6 KB (SBF stack frames are 4 KB).
-            let mut array = Box::new(RiskArray::EMPTY);
-            compute_risk_array_into(&state, &params, &scenarios, &mut array).map_err(|_| overflow())?;
-            collateral = Some((lots, array));
+            // Only the cells a delta-one exposure needs (not a whole two-sided array): this
+            // runs in every health evaluation, and a liquidation step makes many.
+            let mut cells = vec![I32F32::ZERO; scenarios.len()];
+            let max_abs_cell = linear_cells(priced.spot_per_lot, &scenarios, &mut cells).map_err(|_| overflow())?;
+            collateral = Some((lots, cells, max_abs_cell));
         }
         prepared.push(Prepared { priced, params, scenario_count: params.scenario_count(), collateral });
     }
@@ -390,8 +390,15 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
             check_array_fresh(&market.key, market.market, underlying, spot, view.now)?;
             exposures.push(market.market.exposure(position.base_lots));
         }
-        if let Some((lots, array)) = &p.collateral {
-            exposures.push(array.exposure(*lots));
+        if let Some((lots, cells, max_abs_cell)) = &p.collateral {
+            exposures.push(Exposure {
+                lots: *lots,
+                cells,
+                delta: I32F32::ONE,
+                is_option: false,
+                value: I32F32::ZERO,
+                max_abs_cell: *max_abs_cell,
+            });
         }
         exposure_lists.push(exposures);
         marks.push((positive, negative));

@@ -61,7 +61,7 @@ pub fn refresh_market(market: &mut Market, underlying: &Underlying, spot: I32F32
     compute_risk_array_into(&state, &params, &scenarios, &mut array).map_err(|_| error!(MarginError::MathOverflow))?;
     // Tolerances as Q32.32 fractions, rounded up (a wider band only raises the buffer).
     let fraction = |ppm: u32| I32F32::from_bits((((ppm as u64) << 32).div_ceil(crate::state::PPM as u64)) as i64);
-    let short_buffer = short_mark_buffer(&state, fraction(underlying.array_price_tolerance_ppm), fraction(underlying.array_vol_tolerance_ppm))
+    let short_buffer = short_mark_buffer(&state, &array, fraction(underlying.array_price_tolerance_ppm), fraction(underlying.array_vol_tolerance_ppm))
         .map_err(|_| error!(MarginError::MathOverflow))?;
     market.store_risk_array(&array, short_buffer, spot, vol, now);
     Ok(())
