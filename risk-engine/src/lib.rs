@@ -23,10 +23,12 @@
 //! - [`scenario`]: the price x vol grid and its parameters.
 //! - [`risk_array`]: per-market scenario P&L, computed once per refresh.
 //! - [`margin`]: portfolio and standard margin per underlying.
+//! - [`correlation`]: credit across underlyings of a correlation group.
 //! - [`health`]: the three health kinds and token valuation.
 #![cfg_attr(not(test), no_std)]
 
 pub mod black_scholes;
+pub mod correlation;
 pub mod health;
 pub mod margin;
 pub mod math;

@@ -27,10 +27,12 @@
 //!   the initial requirement without the add-on (`DerivativesRisk::liquidation_end`): the
 //!   add-on decides how large a book may grow, not when or how far it is liquidated.
 //!
-//! The portfolio requirement sums underlyings (no credit across underlyings in v1). Standard
+//! The portfolio requirement sums underlyings, less the credit of correlation groups
+//! ([`crate::correlation`]: underlyings stressed jointly on correlated moves). Standard
 //! margin applies the same computation to each position alone and sums: the ratio of the two is
 //! the capital-efficiency figure. All requirements are I80F48 quote units rounded up.
 
+use crate::correlation::{group_credit, Correlation, GroupMember, MoveLosses, MAX_GROUPED_UNDERLYINGS};
 use crate::risk_array::{RiskArray, RiskError, MAX_LOTS};
 use crate::scenario::{GridParams, MAX_SCENARIOS};
 use crate::wide::{div_q32, mul_i80f48_by_q32, mul_q32, q32_wide_to_i80f48, Rounding};
@@ -108,6 +110,8 @@ pub struct UnderlyingBook<'a> {
     pub positive_equity: I80F48,
     /// Sum of the positions' negative marks (unrealized losses, short option value), <= 0.
     pub negative_equity: I80F48,
+    /// The underlying's correlation group (group 0: none).
+    pub correlation: Correlation,
 }
 
 impl<'a> UnderlyingBook<'a> {
@@ -120,6 +124,7 @@ impl<'a> UnderlyingBook<'a> {
             exposures,
             positive_equity: I80F48::ZERO,
             negative_equity: I80F48::ZERO,
+            correlation: Correlation::default(),
         }
     }
 }
@@ -215,6 +220,16 @@ fn long_option_delta_cap(exposure: &Exposure<'_>, spot: I32F32, params: &GridPar
 /// Computes the requirement of one underlying's positions. (One argument by reference: the
 /// BPF backend passes at most five registers per call.)
 pub fn underlying_margin(book: &UnderlyingBook<'_>) -> Result<UnderlyingMargin, RiskError> {
+    underlying_margin_with_losses(book, None)
+}
+
+/// [`underlying_margin`], also writing the losses per core price move (the worst vol state of
+/// each, quote native units rounded up) and in the tail into `losses` when given: what a
+/// correlation group stresses jointly.
+pub fn underlying_margin_with_losses(
+    book: &UnderlyingBook<'_>,
+    losses: Option<&mut MoveLosses>,
+) -> Result<UnderlyingMargin, RiskError> {
     let UnderlyingBook { spot, params, scenario_count, exposures, .. } = *book;
     // Scenario sums of lots x cell, exact, split as high x 2^31 + low with 0 <= low < 2^31:
     // per cell two 64-bit products and a carry, no 128-bit arithmetic in the hot loop. The
@@ -264,6 +279,18 @@ pub fn underlying_margin(book: &UnderlyingBook<'_>) -> Result<UnderlyingMargin, 
     let worst =
         if scenario_count == 0 { 0 } else { ((high[worst_scenario] as i128) << LOW_BITS) + low[worst_scenario] as i128 };
     let scenario_loss = q32_wide_to_i80f48((-worst).max(0)).ok_or(RiskError::Overflow)?;
+    if let Some(out) = losses {
+        // Loss rounded up to a native unit: -floor(sum / 2^32) = -(high >> 1), as the sum is
+        // high x 2^31 + low with 0 <= low < 2^31.
+        let loss = |s: usize| -(high[s] >> 1);
+        let states = params.vol_state_count();
+        let steps = params.price_steps as usize;
+        *out = MoveLosses::flat(params.price_steps);
+        for (k, slot) in out.core.iter_mut().enumerate().take(steps) {
+            *slot = (k * states..(k + 1) * states).map(loss).max().unwrap_or(0);
+        }
+        out.tail = (steps * states..scenario_count).map(loss).max();
+    }
 
     let net_delta = q32_wide_to_i80f48(long_delta - short_delta).ok_or(RiskError::Overflow)?;
     let hedged_delta = q32_wide_to_i80f48(long_delta.min(short_delta)).ok_or(RiskError::Overflow)?;
@@ -284,22 +311,85 @@ pub fn underlying_margin(book: &UnderlyingBook<'_>) -> Result<UnderlyingMargin, 
     Ok(UnderlyingMargin { scenario_loss, worst_scenario, min_delta, contingency, maintenance, initial, concentration, net_delta })
 }
 
-/// Aggregates the derivatives side of an account over its underlyings: requirements summed
-/// (no credit across underlyings in v1) and marks split by sign, ready for
-/// [`crate::health::compute_health`].
+/// Aggregates the derivatives side of an account over its underlyings: requirements summed,
+/// less the credit of each correlation group (see [`crate::correlation`]), and marks split by
+/// sign, ready for [`crate::health::compute_health`].
 pub fn derivatives_risk(books: &[UnderlyingBook<'_>]) -> Result<crate::health::DerivativesRisk, RiskError> {
+    derivatives_risk_scaled(books, |_, initial| Ok(initial))
+}
+
+/// [`derivatives_risk`], with each underlying's initial requirement passed through
+/// `scale_initial(book index, initial)` before it is summed (the program scales a requirement
+/// computed at a print below its EMA up to the EMA). The group credits are not scaled: the
+/// initial requirement stays at least `min(im_factor)` times the maintenance.
+pub fn derivatives_risk_scaled<F>(books: &[UnderlyingBook<'_>], mut scale_initial: F) -> Result<crate::health::DerivativesRisk, RiskError>
+where
+    F: FnMut(usize, I80F48) -> Result<I80F48, RiskError>,
+{
     let mut risk = crate::health::DerivativesRisk::default();
-    for book in books {
-        let margin = underlying_margin(book)?;
-        let add = |a: I80F48, b: I80F48| a.checked_add(b).ok_or(RiskError::Overflow);
+    let add = |a: I80F48, b: I80F48| a.checked_add(b).ok_or(RiskError::Overflow);
+    let mut grouped = [None::<GroupMember>; MAX_GROUPED_UNDERLYINGS];
+    let mut grouped_count = 0;
+    // Groups with more members than `grouped` holds get no credit at all.
+    let mut overflowed = [false; 256];
+    for (index, book) in books.iter().enumerate() {
+        let in_group = book.correlation.group != 0;
+        let mut losses = MoveLosses::flat(book.params.price_steps);
+        let margin = underlying_margin_with_losses(book, if in_group { Some(&mut losses) } else { None })?;
+        if in_group {
+            if grouped_count < MAX_GROUPED_UNDERLYINGS {
+                grouped[grouped_count] = Some(GroupMember {
+                    group: book.correlation.group,
+                    correlation: book.correlation.correlation,
+                    losses,
+                    maintenance: margin.maintenance,
+                    min_delta: margin.min_delta,
+                    contingency: margin.contingency,
+                    im_factor: book.params.im_factor,
+                });
+                grouped_count += 1;
+            } else {
+                overflowed[book.correlation.group as usize] = true;
+            }
+        }
         risk.maintenance = add(risk.maintenance, margin.maintenance)?;
-        risk.initial = add(risk.initial, margin.initial)?;
+        let initial = scale_initial(index, margin.initial)?;
+        risk.initial = add(risk.initial, initial)?;
         let without = margin.initial.checked_sub(margin.concentration).ok_or(RiskError::Overflow)?;
         risk.liquidation_end = add(risk.liquidation_end, without)?;
         risk.positive_equity = add(risk.positive_equity, book.positive_equity)?;
         risk.negative_equity = add(risk.negative_equity, book.negative_equity)?;
     }
+    let credits = group_credits(&grouped[..grouped_count], &overflowed)?;
+    let sub = |a: I80F48, b: I80F48| a.checked_sub(b).ok_or(RiskError::Overflow);
+    risk.maintenance = sub(risk.maintenance, credits.0)?;
+    risk.initial = sub(risk.initial, credits.1)?;
+    risk.liquidation_end = sub(risk.liquidation_end, credits.1)?;
     Ok(risk)
+}
+
+/// The summed `(maintenance, initial)` credits of every group among `members` (each group's
+/// members gathered in order; groups marked in `skip` get none).
+fn group_credits(members: &[Option<GroupMember>], skip: &[bool; 256]) -> Result<(I80F48, I80F48), RiskError> {
+    let mut total = (I80F48::ZERO, I80F48::ZERO);
+    let mut done = [false; 256];
+    for first in members.iter().flatten() {
+        let group = first.group as usize;
+        if done[group] || skip[group] {
+            continue;
+        }
+        done[group] = true;
+        let mut same = [*first; MAX_GROUPED_UNDERLYINGS];
+        let mut count = 0;
+        for member in members.iter().flatten().filter(|m| m.group == first.group) {
+            same[count] = *member;
+            count += 1;
+        }
+        let (maintenance, initial) = group_credit(&same[..count])?;
+        total.0 = total.0.checked_add(maintenance).ok_or(RiskError::Overflow)?;
+        total.1 = total.1.checked_add(initial).ok_or(RiskError::Overflow)?;
+    }
+    Ok(total)
 }
 
 /// Standard margin of one underlying's positions: each position margined alone, summed.
@@ -350,6 +440,67 @@ mod tests {
         let pm = underlying_margin(&book).unwrap();
         let (sm, _) = standard_margin(&book).unwrap();
         (pm, sm)
+    }
+
+    /// Two underlyings' books (SOL-like at 150, ETH-like at 3000 per lot), optionally in one
+    /// correlation group: the aggregate risk and the members' own maintenance summed.
+    fn pair(
+        sol: &[(Option<(OptionKind, f64)>, f64)],
+        sol_lots: &[i64],
+        eth: &[(Option<(OptionKind, f64)>, f64)],
+        eth_lots: &[i64],
+        rho: Option<f64>,
+    ) -> (crate::health::DerivativesRisk, I80F48) {
+        let params = GridParams::default();
+        let (a, b) = (arrays(150.0, sol), arrays(3000.0, eth));
+        let ea: Vec<_> = a.iter().zip(sol_lots).map(|(x, &l)| x.exposure(l)).collect();
+        let eb: Vec<_> = b.iter().zip(eth_lots).map(|(x, &l)| x.exposure(l)).collect();
+        let correlation = rho.map_or(Correlation::default(), |r| Correlation { group: 3, correlation: I32F32::from_num(r) });
+        let books = [
+            UnderlyingBook { correlation, ..UnderlyingBook::new(I32F32::from_num(150), &params, &ea) },
+            UnderlyingBook { correlation, ..UnderlyingBook::new(I32F32::from_num(3000), &params, &eb) },
+        ];
+        let alone = underlying_margin(&books[0]).unwrap().maintenance + underlying_margin(&books[1]).unwrap().maintenance;
+        (derivatives_risk(&books).unwrap(), alone)
+    }
+
+    #[test]
+    fn a_correlated_pair_is_credited_and_keeps_its_jump() {
+        // Long 20 SOL lots (3,000 notional) against short 1 ETH lot (3,000 notional).
+        let (ungrouped, alone) = pair(&[(None, 0.0)], &[20], &[(None, 0.0)], &[-1], None);
+        assert_eq!(ungrouped.maintenance, alone);
+        let (grouped, _) = pair(&[(None, 0.0)], &[20], &[(None, 0.0)], &[-1], Some(0.9));
+        // Each leg alone: 16% x 3,000 = 480 (+ 2% min delta does not bind). Grouped at rho 0.9
+        // the box loss 2 x sqrt(0.1) x 480 = 303.6 is below one leg jumping alone: 480.
+        assert!((alone.to_num::<f64>() - 960.0).abs() < 1e-3, "{alone}");
+        // (Group losses are rounded up to whole native units, here units of the quote: a few
+        // units above the exact figures.)
+        assert!((480.0..=482.0).contains(&grouped.maintenance.to_num::<f64>()), "{}", grouped.maintenance);
+        // Initial: each leg's 1.25 x 480, less 1.25 x the credit.
+        assert!((600.0..=602.5).contains(&grouped.initial.to_num::<f64>()), "{}", grouped.initial);
+        assert!(grouped.liquidation_end >= grouped.maintenance);
+        // At rho 0.5 the box binds: 2 x sqrt(0.5) x 480 = 678.8.
+        let (half, _) = pair(&[(None, 0.0)], &[20], &[(None, 0.0)], &[-1], Some(0.5));
+        assert!((678.82..=683.0).contains(&half.maintenance.to_num::<f64>()), "{}", half.maintenance);
+        // The same direction: no credit.
+        let (same, alone_same) = pair(&[(None, 0.0)], &[20], &[(None, 0.0)], &[1], Some(0.9));
+        assert_eq!(same.maintenance, alone_same);
+    }
+
+    #[test]
+    fn a_group_never_charges_more_than_its_members_alone() {
+        // Options on both sides, short and long, against perps: the credit is never negative
+        // and the initial requirement keeps at least the maintenance.
+        let sol = [(Some((OptionKind::Call, 160.0)), 0.0), (Some((OptionKind::Put, 140.0)), 0.0), (None, 0.0)];
+        let eth = [(Some((OptionKind::Put, 2800.0)), 0.0), (None, 0.0)];
+        for (sl, el) in [([-30i64, 10, 5], [4i64, -1]), ([10, -10, 0], [-2, 1]), ([-5, -5, 10], [0, 0])] {
+            for rho in [0.0, 0.3, 0.7, 0.95] {
+                let (grouped, alone) = pair(&sol, &sl, &eth, &el, Some(rho));
+                let (ungrouped, _) = pair(&sol, &sl, &eth, &el, None);
+                assert!(grouped.maintenance <= alone && ungrouped.maintenance == alone);
+                assert!(grouped.initial <= ungrouped.initial && grouped.initial >= grouped.maintenance);
+            }
+        }
     }
 
     #[test]

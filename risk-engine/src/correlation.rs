@@ -1,0 +1,391 @@
+//! Correlation groups: credit across underlyings whose prices move together.
+//!
+//! Without a group, an account's requirement is the sum of its underlyings' requirements: each
+//! underlying is stressed at its own worst move, as if every pair of underlyings could move
+//! against the account at once (long SOL against short ETH is charged as two naked positions).
+//! Underlyings that join a correlation group with correlation `rho` are stressed jointly
+//! instead, on moves normalised to each underlying's own core range (`x = move / price_range`,
+//! so `x = ±1` is each grid's edge and the same quantile of each underlying's distribution):
+//!
+//! - **Joint moves**: a common move `c` with `|c| <= beta` plus an independent move of up to
+//!   `±gamma` per underlying, capped at the grid's edge: `x_u in [c - gamma, c + gamma] ∩
+//!   [-1, 1]`, where `beta = sqrt(rho)` and `gamma = sqrt(1 - rho)`. This box contains the
+//!   correlation ellipsoid `{x : x' Σ⁻¹ x <= 1}` of the one-factor model
+//!   `x_u = beta f + gamma e_u`, `f² + Σ e_u² <= 1` (so `|f|, |e_u| <= 1`), whose projection on
+//!   each axis is the core range `[-1, 1]`: a linear book is never credited more than the
+//!   configured correlation supports (a long/short pair of equal risk `a` per range pays
+//!   `2 gamma a` here against `sqrt(2 - 2 rho) a` for the ellipsoid itself).
+//! - **Jumps alone**: each underlying's tail scenarios (its extended moves, weighted as in its
+//!   own grid) with every other member at no price move (its worst vol state): correlation that
+//!   breaks in a crash takes the credit back (for linear books the tail equals the core range,
+//!   so a pair keeps at most half of its requirement as credit).
+//!
+//! Between grid nodes an underlying's loss is taken as the linear interpolation of its node
+//! losses (the grid's own model of a move between nodes), each node taking the worst of its vol
+//! states (vol states of different underlyings move independently). The group's scenario loss
+//! is the largest joint or jump loss, computed exactly: over each common move the window
+//! maxima are piecewise linear and convex between the moves at which a window edge crosses some
+//! member's node, so only those moves (and `c = ±beta`) need evaluating.
+//!
+//! The group's maintenance is `max(group scenario loss, Σ minimum delta) + Σ contingency`; the
+//! credit is what that saves against the sum of the members' maintenance requirements (never
+//! negative), and the initial requirement is credited `credit x min(im_factor)` (rounded down),
+//! so the initial requirement keeps at least `min(im_factor)` times the maintenance. Each
+//! member's concentration add-on is kept whole.
+
+use crate::risk_array::RiskError;
+use crate::scenario::MAX_PRICE_STEPS;
+use crate::wide::{mul_i64_wide, Rounding};
+use fixed::types::{I32F32, I80F48};
+
+/// Number of correlation groups (ids `1..=MAX_CORRELATION_GROUPS`; 0 is "no group").
+pub const MAX_CORRELATION_GROUPS: usize = 8;
+/// Most grouped underlyings one evaluation credits; members beyond it are margined alone
+/// (never less than without a group).
+pub const MAX_GROUPED_UNDERLYINGS: usize = 8;
+/// Node losses beyond this size (quote native units) give their group no credit: keeps every
+/// interpolation and sum within 64 and 128 bits.
+const MAX_NODE_LOSS: i64 = 1 << 62;
+/// Window edges are widened by this many Q32 units, so a breakpoint rounded by a unit or two
+/// is still covered.
+const EDGE_SLACK: i64 = 4;
+const ONE: i64 = 1 << 32;
+
+/// An underlying's membership of a correlation group.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Correlation {
+    /// Group id, `1..=MAX_CORRELATION_GROUPS`; 0 = no group.
+    pub group: u8,
+    /// The group's correlation, in `[0, 1)`.
+    pub correlation: I32F32,
+}
+
+/// One underlying's losses per core price move (the worst of its vol states at each move) and
+/// in its tail, quote native units rounded up (negative = gain).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MoveLosses {
+    /// Loss at each core move, from the largest fall to the largest rise (first `steps`).
+    pub core: [i64; MAX_PRICE_STEPS],
+    /// Number of core moves (odd).
+    pub steps: u8,
+    /// Largest loss over the tail scenarios; `None` without a tail.
+    pub tail: Option<i64>,
+}
+
+impl MoveLosses {
+    /// No losses anywhere (a book with no positions), on `steps` core moves.
+    pub const fn flat(steps: u8) -> MoveLosses {
+        MoveLosses { core: [0; MAX_PRICE_STEPS], steps, tail: None }
+    }
+
+    fn half(&self) -> i64 {
+        (self.steps as i64 - 1) / 2
+    }
+
+    /// Loss with no price move.
+    pub fn zero_move(&self) -> i64 {
+        self.core[self.half() as usize]
+    }
+
+    fn in_range(&self) -> bool {
+        self.steps >= 3
+            && (self.steps as usize) <= MAX_PRICE_STEPS
+            && self.steps % 2 == 1
+            && self.core[..self.steps as usize].iter().all(|w| w.unsigned_abs() <= MAX_NODE_LOSS as u64)
+            && self.tail.is_none_or(|t| t.unsigned_abs() <= MAX_NODE_LOSS as u64)
+    }
+
+    /// Position of normalised move `x` (Q32 bits, in [-1, 1]) on the node axis, Q32 bits in
+    /// `[0, (steps - 1) << 32]`.
+    fn position(&self, x: i64) -> i64 {
+        (x.clamp(-ONE, ONE) + ONE) * self.half()
+    }
+
+    /// Interpolated loss at node-axis position `p`, rounded up.
+    fn at(&self, p: i64) -> i64 {
+        let (node, frac) = ((p >> 32) as usize, p & (ONE - 1));
+        let w0 = self.core[node];
+        if frac == 0 {
+            return w0;
+        }
+        let step = mul_i64_wide(self.core[node + 1] - w0, frac);
+        w0 + ((step + (ONE as i128 - 1)) >> 32) as i64
+    }
+
+    /// Largest interpolated loss over normalised moves `[lo, hi]` (Q32 bits).
+    fn window_max(&self, lo: i64, hi: i64) -> i64 {
+        let (p_lo, p_hi) = (self.position(lo), self.position(hi));
+        let mut best = self.at(p_lo).max(self.at(p_hi));
+        let first = (p_lo >> 32) as usize + 1;
+        let last = (p_hi >> 32) as usize;
+        for node in first..=last.min(self.steps as usize - 1) {
+            best = best.max(self.core[node]);
+        }
+        best
+    }
+
+    /// Normalised move of node `k` (Q32 bits), rounded toward zero.
+    fn node_move(&self, k: usize) -> i64 {
+        ((k as i64 - self.half()) << 32) / self.half()
+    }
+}
+
+/// The scenario loss of a correlation group with correlation `rho` (see the module notes),
+/// quote native units, >= 0. `None` when the members cannot be credited (fewer than two, a
+/// malformed member, `rho` outside `[0, 1)` or losses beyond the credited range): the caller
+/// then keeps the members' own requirements.
+pub fn group_scenario_loss(members: &[MoveLosses], rho: I32F32) -> Option<i64> {
+    if members.len() < 2 || rho < 0 || rho >= 1 || !members.iter().all(MoveLosses::in_range) {
+        return None;
+    }
+    // Rounded up: a wider common range and wider independent windows only add scenarios.
+    let beta = crate::math::sqrt(rho, Rounding::Up)?.to_bits().min(ONE);
+    let gamma = crate::math::sqrt(I32F32::ONE - rho, Rounding::Up)?.to_bits().min(ONE) + EDGE_SLACK;
+    let joint = |c: i64| -> i128 { members.iter().map(|m| m.window_max(c - gamma, c + gamma) as i128).sum() };
+    let mut worst = joint(-beta).max(joint(beta));
+    for (i, member) in members.iter().enumerate() {
+        // Breakpoints of members on the same node axis coincide: evaluate them once.
+        if members[..i].iter().any(|m| m.steps == member.steps) {
+            continue;
+        }
+        for k in 0..member.steps as usize {
+            let x = member.node_move(k);
+            for c in [x - gamma, x + gamma] {
+                if (-beta..=beta).contains(&c) {
+                    worst = worst.max(joint(c));
+                }
+            }
+        }
+    }
+    // One member jumps alone (its tail) while the others stay at no price move.
+    let zero_total: i128 = members.iter().map(|m| m.zero_move() as i128).sum();
+    for member in members {
+        if let Some(tail) = member.tail {
+            worst = worst.max(zero_total - member.zero_move() as i128 + tail as i128);
+        }
+    }
+    i64::try_from(worst.max(0)).ok()
+}
+
+/// One grouped underlying's requirement pieces, as the group credit needs them.
+#[derive(Clone, Copy, Debug)]
+pub struct GroupMember {
+    /// Group id (1..=MAX_CORRELATION_GROUPS).
+    pub group: u8,
+    /// The group's correlation as this member sees it (members that disagree: the lowest).
+    pub correlation: I32F32,
+    /// Losses per core move and in the tail.
+    pub losses: MoveLosses,
+    /// Its maintenance requirement alone.
+    pub maintenance: I80F48,
+    /// Its minimum-delta requirement.
+    pub min_delta: I80F48,
+    /// Its short-option contingency.
+    pub contingency: I80F48,
+    /// Its grid's initial factor.
+    pub im_factor: I32F32,
+}
+
+/// The credit of one group: `(maintenance credit, initial credit)`, both >= 0, quote units.
+/// Zero when the group cannot be credited (see [`group_scenario_loss`]).
+pub fn group_credit(members: &[GroupMember]) -> Result<(I80F48, I80F48), RiskError> {
+    let none = Ok((I80F48::ZERO, I80F48::ZERO));
+    // Beyond the capacity no member is credited: every member's requirement must be in the loss.
+    if members.len() < 2 || members.len() > MAX_GROUPED_UNDERLYINGS {
+        return none;
+    }
+    let mut losses = [MoveLosses::flat(3); MAX_GROUPED_UNDERLYINGS];
+    let mut rho = I32F32::MAX;
+    let (mut sum_mm, mut sum_delta, mut sum_contingency, mut im_factor) =
+        (I80F48::ZERO, I80F48::ZERO, I80F48::ZERO, I32F32::MAX);
+    let add = |a: I80F48, b: I80F48| a.checked_add(b).ok_or(RiskError::Overflow);
+    for (slot, member) in losses.iter_mut().zip(members) {
+        *slot = member.losses;
+        rho = rho.min(member.correlation);
+        sum_mm = add(sum_mm, member.maintenance)?;
+        sum_delta = add(sum_delta, member.min_delta)?;
+        sum_contingency = add(sum_contingency, member.contingency)?;
+        im_factor = im_factor.min(member.im_factor);
+    }
+    let Some(loss) = group_scenario_loss(&losses[..members.len()], rho) else {
+        return none;
+    };
+    let maintenance = add(I80F48::from_num(loss).max(sum_delta), sum_contingency)?;
+    let credit = sum_mm.saturating_sub(maintenance).max(I80F48::ZERO);
+    let initial_credit = crate::wide::mul_i80f48_by_q32(credit, im_factor.max(I32F32::ONE), Rounding::Down)
+        .ok_or(RiskError::Overflow)?;
+    Ok((credit, initial_credit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn q(x: f64) -> I32F32 {
+        I32F32::from_num(x)
+    }
+
+    /// A linear position losing `a` per full range (negative `a`: short), on a 9-move grid
+    /// whose tail is the Deribit table weighted as in the default grid.
+    fn linear(a: f64) -> MoveLosses {
+        let mut m = MoveLosses::flat(9);
+        for k in 0..9 {
+            m.core[k] = (-(k as f64 - 4.0) / 4.0 * a).ceil() as i64;
+        }
+        // weight 0.16/|move| x move x notional = ±0.16 x notional = ±a, by sign of the move.
+        m.tail = Some(a.abs().ceil() as i64);
+        m
+    }
+
+    /// Interpolated loss at normalised move `x`, in f64.
+    fn value(m: &MoveLosses, x: f64) -> f64 {
+        let p = (x.clamp(-1.0, 1.0) + 1.0) * m.half() as f64;
+        let node = (p.floor() as usize).min(m.steps as usize - 2);
+        let t = p - node as f64;
+        m.core[node] as f64 * (1.0 - t) + m.core[node + 1] as f64 * t
+    }
+
+    /// The module's box evaluated independently in f64: a fine sweep of the common move, each
+    /// window's maximum taken over its two edges and every node inside.
+    fn brute_box(members: &[MoveLosses], rho: f64, sweep: usize) -> f64 {
+        let (beta, gamma) = (rho.sqrt(), (1.0 - rho).sqrt());
+        let window = |m: &MoveLosses, lo: f64, hi: f64| {
+            let h = m.half() as f64;
+            (0..m.steps as usize)
+                .filter(|&k| (k as f64 - h) / h >= lo && (k as f64 - h) / h <= hi)
+                .map(|k| m.core[k] as f64)
+                .fold(value(m, lo).max(value(m, hi)), f64::max)
+        };
+        (0..=sweep)
+            .map(|i| {
+                let c = -beta + 2.0 * beta * i as f64 / sweep as f64;
+                members.iter().map(|m| window(m, c - gamma, c + gamma)).sum::<f64>()
+            })
+            .fold(f64::MIN, f64::max)
+    }
+
+    /// The ellipsoid itself for two members: x_A = beta f + gamma e_A, x_B = beta f + gamma e_B
+    /// with f² + e_A² + e_B² <= 1, sampled on its surface and inside.
+    fn brute_ellipse(a: &MoveLosses, b: &MoveLosses, rho: f64) -> f64 {
+        let (beta, gamma) = (rho.sqrt(), (1.0 - rho).sqrt());
+        let mut worst = f64::MIN;
+        let n = 120;
+        for i in 0..=n {
+            let theta = std::f64::consts::PI * i as f64 / n as f64;
+            for j in 0..=2 * n {
+                let phi = std::f64::consts::PI * j as f64 / n as f64;
+                let (f, ea, eb) = (theta.cos(), theta.sin() * phi.cos(), theta.sin() * phi.sin());
+                worst = worst.max(value(a, beta * f + gamma * ea) + value(b, beta * f + gamma * eb));
+            }
+        }
+        worst
+    }
+
+    #[test]
+    fn a_linear_pair_keeps_the_larger_of_its_box_and_its_jump() {
+        let a = 1_000_000.0;
+        for (rho, expected) in [(0.0, 2.0 * a), (0.5, 2.0 * 0.5f64.sqrt() * a), (0.8, a), (0.95, a)] {
+            let loss = group_scenario_loss(&[linear(a), linear(-a)], q(rho)).unwrap() as f64;
+            assert!((loss - expected).abs() <= 4.0 + 1e-6 * a, "rho {rho}: {loss} vs {expected}");
+        }
+    }
+
+    #[test]
+    fn positions_in_the_same_direction_get_no_credit() {
+        let a = 1_000_000.0;
+        for rho in [0.0, 0.5, 0.9] {
+            let loss = group_scenario_loss(&[linear(a), linear(a * 0.5)], q(rho)).unwrap();
+            assert!(loss as f64 >= 1.5 * a, "rho {rho}: {loss}");
+        }
+    }
+
+    #[test]
+    fn malformed_members_or_correlation_give_no_credit() {
+        assert_eq!(group_scenario_loss(&[linear(1.0)], q(0.5)), None);
+        assert_eq!(group_scenario_loss(&[linear(1.0), linear(-1.0)], q(1.0)), None);
+        assert_eq!(group_scenario_loss(&[linear(1.0), linear(-1.0)], q(-0.1)), None);
+        let mut huge = linear(1.0);
+        huge.core[0] = MAX_NODE_LOSS + 1;
+        assert_eq!(group_scenario_loss(&[huge, linear(-1.0)], q(0.5)), None);
+        let mut even = linear(1.0);
+        even.steps = 8;
+        assert_eq!(group_scenario_loss(&[even, linear(-1.0)], q(0.5)), None);
+    }
+
+    fn member_losses() -> impl Strategy<Value = MoveLosses> {
+        (prop_oneof![Just(3u8), Just(5u8), Just(9u8), Just(13u8)], prop::array::uniform13(-1_000_000i64..1_000_000), prop::option::of(-1_000_000i64..2_000_000))
+            .prop_map(|(steps, core, tail)| {
+                let mut m = MoveLosses { core, steps, tail };
+                for w in &mut m.core[steps as usize..] {
+                    *w = 0;
+                }
+                m
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Against an independent sweep of the same box: never below it (the breakpoints are
+        /// all found), and not above it by more than rounding.
+        #[test]
+        fn the_group_loss_is_the_exact_maximum_over_the_box(
+            members in prop::collection::vec(member_losses(), 2..4),
+            rho in 0.0f64..0.99,
+        ) {
+            let loss = group_scenario_loss(&members, q(rho)).unwrap() as f64;
+            let jump = members.iter().filter_map(|m| m.tail.map(|t| {
+                members.iter().map(|o| o.zero_move() as f64).sum::<f64>() - m.zero_move() as f64 + t as f64
+            })).fold(0.0, f64::max);
+            let sweep = 4000;
+            let expected = brute_box(&members, rho, sweep).max(jump).max(0.0);
+            prop_assert!(loss >= expected - 1.0, "{loss} below the swept box {expected}");
+            // The sweep samples the common move; the engine hits the breakpoints exactly, so it
+            // may exceed the sweep by a step's worth of slope (and rounding).
+            let step = 2.0 * rho.sqrt() / sweep as f64 + 1e-9;
+            let slope: f64 = members
+                .iter()
+                .map(|m| {
+                    let core = &m.core[..m.steps as usize];
+                    core.windows(2).map(|w| (w[1] - w[0]).abs() as f64).fold(0.0, f64::max) * m.half() as f64
+                })
+                .sum();
+            prop_assert!(loss <= expected + 2.0 + 2.0 * slope * step, "{loss} above the swept box {expected}");
+        }
+
+        /// Never more credit than the correlation supports: the group loss covers the
+        /// ellipsoid, and never exceeds the members' own worst losses summed.
+        #[test]
+        fn credit_is_bounded_by_the_ellipsoid_and_by_no_credit(
+            a in member_losses(),
+            b in member_losses(),
+            rho in 0.0f64..0.99,
+        ) {
+            let loss = group_scenario_loss(&[a, b], q(rho)).unwrap() as f64;
+            prop_assert!(loss >= brute_ellipse(&a, &b, rho) - 1.0);
+            let alone = |m: &MoveLosses| m.core[..m.steps as usize].iter().copied().chain(m.tail).max().unwrap().max(0) as f64;
+            prop_assert!(loss <= alone(&a) + alone(&b));
+        }
+    }
+
+    #[test]
+    fn the_initial_credit_keeps_the_smallest_initial_factor() {
+        let member = |losses: MoveLosses, mm: f64| GroupMember {
+            group: 1,
+            correlation: q(0.9),
+            losses,
+            maintenance: I80F48::from_num(mm),
+            min_delta: I80F48::from_num(20_000),
+            contingency: I80F48::ZERO,
+            im_factor: q(1.25),
+        };
+        let a = 1_000_000.0;
+        let (credit, initial) = group_credit(&[member(linear(a), a), member(linear(-a), a)]).unwrap();
+        // Group loss a (the jump), minimum delta 40,000 summed: credit a.
+        assert_eq!(credit, I80F48::from_num(a));
+        assert_eq!(initial, I80F48::from_num(a * 1.25));
+        let (none, _) = group_credit(&[member(linear(a), a)]).unwrap();
+        assert_eq!(none, 0);
+    }
+}
