@@ -79,7 +79,7 @@ impl MoveLosses {
     }
 
     fn half(&self) -> i64 {
-        (self.steps as i64 - 1) / 2
+        (self.steps.saturating_sub(1) >> 1) as i64
     }
 
     /// Loss with no price move.
@@ -126,26 +126,38 @@ impl MoveLosses {
 
     /// Normalised move of node `k` (Q32 bits), rounded toward zero.
     fn node_move(&self, k: usize) -> i64 {
-        ((k as i64 - self.half()) << 32) / self.half()
+        // Unsigned division (SBF has no signed one), then the sign.
+        let (offset, half) = (k as i64 - self.half(), self.half() as u64);
+        let size = ((offset.unsigned_abs() << 32) / half) as i64;
+        if offset < 0 {
+            -size
+        } else {
+            size
+        }
     }
 }
 
 /// The scenario loss of a correlation group with correlation `rho` (see the module notes),
-/// quote native units, >= 0. `None` when the members cannot be credited (fewer than two, a
-/// malformed member, `rho` outside `[0, 1)` or losses beyond the credited range): the caller
-/// then keeps the members' own requirements.
-pub fn group_scenario_loss(members: &[MoveLosses], rho: I32F32) -> Option<i64> {
-    if members.len() < 2 || rho < 0 || rho >= 1 || !members.iter().all(MoveLosses::in_range) {
+/// quote native units, >= 0. `None` when the members cannot be credited (fewer than two or
+/// more than [`MAX_GROUPED_UNDERLYINGS`], a malformed member, `rho` outside `[0, 1)` or losses
+/// beyond the credited range): the caller then keeps the members' own requirements. Members
+/// come as an iterator so that callers need not copy them together (SBF stack).
+pub fn group_scenario_loss<'a, I>(members: I, rho: I32F32) -> Option<i64>
+where
+    I: Iterator<Item = &'a MoveLosses> + Clone,
+{
+    let count = members.clone().count();
+    if !(2..=MAX_GROUPED_UNDERLYINGS).contains(&count) || rho < 0 || rho >= 1 || !members.clone().all(MoveLosses::in_range) {
         return None;
     }
     // Rounded up: a wider common range and wider independent windows only add scenarios.
     let beta = crate::math::sqrt(rho, Rounding::Up)?.to_bits().min(ONE);
     let gamma = crate::math::sqrt(I32F32::ONE - rho, Rounding::Up)?.to_bits().min(ONE) + EDGE_SLACK;
-    let joint = |c: i64| -> i128 { members.iter().map(|m| m.window_max(c - gamma, c + gamma) as i128).sum() };
+    let joint = |c: i64| -> i128 { members.clone().map(|m| m.window_max(c - gamma, c + gamma) as i128).sum() };
     let mut worst = joint(-beta).max(joint(beta));
-    for (i, member) in members.iter().enumerate() {
+    for (i, member) in members.clone().enumerate() {
         // Breakpoints of members on the same node axis coincide: evaluate them once.
-        if members[..i].iter().any(|m| m.steps == member.steps) {
+        if members.clone().take(i).any(|m| m.steps == member.steps) {
             continue;
         }
         for k in 0..member.steps as usize {
@@ -158,7 +170,7 @@ pub fn group_scenario_loss(members: &[MoveLosses], rho: I32F32) -> Option<i64> {
         }
     }
     // One member jumps alone (its tail) while the others stay at no price move.
-    let zero_total: i128 = members.iter().map(|m| m.zero_move() as i128).sum();
+    let zero_total: i128 = members.clone().map(|m| m.zero_move() as i128).sum();
     for member in members {
         if let Some(tail) = member.tail {
             worst = worst.max(zero_total - member.zero_move() as i128 + tail as i128);
@@ -186,29 +198,38 @@ pub struct GroupMember {
     pub im_factor: I32F32,
 }
 
-/// The credit of one group: `(maintenance credit, initial credit)`, both >= 0, quote units.
-/// Zero when the group cannot be credited (see [`group_scenario_loss`]).
-pub fn group_credit(members: &[GroupMember]) -> Result<(I80F48, I80F48), RiskError> {
-    let none = Ok((I80F48::ZERO, I80F48::ZERO));
-    // Beyond the capacity no member is credited: every member's requirement must be in the loss.
-    if members.len() < 2 || members.len() > MAX_GROUPED_UNDERLYINGS {
-        return none;
-    }
-    let mut losses = [MoveLosses::flat(3); MAX_GROUPED_UNDERLYINGS];
+impl GroupMember {
+    /// A placeholder (no group, no losses).
+    pub const NONE: GroupMember = GroupMember {
+        group: 0,
+        correlation: I32F32::ZERO,
+        losses: MoveLosses::flat(3),
+        maintenance: I80F48::ZERO,
+        min_delta: I80F48::ZERO,
+        contingency: I80F48::ZERO,
+        im_factor: I32F32::ONE,
+    };
+}
+
+/// The credit of group `group` among `members` (the others are skipped): `(maintenance
+/// credit, initial credit)`, both >= 0, quote units. Zero when the group cannot be credited
+/// (see [`group_scenario_loss`]).
+#[inline(never)]
+pub fn group_credit(members: &[GroupMember], group: u8) -> Result<(I80F48, I80F48), RiskError> {
+    let in_group = || members.iter().filter(move |m| m.group == group);
     let mut rho = I32F32::MAX;
     let (mut sum_mm, mut sum_delta, mut sum_contingency, mut im_factor) =
         (I80F48::ZERO, I80F48::ZERO, I80F48::ZERO, I32F32::MAX);
     let add = |a: I80F48, b: I80F48| a.checked_add(b).ok_or(RiskError::Overflow);
-    for (slot, member) in losses.iter_mut().zip(members) {
-        *slot = member.losses;
+    for member in in_group() {
         rho = rho.min(member.correlation);
         sum_mm = add(sum_mm, member.maintenance)?;
         sum_delta = add(sum_delta, member.min_delta)?;
         sum_contingency = add(sum_contingency, member.contingency)?;
         im_factor = im_factor.min(member.im_factor);
     }
-    let Some(loss) = group_scenario_loss(&losses[..members.len()], rho) else {
-        return none;
+    let Some(loss) = group_scenario_loss(in_group().map(|m| &m.losses), rho) else {
+        return Ok((I80F48::ZERO, I80F48::ZERO));
     };
     let maintenance = add(I80F48::from_num(loss).max(sum_delta), sum_contingency)?;
     let credit = sum_mm.saturating_sub(maintenance).max(I80F48::ZERO);
@@ -286,7 +307,7 @@ mod tests {
     fn a_linear_pair_keeps_the_larger_of_its_box_and_its_jump() {
         let a = 1_000_000.0;
         for (rho, expected) in [(0.0, 2.0 * a), (0.5, 2.0 * 0.5f64.sqrt() * a), (0.8, a), (0.95, a)] {
-            let loss = group_scenario_loss(&[linear(a), linear(-a)], q(rho)).unwrap() as f64;
+            let loss = group_scenario_loss([linear(a), linear(-a)].iter(), q(rho)).unwrap() as f64;
             assert!((loss - expected).abs() <= 4.0 + 1e-6 * a, "rho {rho}: {loss} vs {expected}");
         }
     }
@@ -295,22 +316,22 @@ mod tests {
     fn positions_in_the_same_direction_get_no_credit() {
         let a = 1_000_000.0;
         for rho in [0.0, 0.5, 0.9] {
-            let loss = group_scenario_loss(&[linear(a), linear(a * 0.5)], q(rho)).unwrap();
+            let loss = group_scenario_loss([linear(a), linear(a * 0.5)].iter(), q(rho)).unwrap();
             assert!(loss as f64 >= 1.5 * a, "rho {rho}: {loss}");
         }
     }
 
     #[test]
     fn malformed_members_or_correlation_give_no_credit() {
-        assert_eq!(group_scenario_loss(&[linear(1.0)], q(0.5)), None);
-        assert_eq!(group_scenario_loss(&[linear(1.0), linear(-1.0)], q(1.0)), None);
-        assert_eq!(group_scenario_loss(&[linear(1.0), linear(-1.0)], q(-0.1)), None);
+        assert_eq!(group_scenario_loss([linear(1.0)].iter(), q(0.5)), None);
+        assert_eq!(group_scenario_loss([linear(1.0), linear(-1.0)].iter(), q(1.0)), None);
+        assert_eq!(group_scenario_loss([linear(1.0), linear(-1.0)].iter(), q(-0.1)), None);
         let mut huge = linear(1.0);
         huge.core[0] = MAX_NODE_LOSS + 1;
-        assert_eq!(group_scenario_loss(&[huge, linear(-1.0)], q(0.5)), None);
+        assert_eq!(group_scenario_loss([huge, linear(-1.0)].iter(), q(0.5)), None);
         let mut even = linear(1.0);
         even.steps = 8;
-        assert_eq!(group_scenario_loss(&[even, linear(-1.0)], q(0.5)), None);
+        assert_eq!(group_scenario_loss([even, linear(-1.0)].iter(), q(0.5)), None);
     }
 
     fn member_losses() -> impl Strategy<Value = MoveLosses> {
@@ -334,7 +355,7 @@ mod tests {
             members in prop::collection::vec(member_losses(), 2..4),
             rho in 0.0f64..0.99,
         ) {
-            let loss = group_scenario_loss(&members, q(rho)).unwrap() as f64;
+            let loss = group_scenario_loss(members.iter(), q(rho)).unwrap() as f64;
             let jump = members.iter().filter_map(|m| m.tail.map(|t| {
                 members.iter().map(|o| o.zero_move() as f64).sum::<f64>() - m.zero_move() as f64 + t as f64
             })).fold(0.0, f64::max);
@@ -362,7 +383,7 @@ mod tests {
             b in member_losses(),
             rho in 0.0f64..0.99,
         ) {
-            let loss = group_scenario_loss(&[a, b], q(rho)).unwrap() as f64;
+            let loss = group_scenario_loss([a, b].iter(), q(rho)).unwrap() as f64;
             prop_assert!(loss >= brute_ellipse(&a, &b, rho) - 1.0);
             let alone = |m: &MoveLosses| m.core[..m.steps as usize].iter().copied().chain(m.tail).max().unwrap().max(0) as f64;
             prop_assert!(loss <= alone(&a) + alone(&b));
@@ -381,11 +402,16 @@ mod tests {
             im_factor: q(1.25),
         };
         let a = 1_000_000.0;
-        let (credit, initial) = group_credit(&[member(linear(a), a), member(linear(-a), a)]).unwrap();
+        let (credit, initial) = group_credit(&[member(linear(a), a), member(linear(-a), a)], 1).unwrap();
         // Group loss a (the jump), minimum delta 40,000 summed: credit a.
         assert_eq!(credit, I80F48::from_num(a));
         assert_eq!(initial, I80F48::from_num(a * 1.25));
-        let (none, _) = group_credit(&[member(linear(a), a)]).unwrap();
+        let (none, _) = group_credit(&[member(linear(a), a)], 1).unwrap();
         assert_eq!(none, 0);
+        // Another group's members are not this group's.
+        let (other, _) = group_credit(&[member(linear(a), a), member(linear(-a), a)], 2).unwrap();
+        assert_eq!(other, 0);
+        let nine: Vec<_> = (0..9).map(|i| member(linear(if i % 2 == 0 { a } else { -a }), a)).collect();
+        assert_eq!(group_credit(&nine, 1).unwrap().0, 0, "beyond the capacity no member is credited");
     }
 }

@@ -32,7 +32,7 @@
 //! margin applies the same computation to each position alone and sums: the ratio of the two is
 //! the capital-efficiency figure. All requirements are I80F48 quote units rounded up.
 
-use crate::correlation::{group_credit, Correlation, GroupMember, MoveLosses, MAX_GROUPED_UNDERLYINGS};
+use crate::correlation::{group_credit, Correlation, GroupMember, MoveLosses, MAX_CORRELATION_GROUPS, MAX_GROUPED_UNDERLYINGS};
 use crate::risk_array::{RiskArray, RiskError, MAX_LOTS};
 use crate::scenario::{GridParams, MAX_SCENARIOS};
 use crate::wide::{div_q32, mul_i80f48_by_q32, mul_q32, q32_wide_to_i80f48, Rounding};
@@ -226,6 +226,7 @@ pub fn underlying_margin(book: &UnderlyingBook<'_>) -> Result<UnderlyingMargin, 
 /// [`underlying_margin`], also writing the losses per core price move (the worst vol state of
 /// each, quote native units rounded up) and in the tail into `losses` when given: what a
 /// correlation group stresses jointly.
+#[inline(never)]
 pub fn underlying_margin_with_losses(
     book: &UnderlyingBook<'_>,
     losses: Option<&mut MoveLosses>,
@@ -328,28 +329,30 @@ where
 {
     let mut risk = crate::health::DerivativesRisk::default();
     let add = |a: I80F48, b: I80F48| a.checked_add(b).ok_or(RiskError::Overflow);
-    let mut grouped = [None::<GroupMember>; MAX_GROUPED_UNDERLYINGS];
+    // Grouped members, in order. A group with more members than this holds gets no credit
+    // (bit `id` of `overflowed`); ids beyond MAX_CORRELATION_GROUPS are no group.
+    let mut grouped = [GroupMember::NONE; MAX_GROUPED_UNDERLYINGS];
     let mut grouped_count = 0;
-    // Groups with more members than `grouped` holds get no credit at all.
-    let mut overflowed = [false; 256];
+    let mut overflowed: u32 = 0;
     for (index, book) in books.iter().enumerate() {
-        let in_group = book.correlation.group != 0;
+        let id = book.correlation.group;
+        let in_group = id != 0 && id as usize <= MAX_CORRELATION_GROUPS;
         let mut losses = MoveLosses::flat(book.params.price_steps);
         let margin = underlying_margin_with_losses(book, if in_group { Some(&mut losses) } else { None })?;
         if in_group {
             if grouped_count < MAX_GROUPED_UNDERLYINGS {
-                grouped[grouped_count] = Some(GroupMember {
-                    group: book.correlation.group,
+                grouped[grouped_count] = GroupMember {
+                    group: id,
                     correlation: book.correlation.correlation,
                     losses,
                     maintenance: margin.maintenance,
                     min_delta: margin.min_delta,
                     contingency: margin.contingency,
                     im_factor: book.params.im_factor,
-                });
+                };
                 grouped_count += 1;
             } else {
-                overflowed[book.correlation.group as usize] = true;
+                overflowed |= 1 << id;
             }
         }
         risk.maintenance = add(risk.maintenance, margin.maintenance)?;
@@ -360,36 +363,19 @@ where
         risk.positive_equity = add(risk.positive_equity, book.positive_equity)?;
         risk.negative_equity = add(risk.negative_equity, book.negative_equity)?;
     }
-    let credits = group_credits(&grouped[..grouped_count], &overflowed)?;
+    let mut credits = (I80F48::ZERO, I80F48::ZERO);
+    for id in 1..=MAX_CORRELATION_GROUPS as u8 {
+        if overflowed & (1 << id) != 0 || !grouped[..grouped_count].iter().any(|m| m.group == id) {
+            continue;
+        }
+        let (maintenance, initial) = group_credit(&grouped[..grouped_count], id)?;
+        credits = (add(credits.0, maintenance)?, add(credits.1, initial)?);
+    }
     let sub = |a: I80F48, b: I80F48| a.checked_sub(b).ok_or(RiskError::Overflow);
     risk.maintenance = sub(risk.maintenance, credits.0)?;
     risk.initial = sub(risk.initial, credits.1)?;
     risk.liquidation_end = sub(risk.liquidation_end, credits.1)?;
     Ok(risk)
-}
-
-/// The summed `(maintenance, initial)` credits of every group among `members` (each group's
-/// members gathered in order; groups marked in `skip` get none).
-fn group_credits(members: &[Option<GroupMember>], skip: &[bool; 256]) -> Result<(I80F48, I80F48), RiskError> {
-    let mut total = (I80F48::ZERO, I80F48::ZERO);
-    let mut done = [false; 256];
-    for first in members.iter().flatten() {
-        let group = first.group as usize;
-        if done[group] || skip[group] {
-            continue;
-        }
-        done[group] = true;
-        let mut same = [*first; MAX_GROUPED_UNDERLYINGS];
-        let mut count = 0;
-        for member in members.iter().flatten().filter(|m| m.group == first.group) {
-            same[count] = *member;
-            count += 1;
-        }
-        let (maintenance, initial) = group_credit(&same[..count])?;
-        total.0 = total.0.checked_add(maintenance).ok_or(RiskError::Overflow)?;
-        total.1 = total.1.checked_add(initial).ok_or(RiskError::Overflow)?;
-    }
-    Ok(total)
 }
 
 /// Standard margin of one underlying's positions: each position margined alone, summed.

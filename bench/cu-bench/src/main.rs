@@ -30,6 +30,9 @@ use solana_pubkey::Pubkey;
 const MAX_MARGINAL_CU_PER_POSITION_CELL: u64 = 32;
 const MAX_HEALTH_16_POSITIONS_8_COLLATERAL_CU: u64 = 42_000;
 const MAX_REFRESH_CU_PER_CELL: u64 = 4_300;
+/// The same health with its 4 underlyings in one correlation group: the joint scenarios
+/// (about 4,500 CU per member on the default grid) on top of the per-underlying sums.
+const MAX_HEALTH_16_GROUPED_CU: u64 = 60_000;
 /// A refresh of the default grid as a whole (every scenario valued now and after the
 /// look-ahead): above the 200,000 units an instruction gets by default, so a refresh is sent
 /// with a compute-unit limit (docs/compute-units.md); this keeps it from growing unnoticed.
@@ -145,7 +148,7 @@ fn book_bytes(positions: &[Position], tokens: &[TokenBalance], underlyings: usiz
 }
 
 /// The same health the probe computes, natively.
-fn native_health(positions: &[Position], tokens: &[TokenBalance], underlyings: usize) -> I80F48 {
+fn native_health(positions: &[Position], tokens: &[TokenBalance], underlyings: usize, grouped: bool) -> I80F48 {
     let params = DEFAULT_GRID;
     let count = params.scenarios().unwrap().len();
     let exposures: Vec<Vec<Exposure>> =
@@ -168,6 +171,11 @@ fn native_health(positions: &[Position], tokens: &[TokenBalance], underlyings: u
                 exposures: &exposures[u],
                 positive_equity: positive,
                 negative_equity: negative,
+                correlation: if grouped {
+                    risk_engine::correlation::Correlation { group: 1, correlation: I32F32::from_bits((4 << 32) / 5) }
+                } else {
+                    Default::default()
+                },
             }
         })
         .collect();
@@ -207,9 +215,18 @@ fn main() {
         let bytes = book_bytes(&book, &tokens, underlyings);
         let (cu, ret) = probe.kernel(vec![1, count as u8, TOKENS as u8, underlyings as u8], &bytes);
         let sbf = I80F48::from_bits(i128::from_le_bytes(ret[..16].try_into().unwrap()));
-        assert_eq!(sbf, native_health(&book, &tokens, underlyings), "health on SBF differs from native for {count} positions");
+        assert_eq!(sbf, native_health(&book, &tokens, underlyings, false), "health on SBF differs from native for {count} positions");
         health_rows.push((count, underlyings, cu));
     }
+    // The largest book again with its 4 underlyings in one correlation group (correlation 0.8).
+    let (grouped_count, grouped_underlyings) = (16, 4);
+    let book = positions(grouped_count, grouped_underlyings);
+    let bytes = book_bytes(&book, &tokens, grouped_underlyings);
+    let (grouped_cu, ret) = probe.kernel(vec![1, grouped_count as u8, TOKENS as u8, grouped_underlyings as u8, 1], &bytes);
+    let sbf = I80F48::from_bits(i128::from_le_bytes(ret[..16].try_into().unwrap()));
+    let grouped_native = native_health(&book, &tokens, grouped_underlyings, true);
+    assert_eq!(sbf, grouped_native, "grouped health on SBF differs from native");
+    assert_ne!(grouped_native, native_health(&book, &tokens, grouped_underlyings, false), "the correlation group changed nothing");
     let first = health_rows.first().unwrap();
     let last = health_rows.last().unwrap();
     let marginal = (last.2 - first.2) / (last.0 - first.0) as u64;
@@ -262,6 +279,7 @@ fn main() {
     let checks = [
         ("marginal health CU per position and scenario cell", marginal_per_cell, MAX_MARGINAL_CU_PER_POSITION_CELL),
         ("health, 16 positions + 8 collateral", health_16, MAX_HEALTH_16_POSITIONS_8_COLLATERAL_CU),
+        ("health, 16 positions + 8 collateral, 4 underlyings in one correlation group", grouped_cu, MAX_HEALTH_16_GROUPED_CU),
         ("risk-array refresh CU per scenario cell", refresh_per_cell, MAX_REFRESH_CU_PER_CELL),
         ("risk-array refresh, default grid", refresh_cu, MAX_REFRESH_RISK_ARRAY_CU),
         ("Black-Scholes value + delta", bs_cu, MAX_BLACK_SCHOLES_CU),
@@ -269,6 +287,7 @@ fn main() {
     if json {
         let value = serde_json::json!({
             "health": health_rows.iter().map(|(p, u, cu)| serde_json::json!({"positions": p, "underlyings": u, "collateral": TOKENS, "cu": cu})).collect::<Vec<_>>(),
+            "health_correlation_group": {"positions": grouped_count, "underlyings": grouped_underlyings, "collateral": TOKENS, "cu": grouped_cu},
             "scenario_cells": cells,
             "marginal_cu_per_position": marginal,
             "marginal_cu_per_position_cell": marginal_per_cell,
@@ -283,6 +302,7 @@ fn main() {
         for (p, u, cu) in &health_rows {
             println!("| health: {p} positions over {u} underlyings + {TOKENS} collateral | {cu} |");
         }
+        println!("| health: {grouped_count} positions over {grouped_underlyings} underlyings in one correlation group + {TOKENS} collateral | {grouped_cu} |");
         println!("| scenario cells per market (default grid) | {cells} |");
         println!("| marginal health cost per position | {marginal} ({marginal_per_cell} per cell) |");
         println!("| option risk-array refresh ({} scenarios) | {refresh_cu} ({refresh_per_cell} per cell) |", array.len);

@@ -36,6 +36,8 @@ const POSITION_WORDS: usize = 5 + SCENARIOS;
 const MAX_POSITIONS: usize = 16;
 const MAX_TOKENS: usize = 8;
 const MAX_UNDERLYINGS: usize = 4;
+/// Correlation of the probe's correlation group when the health call asks for one: 0.8.
+pub const CORRELATION_BITS: i64 = (4 << 32) / 5;
 /// Bytes per token record: native balance, 3 prices and 4 weights (I80F48 bits).
 const TOKEN_BYTES: usize = 8 + 7 * 16;
 
@@ -83,6 +85,8 @@ struct HealthArgs<'a> {
     positions: usize,
     tokens: usize,
     underlyings: usize,
+    /// Whether every underlying is in correlation group 1 (correlation 0.8).
+    grouped: bool,
 }
 
 #[inline(never)]
@@ -98,7 +102,7 @@ fn health(args: &HealthArgs, out: &mut I80F48) -> bool {
 
 #[inline(always)]
 fn health_inner(args: &HealthArgs) -> Option<I80F48> {
-    let HealthArgs { book, positions, tokens, underlyings } = *args;
+    let HealthArgs { book, positions, tokens, underlyings, grouped } = *args;
     let params = DEFAULT_GRID;
     let scenario_count = params.scenario_count();
     let empty = Exposure { lots: 0, cells: &[], delta: I32F32::ZERO, is_option: false, value: I32F32::ZERO, max_abs_cell: I32F32::ZERO };
@@ -110,6 +114,7 @@ fn health_inner(args: &HealthArgs) -> Option<I80F48> {
         exposures: &[],
         positive_equity: I80F48::ZERO,
         negative_equity: I80F48::ZERO,
+        correlation: risk_engine::correlation::Correlation { group: 0, correlation: I32F32::ZERO },
     }; MAX_UNDERLYINGS];
     // Positions are grouped by underlying (position p belongs to underlying p % underlyings).
     let mut next = 0;
@@ -147,6 +152,9 @@ fn health_inner(args: &HealthArgs) -> Option<I80F48> {
         books[u].exposures = &exposures[ranges[u].0..ranges[u].1];
         books[u].positive_equity = marks[u].0;
         books[u].negative_equity = marks[u].1;
+        if grouped {
+            books[u].correlation = risk_engine::correlation::Correlation { group: 1, correlation: I32F32::from_bits(CORRELATION_BITS) };
+        }
     }
     let derivatives = derivatives_risk(&books[..underlyings]).ok()?;
     let token_base = 8 * (MAX_UNDERLYINGS + positions * POSITION_WORDS);
@@ -242,7 +250,8 @@ fn process_instruction(_program_id: &Address, accounts: &mut [AccountView], data
             }
             let book = unsafe { accounts.first().ok_or(bad())?.borrow_unchecked() };
             let mut result = I80F48::ZERO;
-            let ok = health(&HealthArgs { book, positions, tokens, underlyings }, &mut result);
+            let grouped = data.get(4).is_some_and(|g| *g != 0);
+            let ok = health(&HealthArgs { book, positions, tokens, underlyings, grouped }, &mut result);
             out.copy_from_slice(&result.to_bits().to_le_bytes());
             ok
         }

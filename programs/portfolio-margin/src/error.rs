@@ -271,4 +271,8 @@ pub enum MarginError {
     GridSurfaceOutOfBounds,
     #[msg("The fill would raise the market's open interest above its cap (max_open_interest_lots); reducing fills always pass (to flip a position at the cap, close it first)")]
     OpenInterestCapExceeded,
+    #[msg("Correlation group id must be 1..=8 (0 takes an underlying out of its group)")]
+    InvalidCorrelationGroup,
+    #[msg("A correlation group's correlation must be at most 990000 ppm (0.99)")]
+    CorrelationOutOfBounds,
 }

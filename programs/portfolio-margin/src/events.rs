@@ -64,3 +64,18 @@ pub struct Traded {
     /// Venue program that submitted the fill, or `Pubkey::default()` for a signed block trade.
     pub venue: Pubkey,
 }
+
+/// A correlation group's correlation was set.
+#[event]
+pub struct CorrelationGroupSet {
+    pub group: Pubkey,
+    pub correlation_group: u8,
+    pub correlation_ppm: u32,
+}
+
+/// An underlying joined a correlation group (or left its group: 0).
+#[event]
+pub struct UnderlyingCorrelationAssigned {
+    pub underlying: Pubkey,
+    pub correlation_group: u8,
+}

@@ -25,7 +25,8 @@ use anchor_lang::prelude::*;
 use std::cell::Ref;
 use fixed::types::{I32F32, I80F48};
 use risk_engine::health::{HealthBreakdown, HealthKind, HealthParams, TokenBalance, TokenPrices};
-use risk_engine::margin::{derivatives_risk, Exposure, UnderlyingBook};
+use risk_engine::margin::{Exposure, UnderlyingBook};
+use risk_engine::risk_array::RiskError;
 use risk_engine::risk_array::linear_cells;
 use risk_engine::wide::{mul_q32, mul_q32_by_int, q32_wide_to_i80f48, Rounding};
 
@@ -414,29 +415,28 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
             exposures,
             positive_equity: *positive,
             negative_equity: *negative,
+            correlation: view.group.correlation_of(p.priced.underlying),
         })
         .collect();
-    // Per underlying. Under init health, a requirement computed at a print below its EMA is
-    // scaled up to the EMA (linear exposure scales with spot): otherwise a dumped print would
-    // shrink a short's requirement while its mark stays at the EMA, and withdrawing in the same
-    // slot would free more than the EMA allows. Unchanged when the print is at or above it.
-    let mut derivatives = risk_engine::health::DerivativesRisk::default();
-    for (book, p) in books.iter().zip(&prepared) {
-        let mut one = derivatives_risk(core::slice::from_ref(book)).map_err(|e| {
-            msg!("portfolio margin failed: {:?}", e);
-            error!(MarginError::MathOverflow)
-        })?;
+    // The engine sums the underlyings and credits correlation groups. Under init health, a
+    // requirement computed at a print below its EMA is scaled up to the EMA (linear exposure
+    // scales with spot): otherwise a dumped print would shrink a short's requirement while its
+    // mark stays at the EMA, and withdrawing in the same slot would free more than the EMA
+    // allows. Unchanged when the print is at or above it.
+    let derivatives = risk_engine::margin::derivatives_risk_scaled(&books, |index, initial| {
+        let p = &prepared[index];
         let (spot, high) = (p.priced.prices.spot, p.priced.prices.requirement_spot);
         if kind == HealthKind::Init && high > spot && spot > 0 {
-            let ratio = I80F48::from(high).checked_div(I80F48::from(spot)).ok_or_else(overflow)? + I80F48::DELTA;
-            one.initial = one.initial.checked_mul(ratio).ok_or_else(overflow)?;
+            let ratio = I80F48::from(high).checked_div(I80F48::from(spot)).ok_or(RiskError::Overflow)? + I80F48::DELTA;
+            initial.checked_mul(ratio).ok_or(RiskError::Overflow)
+        } else {
+            Ok(initial)
         }
-        derivatives.maintenance = derivatives.maintenance.checked_add(one.maintenance).ok_or_else(overflow)?;
-        derivatives.initial = derivatives.initial.checked_add(one.initial).ok_or_else(overflow)?;
-        derivatives.liquidation_end = derivatives.liquidation_end.checked_add(one.liquidation_end).ok_or_else(overflow)?;
-        derivatives.positive_equity = derivatives.positive_equity.checked_add(one.positive_equity).ok_or_else(overflow)?;
-        derivatives.negative_equity = derivatives.negative_equity.checked_add(one.negative_equity).ok_or_else(overflow)?;
-    }
+    })
+    .map_err(|e| {
+        msg!("portfolio margin failed: {:?}", e);
+        error!(MarginError::MathOverflow)
+    })?;
     let params = HealthParams { unrealized_init_weight: crate::state::ppm_to_fixed(view.group.unrealized_init_weight_ppm) };
     risk_engine::health::compute_health(&tokens, &derivatives, &params, kind).map_err(|_| overflow())
 }

@@ -63,6 +63,16 @@ pub mod portfolio_margin {
         instructions::update_collateral_bank(ctx, config)
     }
 
+    /// Sets the correlation of a correlation group, ppm (admin).
+    pub fn set_correlation_group(ctx: Context<SetCorrelationGroup>, correlation_group: u8, correlation_ppm: u32) -> Result<()> {
+        instructions::set_correlation_group(ctx, correlation_group, correlation_ppm)
+    }
+
+    /// Puts an underlying in a correlation group, or takes it out with 0 (admin).
+    pub fn assign_correlation_group(ctx: Context<AssignCorrelationGroup>, correlation_group: u8) -> Result<()> {
+        instructions::assign_correlation_group(ctx, correlation_group)
+    }
+
     /// Creates a margin account for the signer.
     pub fn create_margin_account(ctx: Context<CreateMarginAccount>, account_index: u32) -> Result<()> {
         instructions::create_margin_account(ctx, account_index)

@@ -1,6 +1,7 @@
 //! The group: one quote currency, an admin, a risk authority and group-wide risk parameters.
 
 use anchor_lang::prelude::*;
+use fixed::types::I32F32;
 
 /// Seed prefix of group PDAs: `["group", admin, group_index (u32 LE)]`.
 pub const GROUP_SEED: &[u8] = b"group";
@@ -51,11 +52,29 @@ pub struct Group {
     pub perp_market_count: u16,
     /// Explicit padding.
     pub padding2: [u8; 6],
+    /// Correlation of each correlation group, ppm (index `id - 1` for group id `id`): the
+    /// underlyings assigned to a group are margined on joint moves (`risk_engine::correlation`).
+    pub correlation_ppm: [u32; MAX_CORRELATION_GROUPS],
 }
 
-const _: () = assert!(core::mem::size_of::<Group>() == 3 * 32 + 4 * 3 + 2 + 2 + 64);
+/// Number of correlation groups a group can configure (ids 1..=8; 0 = none).
+pub const MAX_CORRELATION_GROUPS: usize = risk_engine::correlation::MAX_CORRELATION_GROUPS;
+/// Highest correlation a correlation group may be given, ppm.
+pub const MAX_CORRELATION_PPM: u32 = 990_000;
+
+const _: () = assert!(core::mem::size_of::<Group>() == 3 * 32 + 4 * 3 + 2 + 2 + 64 + 4 * MAX_CORRELATION_GROUPS);
 
 impl Group {
+    /// The engine's view of `underlying`'s correlation group: none for id 0 (or an id the
+    /// group cannot hold).
+    pub fn correlation_of(&self, underlying: &crate::state::Underlying) -> risk_engine::correlation::Correlation {
+        let id = underlying.correlation_group;
+        match (id as usize).checked_sub(1).and_then(|i| self.correlation_ppm.get(i)) {
+            Some(&ppm) => risk_engine::correlation::Correlation { group: id, correlation: I32F32::from_bits(((ppm as i64) << 32) / crate::state::PPM as i64) },
+            None => risk_engine::correlation::Correlation::default(),
+        }
+    }
+
     /// Fails unless `bank` is this group's quote bank (and the group has one).
     pub fn require_quote_bank(&self, bank: &Pubkey) -> Result<()> {
         require_keys_neq!(self.quote_bank, Pubkey::default(), crate::error::MarginError::NoQuoteBank);

@@ -257,8 +257,10 @@ pub struct Underlying {
     pub lot_size_exponent: i8,
     /// PDA bump.
     pub bump: u8,
+    /// Correlation group (1..=8, its correlation in `Group::correlation_ppm`); 0 = none.
+    pub correlation_group: u8,
     /// Space for future fields.
-    pub reserved: [u8; 64],
+    pub reserved: [u8; 63],
 }
 
 const _: () = assert!(core::mem::size_of::<Underlying>() == 4 * 32 + 224 + 5 * 4 + 2 + 1 + 1 + 64);
