@@ -268,6 +268,25 @@ pub fn add_underlying(
     )
 }
 
+/// `set_correlation_group`: correlation group `correlation_group` (1..=8) gets
+/// `correlation_ppm`.
+pub fn set_correlation_group(group: &Pubkey, admin: &Pubkey, correlation_group: u8, correlation_ppm: u32) -> Instruction {
+    build(
+        accounts::SetCorrelationGroup { group: *group, admin: *admin },
+        instruction::SetCorrelationGroup { correlation_group, correlation_ppm },
+        vec![],
+    )
+}
+
+/// `assign_correlation_group`: `underlying` joins `correlation_group` (0: leaves its group).
+pub fn assign_correlation_group(group: &Pubkey, admin: &Pubkey, underlying: &Pubkey, correlation_group: u8) -> Instruction {
+    build(
+        accounts::AssignCorrelationGroup { group: *group, admin: *admin, underlying: *underlying },
+        instruction::AssignCorrelationGroup { correlation_group },
+        vec![],
+    )
+}
+
 fn add_market_accounts(group: &Pubkey, admin: &Pubkey, payer: &Pubkey, underlying: &Pubkey, index: u16) -> accounts::AddMarket {
     accounts::AddMarket {
         group: *group,
