@@ -11,7 +11,8 @@
 use anyhow::{anyhow, bail, Result};
 use fixed::types::{I32F32, I80F48};
 use risk_engine::black_scholes::{price_option, OptionInputs, OptionKind};
-use risk_engine::margin::{standard_margin, underlying_margin, Exposure, UnderlyingBook};
+use risk_engine::correlation::Correlation;
+use risk_engine::margin::{derivatives_risk, standard_margin, underlying_margin, Exposure, UnderlyingBook};
 use risk_engine::risk_array::{compute_risk_array, Instrument, MarketState, RiskArray};
 use risk_engine::scenario::{GridParams, MAX_EXTENDED};
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,10 @@ pub struct Portfolio {
     pub collateral: Vec<CollateralInput>,
     #[serde(default)]
     pub params: Option<ParamsInput>,
+    /// Correlation groups: underlyings margined jointly (as `assign_correlation_group` does
+    /// on-chain), each with its correlation.
+    #[serde(default)]
+    pub correlation_groups: Vec<CorrelationGroupInput>,
     /// Free text describing the portfolio (ignored by the engine).
     #[serde(default)]
     pub description: Option<String>,
@@ -56,6 +61,15 @@ pub struct UnderlyingInput {
     /// This underlying's concentration factor (overrides `params.concentration`).
     #[serde(default)]
     pub concentration: Option<f64>,
+}
+
+/// A correlation group: its member underlyings (by symbol) and their correlation, in
+/// `[0, 0.99]` (applied in whole ppm, as the program stores it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrelationGroupInput {
+    pub underlyings: Vec<String>,
+    pub correlation: f64,
 }
 
 /// A derivatives position.
@@ -134,6 +148,15 @@ pub struct UnderlyingReport {
     pub worst_scenario: WorstScenario,
 }
 
+/// A correlation group's credit.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct CorrelationGroupReport {
+    pub underlyings: Vec<String>,
+    pub correlation: f64,
+    /// Maintenance credited, USD (the initial requirement is credited this x im_factor).
+    pub maintenance_credit: f64,
+}
+
 /// The `pm margin --json` output.
 #[derive(Debug, Serialize, PartialEq)]
 pub struct MarginReport {
@@ -144,6 +167,10 @@ pub struct MarginReport {
     /// maintenance / standard_maintenance (1 when both are 0).
     pub portfolio_to_standard_ratio: f64,
     pub per_underlying: Vec<UnderlyingReport>,
+    /// Maintenance credited by correlation groups (already out of `maintenance`), USD.
+    pub correlation_credit: f64,
+    /// Each correlation group's members, correlation and maintenance credit.
+    pub correlation_groups: Vec<CorrelationGroupReport>,
     /// Collateral symbols that are not underlyings: valued by bank weights, not in any grid.
     pub collateral_outside_grid: Vec<String>,
 }
@@ -325,6 +352,27 @@ pub fn margin_report(portfolio: &Portfolio) -> Result<MarginReport> {
         }
     }
 
+    // Correlation groups: ids 1.. in file order, each underlying in at most one.
+    let mut membership = vec![Correlation::default(); portfolio.underlyings.len()];
+    if portfolio.correlation_groups.len() > risk_engine::correlation::MAX_CORRELATION_GROUPS {
+        bail!("correlation_groups: at most {} groups", risk_engine::correlation::MAX_CORRELATION_GROUPS);
+    }
+    for (g, group) in portfolio.correlation_groups.iter().enumerate() {
+        check_finite(group.correlation, &format!("correlation_groups[{g}].correlation"))?;
+        let max = portfolio_margin::state::MAX_CORRELATION_PPM as f64 / 1e6;
+        if !(0.0..=max).contains(&group.correlation) {
+            bail!("correlation_groups[{g}].correlation must be within 0..={max} (got {})", group.correlation);
+        }
+        let ppm = (group.correlation * 1e6).round() as u32;
+        for symbol in &group.underlyings {
+            let u = find(symbol).ok_or_else(|| anyhow!("correlation_groups[{g}]: '{symbol}' is not in underlyings"))?;
+            if membership[u].group != 0 {
+                bail!("correlation_groups[{g}]: '{symbol}' is already in a correlation group");
+            }
+            membership[u] = Correlation { group: g as u8 + 1, correlation: portfolio_margin::state::correlation_from_ppm(ppm) };
+        }
+    }
+
     let mut report = MarginReport {
         maintenance: 0.0,
         initial: 0.0,
@@ -332,12 +380,15 @@ pub fn margin_report(portfolio: &Portfolio) -> Result<MarginReport> {
         standard_initial: 0.0,
         portfolio_to_standard_ratio: 1.0,
         per_underlying: Vec::new(),
+        correlation_credit: 0.0,
+        correlation_groups: Vec::new(),
         collateral_outside_grid: outside,
     };
     let (mut mm, mut im, mut smm, mut sim) = (I80F48::ZERO, I80F48::ZERO, I80F48::ZERO, I80F48::ZERO);
-    for (u, book) in books.iter().enumerate() {
-        let exposures: Vec<Exposure> = book.iter().map(|(lots, array)| array.exposure(*lots)).collect();
-        let spot = spots[u].0;
+    let exposure_lists: Vec<Vec<Exposure>> =
+        books.iter().map(|book| book.iter().map(|(lots, array)| array.exposure(*lots)).collect()).collect();
+    let mut own_params = Vec::with_capacity(books.len());
+    for u in 0..books.len() {
         // Per-underlying concentration parameters (they change no scenario, only the add-on),
         // checked against the program's bounds like the rest.
         let input = &portfolio.underlyings[u];
@@ -355,9 +406,14 @@ pub fn margin_report(portfolio: &Portfolio) -> Result<MarginReport> {
         portfolio_margin::state::GridConfig::from(&own)
             .validate_bounds(0)
             .map_err(|e| anyhow!("underlyings[{u}]: params are outside the program's bounds: {e}"))?;
-        let book = UnderlyingBook::new(spot, &own, &exposures);
-        let margin = underlying_margin(&book).map_err(|e| anyhow!("{e:?}"))?;
-        let (s_mm, s_im) = standard_margin(&book).map_err(|e| anyhow!("{e:?}"))?;
+        own_params.push(own);
+    }
+    let grid_books: Vec<UnderlyingBook> = (0..books.len())
+        .map(|u| UnderlyingBook { correlation: membership[u], ..UnderlyingBook::new(spots[u].0, &own_params[u], &exposure_lists[u]) })
+        .collect();
+    for (u, book) in grid_books.iter().enumerate() {
+        let margin = underlying_margin(book).map_err(|e| anyhow!("{e:?}"))?;
+        let (s_mm, s_im) = standard_margin(book).map_err(|e| anyhow!("{e:?}"))?;
         mm += margin.maintenance;
         im += margin.initial;
         smm += s_mm;
@@ -380,6 +436,20 @@ pub fn margin_report(portfolio: &Portfolio) -> Result<MarginReport> {
             },
         });
     }
+    // The engine's aggregate, as the program computes it: the sums above less group credits.
+    let risk = derivatives_risk(&grid_books).map_err(|e| anyhow!("{e:?}"))?;
+    for (g, group) in portfolio.correlation_groups.iter().enumerate() {
+        let members: Vec<UnderlyingBook> = grid_books.iter().filter(|b| b.correlation.group == g as u8 + 1).copied().collect();
+        let alone: I80F48 = members.iter().map(|b| underlying_margin(b).map(|m| m.maintenance)).sum::<Result<_, _>>().map_err(|e| anyhow!("{e:?}"))?;
+        let joint = derivatives_risk(&members).map_err(|e| anyhow!("{e:?}"))?.maintenance;
+        report.correlation_groups.push(CorrelationGroupReport {
+            underlyings: group.underlyings.clone(),
+            correlation: group.correlation,
+            maintenance_credit: usd(alone - joint),
+        });
+    }
+    report.correlation_credit = usd(mm - risk.maintenance);
+    (mm, im) = (risk.maintenance, risk.initial);
     report.maintenance = usd(mm);
     report.initial = usd(im);
     report.standard_maintenance = usd(smm);
@@ -414,6 +484,14 @@ pub fn format_report(report: &MarginReport) -> String {
         "portfolio maintenance {:.2}  initial {:.2}\nstandard  maintenance {:.2}  initial {:.2}\nportfolio / standard   {:.3}\n",
         report.maintenance, report.initial, report.standard_maintenance, report.standard_initial, report.portfolio_to_standard_ratio
     );
+    for g in &report.correlation_groups {
+        out += &format!(
+            "correlation group {} (correlation {:.2}): maintenance credit {:.2}\n",
+            g.underlyings.join(" + "),
+            g.correlation,
+            g.maintenance_credit
+        );
+    }
     if !report.collateral_outside_grid.is_empty() {
         out += &format!("collateral valued by weights only: {}\n", report.collateral_outside_grid.join(", "));
     }

@@ -235,3 +235,40 @@ fn margin_applies_each_underlyings_own_liquidity() {
     assert!(!ok && err.contains("underlyings[0]: params are invalid"), "{err}");
 }
 
+
+/// `pm margin` reports a correlation group's credit (the number the program credits) and
+/// refuses a malformed group with a message naming the field.
+#[test]
+fn margin_reports_correlation_credit_and_refuses_bad_groups() {
+    let pair = |groups: &str| {
+        format!(
+            r#"{{"underlyings":[{{"symbol":"SOL","price":150.0}},{{"symbol":"BTC","price":100000.0}}],"positions":[{{"underlying":"SOL","kind":"perp","qty":10.0}},{{"underlying":"BTC","kind":"perp","qty":-0.015}}],"correlation_groups":{groups}}}"#
+        )
+    };
+    let run = |name: &str, groups: &str| {
+        let file = write_portfolio(name, &pair(groups));
+        pm(&["margin", "--input", file.to_str().unwrap(), "--json"])
+    };
+    let (ok, out, err) = run("grouped.json", r#"[{"underlyings":["SOL","BTC"],"correlation":0.5}]"#);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // Each leg 16% x $1,500 = $240; at 0.5 the box binds: 2 x sqrt(0.5) x 240 = 339.41.
+    let maintenance = v["maintenance"].as_f64().unwrap();
+    assert!((339.41..339.42).contains(&maintenance), "{maintenance}");
+    let credit = v["correlation_groups"][0]["maintenance_credit"].as_f64().unwrap();
+    assert!((credit - (480.0 - maintenance)).abs() < 1e-6 && v["correlation_credit"].as_f64() == Some(credit));
+    assert!((v["standard_maintenance"].as_f64().unwrap() - 480.0).abs() < 1e-3);
+
+    for (groups, message) in [
+        (r#"[{"underlyings":["SOL","ETH"],"correlation":0.5}]"#, "correlation_groups[0]: 'ETH' is not in underlyings"),
+        (r#"[{"underlyings":["SOL","BTC"],"correlation":0.995}]"#, "correlation_groups[0].correlation must be within 0..=0.99"),
+        (r#"[{"underlyings":["SOL","BTC"],"correlation":-0.1}]"#, "correlation_groups[0].correlation must be within"),
+        (
+            r#"[{"underlyings":["SOL"],"correlation":0.5},{"underlyings":["SOL","BTC"],"correlation":0.5}]"#,
+            "correlation_groups[1]: 'SOL' is already in a correlation group",
+        ),
+    ] {
+        let (ok, _, err) = run("bad.json", groups);
+        assert!(!ok && err.contains(message), "{groups}: {err}");
+    }
+}

@@ -59,6 +59,11 @@ pub struct Group {
 
 /// Number of correlation groups a group can configure (ids 1..=8; 0 = none).
 pub const MAX_CORRELATION_GROUPS: usize = risk_engine::correlation::MAX_CORRELATION_GROUPS;
+/// A correlation in ppm as the engine takes it (Q32.32, rounded down: less credit).
+pub fn correlation_from_ppm(ppm: u32) -> I32F32 {
+    I32F32::from_bits(((ppm as i64) << 32) / crate::state::PPM as i64)
+}
+
 /// Highest correlation a correlation group may be given, ppm.
 pub const MAX_CORRELATION_PPM: u32 = 990_000;
 
@@ -70,7 +75,7 @@ impl Group {
     pub fn correlation_of(&self, underlying: &crate::state::Underlying) -> risk_engine::correlation::Correlation {
         let id = underlying.correlation_group;
         match (id as usize).checked_sub(1).and_then(|i| self.correlation_ppm.get(i)) {
-            Some(&ppm) => risk_engine::correlation::Correlation { group: id, correlation: I32F32::from_bits(((ppm as i64) << 32) / crate::state::PPM as i64) },
+            Some(&ppm) => risk_engine::correlation::Correlation { group: id, correlation: correlation_from_ppm(ppm) },
             None => risk_engine::correlation::Correlation::default(),
         }
     }
