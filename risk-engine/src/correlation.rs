@@ -19,19 +19,26 @@
 //!   own grid) with every other member at no price move (its worst vol state): correlation that
 //!   breaks in a crash takes the credit back (for linear books the tail equals the core range,
 //!   so a pair keeps at most half of its requirement as credit).
+//! - **Jumps together**: every member at its worst falling tail at once, and every member at
+//!   its worst rising tail at once: a crash that hits every member (short puts on each of them
+//!   get no credit), while a long/short pair nets out there.
 //!
-//! Between grid nodes an underlying's loss is taken as the linear interpolation of its node
-//! losses (the grid's own model of a move between nodes), each node taking the worst of its vol
-//! states (vol states of different underlyings move independently). The group's scenario loss
-//! is the largest joint or jump loss, computed exactly: over each common move the window
-//! maxima are piecewise linear and convex between the moves at which a window edge crosses some
-//! member's node, so only those moves (and `c = ±beta`) need evaluating.
+//! Between grid nodes a member's loss is taken as the linear interpolation of its node losses,
+//! each node taking the worst of its vol states (vol states of different underlyings move
+//! independently): the grid's own model between nodes, exact for linear positions and short
+//! options (convex: below the chord) and within the engine's stated tolerance for long options
+//! (see `crate::margin`, near expiry). The group's scenario loss is the largest joint or jump
+//! loss, computed exactly: over the common move each window maximum is piecewise linear and
+//! convex between the moves where a window edge crosses a node, so only those moves (and
+//! `c = ±beta`) need evaluating. Members must share their number of price moves.
 //!
 //! The group's maintenance is `max(group scenario loss, Σ minimum delta) + Σ contingency`; the
 //! credit is what that saves against the sum of the members' maintenance requirements (never
 //! negative), and the initial requirement is credited `credit x min(im_factor)` (rounded down),
 //! so the initial requirement keeps at least `min(im_factor)` times the maintenance. Each
-//! member's concentration add-on is kept whole.
+//! member's concentration add-on is kept whole, and the liquidation target takes no credit
+//! (`crate::margin::derivatives_risk_scaled`): a credited pair whose jumps bind could otherwise
+//! not be liquidated one leg at a time.
 
 use crate::risk_array::RiskError;
 use crate::scenario::MAX_PRICE_STEPS;
@@ -41,11 +48,12 @@ use fixed::types::{I32F32, I80F48};
 /// Number of correlation groups (ids `1..=MAX_CORRELATION_GROUPS`; 0 is "no group").
 pub const MAX_CORRELATION_GROUPS: usize = 8;
 /// Most grouped underlyings one evaluation credits; members beyond it are margined alone
-/// (never less than without a group).
-pub const MAX_GROUPED_UNDERLYINGS: usize = 8;
+/// (never less than without a group). Four keeps a grouped health evaluation, which a
+/// liquidation step repeats, within compute limits.
+pub const MAX_GROUPED_UNDERLYINGS: usize = 4;
 /// Node losses beyond this size (quote native units) give their group no credit: keeps every
-/// interpolation and sum within 64 and 128 bits.
-const MAX_NODE_LOSS: i64 = 1 << 62;
+/// sum within 128 bits.
+const MAX_NODE_LOSS: i64 = 1 << 61;
 /// Window edges are widened by this many Q32 units, so a breakpoint rounded by a unit or two
 /// is still covered.
 const EDGE_SLACK: i64 = 4;
@@ -68,14 +76,16 @@ pub struct MoveLosses {
     pub core: [i64; MAX_PRICE_STEPS],
     /// Number of core moves (odd).
     pub steps: u8,
-    /// Largest loss over the tail scenarios; `None` without a tail.
-    pub tail: Option<i64>,
+    /// Largest loss over the falling tail scenarios; `None` without one.
+    pub tail_down: Option<i64>,
+    /// Largest loss over the rising tail scenarios; `None` without one.
+    pub tail_up: Option<i64>,
 }
 
 impl MoveLosses {
     /// No losses anywhere (a book with no positions), on `steps` core moves.
     pub const fn flat(steps: u8) -> MoveLosses {
-        MoveLosses { core: [0; MAX_PRICE_STEPS], steps, tail: None }
+        MoveLosses { core: [0; MAX_PRICE_STEPS], steps, tail_down: None, tail_up: None }
     }
 
     fn half(&self) -> i64 {
@@ -92,7 +102,7 @@ impl MoveLosses {
             && (self.steps as usize) <= MAX_PRICE_STEPS
             && self.steps % 2 == 1
             && self.core[..self.steps as usize].iter().all(|w| w.unsigned_abs() <= MAX_NODE_LOSS as u64)
-            && self.tail.is_none_or(|t| t.unsigned_abs() <= MAX_NODE_LOSS as u64)
+            && [self.tail_down, self.tail_up].iter().flatten().all(|t| t.unsigned_abs() <= MAX_NODE_LOSS as u64)
     }
 
     /// Position of normalised move `x` (Q32 bits, in [-1, 1]) on the node axis, Q32 bits in
@@ -117,11 +127,19 @@ impl MoveLosses {
         let (p_lo, p_hi) = (self.position(lo), self.position(hi));
         let mut best = self.at(p_lo).max(self.at(p_hi));
         let first = (p_lo >> 32) as usize + 1;
-        let last = (p_hi >> 32) as usize;
-        for node in first..=last.min(self.steps as usize - 1) {
+        let last = ((p_hi >> 32) as usize).min(self.steps as usize - 1);
+        for node in first..=last {
             best = best.max(self.core[node]);
         }
         best
+    }
+
+    /// The larger tail loss, if any.
+    fn tail(&self) -> Option<i64> {
+        match (self.tail_down, self.tail_up) {
+            (Some(d), Some(u)) => Some(d.max(u)),
+            (d, u) => d.or(u),
+        }
     }
 
     /// Normalised move of node `k` (Q32 bits), rounded toward zero.
@@ -147,35 +165,46 @@ where
     I: Iterator<Item = &'a MoveLosses> + Clone,
 {
     let count = members.clone().count();
-    if !(2..=MAX_GROUPED_UNDERLYINGS).contains(&count) || rho < 0 || rho >= 1 || !members.clone().all(MoveLosses::in_range) {
+    let mut all = members.clone();
+    let steps = all.next()?.steps;
+    // Members on different node axes are not credited (each axis adds its own breakpoints).
+    if !(2..=MAX_GROUPED_UNDERLYINGS).contains(&count)
+        || rho < 0
+        || rho >= 1
+        || !members.clone().all(MoveLosses::in_range)
+        || !all.all(|m| m.steps == steps)
+    {
         return None;
     }
     // Rounded up: a wider common range and wider independent windows only add scenarios.
     let beta = crate::math::sqrt(rho, Rounding::Up)?.to_bits().min(ONE);
     let gamma = crate::math::sqrt(I32F32::ONE - rho, Rounding::Up)?.to_bits().min(ONE) + EDGE_SLACK;
     let joint = |c: i64| -> i128 { members.clone().map(|m| m.window_max(c - gamma, c + gamma) as i128).sum() };
+    // Between the common moves where a window edge crosses a node (c = x_k ± gamma), each
+    // window maximum is a maximum of linear functions of c, so convex: the largest joint loss
+    // is at one of those moves or at c = ±beta.
     let mut worst = joint(-beta).max(joint(beta));
-    for (i, member) in members.clone().enumerate() {
-        // Breakpoints of members on the same node axis coincide: evaluate them once.
-        if members.clone().take(i).any(|m| m.steps == member.steps) {
-            continue;
-        }
-        for k in 0..member.steps as usize {
-            let x = member.node_move(k);
-            for c in [x - gamma, x + gamma] {
-                if (-beta..=beta).contains(&c) {
-                    worst = worst.max(joint(c));
-                }
+    let first = members.clone().next()?;
+    for k in 0..steps as usize {
+        let x = first.node_move(k);
+        for c in [x - gamma, x + gamma] {
+            if (-beta..=beta).contains(&c) {
+                worst = worst.max(joint(c));
             }
         }
     }
     // One member jumps alone (its tail) while the others stay at no price move.
     let zero_total: i128 = members.clone().map(|m| m.zero_move() as i128).sum();
-    for member in members {
-        if let Some(tail) = member.tail {
+    for member in members.clone() {
+        if let Some(tail) = member.tail() {
             worst = worst.max(zero_total - member.zero_move() as i128 + tail as i128);
         }
     }
+    // Every member jumps together, down or up (a member with no tail that way at its edge).
+    let last = steps as usize - 1;
+    let down: i128 = members.clone().map(|m| m.tail_down.unwrap_or(m.core[0]) as i128).sum();
+    let up: i128 = members.map(|m| m.tail_up.unwrap_or(m.core[last]) as i128).sum();
+    worst = worst.max(down).max(up);
     i64::try_from(worst.max(0)).ok()
 }
 
@@ -254,8 +283,10 @@ mod tests {
         for k in 0..9 {
             m.core[k] = (-(k as f64 - 4.0) / 4.0 * a).ceil() as i64;
         }
-        // weight 0.16/|move| x move x notional = ±0.16 x notional = ±a, by sign of the move.
-        m.tail = Some(a.abs().ceil() as i64);
+        // weight 0.16/|move| x move x notional = ±0.16 x notional: a long loses a when prices
+        // fall and gains it when they rise.
+        m.tail_down = Some(a.ceil() as i64);
+        m.tail_up = Some((-a).ceil() as i64);
         m
     }
 
@@ -332,12 +363,18 @@ mod tests {
         let mut even = linear(1.0);
         even.steps = 8;
         assert_eq!(group_scenario_loss([even, linear(-1.0)].iter(), q(0.5)), None);
+        let mut five = linear(1.0);
+        five.steps = 5;
+        assert_eq!(group_scenario_loss([five, linear(-1.0)].iter(), q(0.5)), None, "different node axes");
+        let five_members = [linear(1.0), linear(-1.0), linear(1.0), linear(-1.0), linear(1.0)];
+        assert_eq!(group_scenario_loss(five_members.iter(), q(0.5)), None, "beyond the capacity");
     }
 
     fn member_losses() -> impl Strategy<Value = MoveLosses> {
-        (prop_oneof![Just(3u8), Just(5u8), Just(9u8), Just(13u8)], prop::array::uniform13(-1_000_000i64..1_000_000), prop::option::of(-1_000_000i64..2_000_000))
-            .prop_map(|(steps, core, tail)| {
-                let mut m = MoveLosses { core, steps, tail };
+        (prop::array::uniform13(-1_000_000i64..1_000_000), prop::option::of(-1_000_000i64..2_000_000), prop::option::of(-1_000_000i64..2_000_000))
+            .prop_map(|(core, tail_down, tail_up)| {
+                let steps = 9;
+                let mut m = MoveLosses { core, steps, tail_down, tail_up };
                 for w in &mut m.core[steps as usize..] {
                     *w = 0;
                 }
@@ -356,23 +393,22 @@ mod tests {
             rho in 0.0f64..0.99,
         ) {
             let loss = group_scenario_loss(members.iter(), q(rho)).unwrap() as f64;
-            let jump = members.iter().filter_map(|m| m.tail.map(|t| {
-                members.iter().map(|o| o.zero_move() as f64).sum::<f64>() - m.zero_move() as f64 + t as f64
-            })).fold(0.0, f64::max);
-            let sweep = 4000;
-            let expected = brute_box(&members, rho, sweep).max(jump).max(0.0);
+            let zero: f64 = members.iter().map(|o| o.zero_move() as f64).sum();
+            let alone = members.iter().filter_map(|m| m.tail().map(|t| zero - m.zero_move() as f64 + t as f64)).fold(0.0, f64::max);
+            let down: f64 = members.iter().map(|m| m.tail_down.unwrap_or(m.core[0]) as f64).sum();
+            let up: f64 = members.iter().map(|m| m.tail_up.unwrap_or(m.core[8]) as f64).sum();
+            let expected = brute_box(&members, rho, 4000).max(alone).max(down).max(up).max(0.0);
             prop_assert!(loss >= expected - 1.0, "{loss} below the swept box {expected}");
             // The sweep samples the common move; the engine hits the breakpoints exactly, so it
             // may exceed the sweep by a step's worth of slope (and rounding).
-            let step = 2.0 * rho.sqrt() / sweep as f64 + 1e-9;
+            let step = 2.0 * rho.sqrt() / 4000.0 + 1e-9;
             let slope: f64 = members
                 .iter()
-                .map(|m| {
-                    let core = &m.core[..m.steps as usize];
-                    core.windows(2).map(|w| (w[1] - w[0]).abs() as f64).fold(0.0, f64::max) * m.half() as f64
-                })
+                .map(|m| m.core[..9].windows(2).map(|w| (w[1] - w[0]).abs() as f64).fold(0.0, f64::max) * 4.0)
                 .sum();
             prop_assert!(loss <= expected + 2.0 + 2.0 * slope * step, "{loss} above the swept box {expected}");
+            let most: f64 = members.iter().map(|m| m.core.iter().copied().chain(m.tail_down).chain(m.tail_up).max().unwrap().max(0) as f64).sum();
+            prop_assert!(loss <= most, "{loss} above every member's own worst {most}");
         }
 
         /// Never more credit than the correlation supports: the group loss covers the
@@ -385,7 +421,7 @@ mod tests {
         ) {
             let loss = group_scenario_loss([a, b].iter(), q(rho)).unwrap() as f64;
             prop_assert!(loss >= brute_ellipse(&a, &b, rho) - 1.0);
-            let alone = |m: &MoveLosses| m.core[..m.steps as usize].iter().copied().chain(m.tail).max().unwrap().max(0) as f64;
+            let alone = |m: &MoveLosses| m.core[..m.steps as usize].iter().copied().chain(m.tail_down).chain(m.tail_up).max().unwrap().max(0) as f64;
             prop_assert!(loss <= alone(&a) + alone(&b));
         }
     }
@@ -411,7 +447,7 @@ mod tests {
         // Another group's members are not this group's.
         let (other, _) = group_credit(&[member(linear(a), a), member(linear(-a), a)], 2).unwrap();
         assert_eq!(other, 0);
-        let nine: Vec<_> = (0..9).map(|i| member(linear(if i % 2 == 0 { a } else { -a }), a)).collect();
-        assert_eq!(group_credit(&nine, 1).unwrap().0, 0, "beyond the capacity no member is credited");
+        let five: Vec<_> = (0..5).map(|i| member(linear(if i % 2 == 0 { a } else { -a }), a)).collect();
+        assert_eq!(group_credit(&five, 1).unwrap().0, 0, "beyond the capacity no member is credited");
     }
 }

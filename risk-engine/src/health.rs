@@ -101,9 +101,10 @@ pub struct DerivativesRisk {
     pub maintenance: I80F48,
     /// Initial requirement, quote native units.
     pub initial: I80F48,
-    /// The initial requirement without the concentration add-on: what a liquidation restores
-    /// (`LiquidationEnd`), so the add-on decides how large a book may grow, not how much of
-    /// one is liquidated.
+    /// The initial requirement without the concentration add-on and without correlation
+    /// credit: what a liquidation restores (`LiquidationEnd`), so the add-on decides how large
+    /// a book may grow, not how much of one is liquidated, and every leg of a credited hedge
+    /// can be liquidated on its own.
     pub liquidation_end: I80F48,
 }
 

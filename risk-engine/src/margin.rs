@@ -290,7 +290,11 @@ pub fn underlying_margin_with_losses(
         for (k, slot) in out.core.iter_mut().enumerate().take(steps) {
             *slot = (k * states..(k + 1) * states).map(loss).max().unwrap_or(0);
         }
-        out.tail = (steps * states..scenario_count).map(loss).max();
+        // Tail scenario t moves by extended_moves[t]: split by direction.
+        let tail = |falling: bool| {
+            (steps * states..scenario_count).filter(|&s| (params.extended_moves[s - steps * states] < 0) == falling).map(loss).max()
+        };
+        (out.tail_down, out.tail_up) = (tail(true), tail(false));
     }
 
     let net_delta = q32_wide_to_i80f48(long_delta - short_delta).ok_or(RiskError::Overflow)?;
@@ -322,7 +326,8 @@ pub fn derivatives_risk(books: &[UnderlyingBook<'_>]) -> Result<crate::health::D
 /// [`derivatives_risk`], with each underlying's initial requirement passed through
 /// `scale_initial(book index, initial)` before it is summed (the program scales a requirement
 /// computed at a print below its EMA up to the EMA). The group credits are not scaled: the
-/// initial requirement stays at least `min(im_factor)` times the maintenance.
+/// initial requirement stays at least `min(im_factor)` times the maintenance. The liquidation
+/// target (`liquidation_end`) takes no group credit.
 pub fn derivatives_risk_scaled<F>(books: &[UnderlyingBook<'_>], mut scale_initial: F) -> Result<crate::health::DerivativesRisk, RiskError>
 where
     F: FnMut(usize, I80F48) -> Result<I80F48, RiskError>,
@@ -374,7 +379,11 @@ where
     let sub = |a: I80F48, b: I80F48| a.checked_sub(b).ok_or(RiskError::Overflow);
     risk.maintenance = sub(risk.maintenance, credits.0)?;
     risk.initial = sub(risk.initial, credits.1)?;
-    risk.liquidation_end = sub(risk.liquidation_end, credits.1)?;
+    // The liquidation target keeps no group credit. With it, a pair whose members' jumps bind
+    // needs every leg reduced before its requirement falls, so no single-leg step improves
+    // health and the account could never be liquidated (review finding). Without it every step
+    // that reduces a leg's own requirement improves health: an account credited while healthy
+    // is liquidated, once liquidatable, until healthy without the credit.
     Ok(risk)
 }
 
@@ -465,12 +474,26 @@ mod tests {
         // Initial: each leg's 1.25 x 480, less 1.25 x the credit.
         assert!((600.0..=602.5).contains(&grouped.initial.to_num::<f64>()), "{}", grouped.initial);
         assert!(grouped.liquidation_end >= grouped.maintenance);
+        assert_eq!(grouped.liquidation_end, ungrouped.liquidation_end, "the liquidation target takes no credit");
         // At rho 0.5 the box binds: 2 x sqrt(0.5) x 480 = 678.8.
         let (half, _) = pair(&[(None, 0.0)], &[20], &[(None, 0.0)], &[-1], Some(0.5));
         assert!((678.82..=683.0).contains(&half.maintenance.to_num::<f64>()), "{}", half.maintenance);
         // The same direction: no credit.
         let (same, alone_same) = pair(&[(None, 0.0)], &[20], &[(None, 0.0)], &[1], Some(0.9));
         assert_eq!(same.maintenance, alone_same);
+    }
+
+    /// Review finding, kept as a regression: short out-of-the-money puts on every member were
+    /// credited (the jumps were only ever taken one member at a time), 45% at two members and
+    /// 70% at eight, though one crash takes every member to its tail at once. Every member's
+    /// falling tail together is a group scenario now: no credit.
+    #[test]
+    fn short_puts_on_every_member_are_not_credited() {
+        let (sol, eth) = ([(Some((OptionKind::Put, 105.0)), 0.0)], [(Some((OptionKind::Put, 2100.0)), 0.0)]);
+        for rho in [0.0, 0.5, 0.9] {
+            let (grouped, alone) = pair(&sol, &[-200], &eth, &[-10], Some(rho));
+            assert_eq!(grouped.maintenance, alone, "rho {rho}");
+        }
     }
 
     #[test]

@@ -22,12 +22,26 @@ struct Pair {
     sol: Pubkey,
     eth: Pubkey,
     long_sol_short_eth: Trader,
+    counterparty: Trader,
+    sol_perp: sdk::MarketKeys,
+    eth_perp: sdk::MarketKeys,
+    eth_oracle: Pubkey,
 }
 
 /// The demo group with an ETH underlying ($3,000, no linked bank) and an ETH perp beside the
 /// SOL derivatives; one trader long 20 SOL and short 1 ETH in perps ($3,000 each way), the
 /// other on the opposite sides.
 async fn pair() -> Pair {
+    let mut p = listed().await;
+    let (a, b) = (&p.long_sol_short_eth, &p.counterparty);
+    // SOL: 150,000 native per lot of 0.001 SOL; ETH: 3,000,000 native per lot of 0.001 ETH.
+    block_trade(&mut p.bank, &p.market, &p.sol_perp, a, b, 20_000, 150_000).await.unwrap();
+    block_trade(&mut p.bank, &p.market, &p.eth_perp, b, a, 1_000, 3_000_000).await.unwrap();
+    p
+}
+
+/// [`pair`] before any trade: the markets listed, the two traders funded with 2,000 USDC.
+async fn listed() -> Pair {
     let (mut bank, market, d) = start().await;
     let admin = market.admin.pubkey();
     let payer = bank.payer().pubkey();
@@ -47,10 +61,7 @@ async fn pair() -> Pair {
 
     let a = funded(&mut bank, &market, 2_000 * USDC).await;
     let b = funded(&mut bank, &market, 2_000 * USDC).await;
-    // SOL: 150,000 native per lot of 0.001 SOL; ETH: 3,000,000 native per lot of 0.001 ETH.
-    block_trade(&mut bank, &market, &d.perp.keys, &a, &b, 20_000, 150_000).await.unwrap();
-    block_trade(&mut bank, &market, &eth_perp, &b, &a, 1_000, 3_000_000).await.unwrap();
-    Pair { bank, market, sol: d.sol, eth, long_sol_short_eth: a }
+    Pair { bank, market, sol: d.sol, eth, long_sol_short_eth: a, counterparty: b, sol_perp: d.perp.keys, eth_perp, eth_oracle }
 }
 
 async fn maintenance_requirement(p: &mut Pair) -> i64 {
@@ -123,4 +134,66 @@ async fn correlation_groups_are_configured_by_the_admin_within_bounds() {
     assert_eq!(state.correlation_ppm[7], 990_000);
     let eth: Underlying = p.bank.load(&p.eth).await;
     assert_eq!(eth.correlation_group, 8);
+}
+
+/// Review finding, kept as a regression: a credited pair whose members' jumps bind could not be
+/// liquidated one leg at a time (no single-leg step lowered the credited requirement, so every
+/// step was refused and the account stayed stuck while the legs diverged). The liquidation
+/// target takes no credit: the keeper liquidates the pair leg by leg to completion.
+#[tokio::test]
+async fn a_credited_pair_is_liquidated_leg_by_leg_to_completion() {
+    let mut p = listed().await;
+    let admin = p.market.admin.pubkey();
+    for ix in [
+        sdk::set_correlation_group(&p.market.group, &admin, 1, 900_000),
+        sdk::assign_correlation_group(&p.market.group, &admin, &p.sol, 1),
+        sdk::assign_correlation_group(&p.market.group, &admin, &p.eth, 1),
+    ] {
+        p.bank.send(&[ix], &[]).await.unwrap();
+    }
+    // A third trader holds the pair on 700 USDC: enough only with the credit (initial 600
+    // grouped, 1,200 without).
+    let victim = funded(&mut p.bank, &p.market, 700 * USDC).await;
+    let keeper = funded(&mut p.bank, &p.market, 100_000 * USDC).await;
+    let dealer = &p.counterparty;
+    block_trade(&mut p.bank, &p.market, &p.sol_perp, &victim, dealer, 20_000, 150_000).await.unwrap();
+    block_trade(&mut p.bank, &p.market, &p.eth_perp, dealer, &victim, 1_000, 3_000_000).await.unwrap();
+    // The pair diverges: SOL -8%, ETH +8%: 480 lost against 700 of collateral.
+    post_price(&mut p.bank, &p.market.sol.oracle, p.market.sol_feed, 138.0).await;
+    post_price(&mut p.bank, &p.eth_oracle, feed_id_for("ETH/USD"), 3_240.0).await;
+    for keys in [p.sol_perp, p.eth_perp] {
+        p.bank.send(&[sdk::refresh_risk_array(&keys)], &[]).await.unwrap();
+    }
+    let maint = onchain_health(&mut p.bank, &p.market.group, &victim.account, HealthKind::Maint).await.unwrap();
+    assert!(maint.health_native < 0, "{maint:?}");
+    let mut steps = 0;
+    for round in 0..20 {
+        let mut progressed = false;
+        for keys in [p.sol_perp, p.eth_perp] {
+            let metas = pm_client::health::fill_health_accounts_for(&mut p.bank, &p.market.group, &p.market.usdc.bank, &[keeper.account, victim.account], &keys.market)
+                .await
+                .unwrap();
+            let ix = sdk::liquidate_position(&keys, &keeper.account, &keeper.owner.pubkey(), &victim.account, 100_000, metas);
+            let result = p.bank.send(&[ix], &[&keeper.owner]).await;
+            if result.is_ok() {
+                steps += 1;
+                progressed = true;
+            } else {
+                // Done (the flag cleared once the target was reached), or that leg closed.
+                let done = [MarginError::LiquidationComplete, MarginError::NotLiquidatable, MarginError::NoPosition].map(|e| Some(code_of(e)));
+                assert!(done.contains(&custom_code(&result)), "round {round}: liquidation refused: {result:?}");
+            }
+        }
+        if !progressed {
+            break;
+        }
+    }
+    assert!(steps > 0);
+    // Both legs were reduced.
+    let (sol_left, eth_left) = (position(&mut p.bank, &victim.account, &p.sol_perp.market).await, position(&mut p.bank, &victim.account, &p.eth_perp.market).await);
+    assert!(sol_left < 20_000 && eth_left > -1_000, "{sol_left} {eth_left}");
+    let end = onchain_health(&mut p.bank, &p.market.group, &victim.account, HealthKind::LiquidationEnd).await.unwrap();
+    assert!(end.health_native >= 0, "liquidation did not complete: {end:?}");
+    let maint = onchain_health(&mut p.bank, &p.market.group, &victim.account, HealthKind::Maint).await.unwrap();
+    assert!(maint.health_native >= 0, "{maint:?}");
 }

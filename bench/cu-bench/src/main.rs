@@ -31,8 +31,8 @@ const MAX_MARGINAL_CU_PER_POSITION_CELL: u64 = 32;
 const MAX_HEALTH_16_POSITIONS_8_COLLATERAL_CU: u64 = 42_000;
 const MAX_REFRESH_CU_PER_CELL: u64 = 4_300;
 /// The same health with its 4 underlyings in one correlation group: the joint scenarios
-/// (about 4,500 CU per member on the default grid) on top of the per-underlying sums.
-const MAX_HEALTH_16_GROUPED_CU: u64 = 60_000;
+/// (about 4,800 CU per member on the default grid) on top of the per-underlying sums.
+const MAX_HEALTH_16_GROUPED_CU: u64 = 61_000;
 /// A refresh of the default grid as a whole (every scenario valued now and after the
 /// look-ahead): above the 200,000 units an instruction gets by default, so a refresh is sent
 /// with a compute-unit limit (docs/compute-units.md); this keeps it from growing unnoticed.
