@@ -107,6 +107,13 @@ pub struct SpotTerms {
     strike_over_spot: I32F32,
 }
 
+impl SpotTerms {
+    /// The spot these terms were prepared at.
+    pub fn spot(&self) -> I32F32 {
+        self.spot
+    }
+}
+
 impl OptionPricer {
     /// Prepares an option with `strike` (> 0) and `days_to_expiry` (>= 0).
     pub fn new(kind: OptionKind, strike: I32F32, days_to_expiry: I32F32) -> Result<Self, PricingError> {

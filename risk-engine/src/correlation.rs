@@ -80,12 +80,16 @@ pub struct MoveLosses {
     pub tail_down: Option<i64>,
     /// Largest loss over the rising tail scenarios; `None` without one.
     pub tail_up: Option<i64>,
+    /// How far the member's loss between two nodes can exceed the interpolation of its node
+    /// losses (long options near expiry: each lot's largest chord gap, `crate::margin`),
+    /// quote native units rounded up: added to every group scenario, as it may fall anywhere.
+    pub between_nodes: i64,
 }
 
 impl MoveLosses {
     /// No losses anywhere (a book with no positions), on `steps` core moves.
     pub const fn flat(steps: u8) -> MoveLosses {
-        MoveLosses { core: [0; MAX_PRICE_STEPS], steps, tail_down: None, tail_up: None }
+        MoveLosses { core: [0; MAX_PRICE_STEPS], steps, tail_down: None, tail_up: None, between_nodes: 0 }
     }
 
     fn half(&self) -> i64 {
@@ -103,6 +107,7 @@ impl MoveLosses {
             && self.steps % 2 == 1
             && self.core[..self.steps as usize].iter().all(|w| w.unsigned_abs() <= MAX_NODE_LOSS as u64)
             && [self.tail_down, self.tail_up].iter().flatten().all(|t| t.unsigned_abs() <= MAX_NODE_LOSS as u64)
+            && (0..=MAX_NODE_LOSS).contains(&self.between_nodes)
     }
 
     /// Position of normalised move `x` (Q32 bits, in [-1, 1]) on the node axis, Q32 bits in
@@ -203,9 +208,10 @@ where
     // Every member jumps together, down or up (a member with no tail that way at its edge).
     let last = steps as usize - 1;
     let down: i128 = members.clone().map(|m| m.tail_down.unwrap_or(m.core[0]) as i128).sum();
-    let up: i128 = members.map(|m| m.tail_up.unwrap_or(m.core[last]) as i128).sum();
+    let up: i128 = members.clone().map(|m| m.tail_up.unwrap_or(m.core[last]) as i128).sum();
     worst = worst.max(down).max(up);
-    i64::try_from(worst.max(0)).ok()
+    let between_nodes: i128 = members.map(|m| m.between_nodes as i128).sum();
+    i64::try_from(worst.saturating_add(between_nodes).max(0)).ok()
 }
 
 /// One grouped underlying's requirement pieces, as the group credit needs them.
@@ -374,7 +380,7 @@ mod tests {
         (prop::array::uniform13(-1_000_000i64..1_000_000), prop::option::of(-1_000_000i64..2_000_000), prop::option::of(-1_000_000i64..2_000_000))
             .prop_map(|(core, tail_down, tail_up)| {
                 let steps = 9;
-                let mut m = MoveLosses { core, steps, tail_down, tail_up };
+                let mut m = MoveLosses { core, steps, tail_down, tail_up, between_nodes: 0 };
                 for w in &mut m.core[steps as usize..] {
                     *w = 0;
                 }

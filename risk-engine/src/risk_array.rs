@@ -20,12 +20,20 @@
 //! The property test in this module checks the bound on random markets.
 
 use crate::black_scholes::{OptionKind, OptionPricer, PricingError, SpotTerms};
-use crate::scenario::{GridError, GridParams, ScenarioSet, VolShock, MAX_SCENARIOS};
+use crate::scenario::{GridError, GridParams, ScenarioSet, VolShock, MAX_PRICE_STEPS, MAX_SCENARIOS, MAX_VOL_STATES};
 use crate::wide::{mul_q32, Rounding};
 use fixed::types::I32F32;
 
 /// Largest position size in lots (keeps every `lots x cell` product in a cheap range).
 pub const MAX_LOTS: i64 = (1 << 31) - 1;
+
+/// Number of core price intervals an array can carry interpolation gaps for.
+pub const MAX_GAP_INTERVALS: usize = MAX_PRICE_STEPS - 1;
+
+/// Interpolation error tolerated per long option lot, as a right shift of the spot per lot
+/// (2^-9: 0.195% of spot). An array whose largest gap stays within it carries none (health
+/// then costs nothing extra); beyond it every gap is carried and bounded exactly.
+pub const GAP_TOLERANCE_SHIFT: u32 = 9;
 
 /// What a market's contract pays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +90,21 @@ pub struct RiskArray {
     /// Largest |cell| of both arrays: bounds every `lots x cell` product, so a health check can skip per-cell
     /// overflow checks when the bound allows.
     pub max_abs_cell: I32F32,
+    /// Per core price interval `j` (between moves `j` and `j + 1`), how far one long lot's
+    /// value after the horizon can fall below the chord between its two node values, in any
+    /// vol state, quote units, rounded up (first `gap_intervals`): a long option's loss between
+    /// two nodes exceeds the interpolation of its node losses by at most this (see
+    /// `crate::margin`, "interpolation bound"). Bounded without extra valuations from the
+    /// deltas at the nodes: a convex function lies at most `(b - a)(f'(b) - f'(a)) / 4` below
+    /// its chord on `[a, b]`.
+    pub long_gaps: [I32F32; MAX_GAP_INTERVALS],
+    /// Bit `j` set: in interval `j` a long lot's loss is bounded by its premium instead (its
+    /// worst node loss plus its gap there exceeds the premium), so that buying an option never
+    /// raises a requirement by more than its price.
+    pub premium_bound_mask: u16,
+    /// Number of intervals with gaps: `price_steps - 1`, or 0 when every gap is within
+    /// [`GAP_TOLERANCE_SHIFT`] of the spot (and for linear instruments).
+    pub gap_intervals: u8,
 }
 
 /// Why an array or a requirement could not be computed.
@@ -122,6 +145,9 @@ impl RiskArray {
         vol_up_shock: I32F32::ZERO,
         vol_down_shock: I32F32::ZERO,
         max_abs_cell: I32F32::ZERO,
+        long_gaps: [I32F32::ZERO; MAX_GAP_INTERVALS],
+        premium_bound_mask: 0,
+        gap_intervals: 0,
     };
 }
 
@@ -159,6 +185,9 @@ pub fn compute_risk_array_into(
     array.vol_up_shock = I32F32::ZERO;
     array.vol_down_shock = I32F32::ZERO;
     array.max_abs_cell = I32F32::ZERO;
+    array.long_gaps = [I32F32::ZERO; MAX_GAP_INTERVALS];
+    array.premium_bound_mask = 0;
+    array.gap_intervals = 0;
     match state.instrument {
         Instrument::Linear => {
             linear_cells(state.spot, scenarios, &mut array.pnl)?;
@@ -189,8 +218,15 @@ pub fn compute_risk_array_into(
             let later_days = days_to_expiry.saturating_sub(params.horizon_days).max(I32F32::ZERO);
             let later = if later_days < days_to_expiry { Some(OptionPricer::new(kind, strike, later_days)?) } else { None };
             let mut terms: Option<(I32F32, SpotTerms)> = None;
+            // For the interpolation gaps: the long valuation's delta at the previous core node in
+            // each vol state, that node's spot, and each node's worst long loss per lot.
+            let core_cells = params.price_steps as usize * params.vol_state_count();
+            let mut previous = [(I32F32::ZERO, I32F32::ZERO); MAX_VOL_STATES];
+            let mut node_spots = [I32F32::ZERO; MAX_PRICE_STEPS];
+            let mut node_losses = [I32F32::MIN; MAX_PRICE_STEPS];
+            let states = params.vol_state_count();
             let cells = array.pnl.iter_mut().zip(array.long_pnl.iter_mut());
-            for ((cell, long_cell), scenario) in cells.zip(scenarios.iter()) {
+            for (index, ((cell, long_cell), scenario)) in cells.zip(scenarios.iter()).enumerate() {
                 let spot_terms = match terms {
                     Some((price_move, t)) if price_move == scenario.price_move => t,
                     _ => {
@@ -206,17 +242,75 @@ pub fn compute_risk_array_into(
                     let pnl = value.checked_sub(base.value).ok_or(RiskError::Overflow)?;
                     mul_q32(pnl, scenario.weight, Rounding::Down).ok_or(RiskError::Overflow)
                 };
-                *cell = weighted(pricer.price(&spot_terms, vol)?.value)?;
-                *long_cell = match &later {
-                    // Rounded down like the cell, and never above it.
-                    Some(later) => weighted(later.price(&spot_terms, vol)?.value)?.min(*cell),
-                    None => *cell,
+                let now = pricer.price(&spot_terms, vol)?;
+                *cell = weighted(now.value)?;
+                let later_value = match &later {
+                    Some(later) => later.price(&spot_terms, vol)?,
+                    None => now,
                 };
+                // Rounded down like the cell, and never above it.
+                *long_cell = weighted(later_value.value)?.min(*cell);
+                if index < core_cells {
+                    let (node, state_index) = (index / states, index % states);
+                    node_spots[node] = spot_terms.spot();
+                    node_losses[node] = node_losses[node].max(-*long_cell);
+                    if node > 0 {
+                        let width = spot_terms.spot().checked_sub(node_spots[node - 1]).ok_or(RiskError::Overflow)?;
+                        let (value_a, slope_a) = previous[state_index];
+                        let gap = chord_gap(width, value_a, slope_a, later_value.value, later_value.delta).ok_or(RiskError::Overflow)?;
+                        array.long_gaps[node - 1] = array.long_gaps[node - 1].max(gap);
+                    }
+                    previous[state_index] = (later_value.value, later_value.delta);
+                }
             }
+            finish_gaps(array, &node_losses, params.price_steps as usize, state.spot)?;
         }
     }
     let len = array.len as usize;
     array.max_abs_cell = array.pnl[..len].iter().chain(&array.long_pnl[..len]).map(|c| c.abs()).max().unwrap_or(I32F32::ZERO);
+    Ok(())
+}
+
+/// How far a convex function with values `value_a`, `value_b` and one-sided slopes `slope_a`
+/// (at most its right slope at `a`) and `slope_b` (at least its left slope at `b`) at the ends
+/// of an interval of `width` can lie below its chord, rounded up. It lies above both tangent
+/// lines, so at most the height of the triangle they make with the chord: with chord slope
+/// `m` clamped to `[slope_a, slope_b]`, `width (slope_b - m)(m - slope_a) / (slope_b - slope_a)`
+/// (at most `width (slope_b - slope_a) / 4`, when the kink sits mid-interval).
+fn chord_gap(width: I32F32, value_a: I32F32, slope_a: I32F32, value_b: I32F32, slope_b: I32F32) -> Option<I32F32> {
+    if width <= 0 || slope_b <= slope_a {
+        return Some(I32F32::ZERO);
+    }
+    let chord = crate::wide::div_q32(value_b.checked_sub(value_a)?, width, Rounding::Down)?.clamp(slope_a, slope_b);
+    let (above, below, turn) = (slope_b.checked_sub(chord)?, chord.checked_sub(slope_a)?, slope_b.checked_sub(slope_a)?);
+    // Rounding the chord slope moves the product by at most width x 2^-32 x turn: the slack
+    // added in `finish_gaps` covers it.
+    let height = crate::wide::div_q32(mul_q32(above, below, Rounding::Up)?, turn, Rounding::Up)?;
+    mul_q32(width, height, Rounding::Up)
+}
+
+/// Keeps the gaps of an option array only if one exceeds the tolerance, each plus the
+/// valuations' fixed-point error, and marks the intervals bounded by the premium.
+fn finish_gaps(array: &mut RiskArray, node_losses: &[I32F32; MAX_PRICE_STEPS], steps: usize, spot: I32F32) -> Result<(), RiskError> {
+    let intervals = steps.saturating_sub(1).min(MAX_GAP_INTERVALS);
+    let tolerance = spot >> GAP_TOLERANCE_SHIFT;
+    if array.long_gaps[..intervals].iter().all(|g| *g <= tolerance) {
+        array.long_gaps = [I32F32::ZERO; MAX_GAP_INTERVALS];
+        return Ok(());
+    }
+    // Two valuations per gap, each within about 1e-9 of the spot (tested in `black_scholes`):
+    // 2^-19 of the spot covers them, as for the short-mark buffer.
+    let slack = spot >> 19;
+    for j in 0..intervals {
+        let gap = array.long_gaps[j].checked_add(slack).ok_or(RiskError::Overflow)?;
+        array.long_gaps[j] = gap;
+        let worst = node_losses[j].max(node_losses[j + 1]);
+        // Bounded by the premium where the loss with the gap could exceed it.
+        if worst.saturating_add(gap) > array.value {
+            array.premium_bound_mask |= 1 << j;
+        }
+    }
+    array.gap_intervals = intervals as u8;
     Ok(())
 }
 
