@@ -32,7 +32,7 @@ const MAX_HEALTH_16_POSITIONS_8_COLLATERAL_CU: u64 = 42_000;
 const MAX_REFRESH_CU_PER_CELL: u64 = 4_300;
 /// The same health with its 4 underlyings in one correlation group: the joint scenarios
 /// (about 4,800 CU per member on the default grid) on top of the per-underlying sums.
-const MAX_HEALTH_16_GROUPED_CU: u64 = 61_000;
+const MAX_HEALTH_16_GROUPED_CU: u64 = 62_000;
 /// A refresh of the default grid as a whole (every scenario valued now and after the
 /// look-ahead): above the 200,000 units an instruction gets by default, so a refresh is sent
 /// with a compute-unit limit (docs/compute-units.md); this keeps it from growing unnoticed.
@@ -137,6 +137,12 @@ fn book_bytes(positions: &[Position], tokens: &[TokenBalance], underlyings: usiz
         for cell in p.array.exposure(p.lots).cells {
             out.extend(cell.to_bits().to_le_bytes());
         }
+        // Interpolation gaps (a long's only), then their count and the premium-bound mask.
+        let exposure = p.array.exposure(p.lots);
+        for j in 0..risk_engine::risk_array::MAX_GAP_INTERVALS {
+            out.extend(exposure.long_gaps.get(j).map_or(0, |g| g.to_bits()).to_le_bytes());
+        }
+        out.extend((exposure.long_gaps.len() as i64 | (exposure.premium_bound_mask as i64) << 16).to_le_bytes());
     }
     for t in tokens {
         out.extend(t.native.to_le_bytes());

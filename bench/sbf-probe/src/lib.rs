@@ -21,7 +21,7 @@ use risk_engine::black_scholes::{price_option, OptionInputs, OptionKind};
 use risk_engine::fixed::types::{I32F32, I80F48};
 use risk_engine::health::{compute_health, HealthKind, HealthParams, TokenBalance, TokenPrices, TokenWeights};
 use risk_engine::margin::{derivatives_risk, Exposure, UnderlyingBook};
-use risk_engine::risk_array::{compute_risk_array_into, Instrument, MarketState, RiskArray};
+use risk_engine::risk_array::{compute_risk_array_into, Instrument, MarketState, RiskArray, MAX_GAP_INTERVALS};
 use risk_engine::scenario::DEFAULT_GRID;
 use risk_engine::wide::{mul_q32_by_int, q32_wide_to_i80f48, Rounding};
 
@@ -32,7 +32,7 @@ nostd_panic_handler!();
 /// Scenarios of the default grid.
 const SCENARIOS: usize = DEFAULT_GRID.scenario_count();
 /// i64 words per position record.
-const POSITION_WORDS: usize = 5 + SCENARIOS;
+const POSITION_WORDS: usize = 5 + SCENARIOS + MAX_GAP_INTERVALS + 1;
 const MAX_POSITIONS: usize = 16;
 const MAX_TOKENS: usize = 8;
 const MAX_UNDERLYINGS: usize = 4;
@@ -105,7 +105,16 @@ fn health_inner(args: &HealthArgs) -> Option<I80F48> {
     let HealthArgs { book, positions, tokens, underlyings, grouped } = *args;
     let params = DEFAULT_GRID;
     let scenario_count = params.scenario_count();
-    let empty = Exposure { lots: 0, cells: &[], delta: I32F32::ZERO, is_option: false, value: I32F32::ZERO, max_abs_cell: I32F32::ZERO };
+    let empty = Exposure {
+        lots: 0,
+        cells: &[],
+        delta: I32F32::ZERO,
+        is_option: false,
+        value: I32F32::ZERO,
+        max_abs_cell: I32F32::ZERO,
+        long_gaps: &[],
+        premium_bound_mask: 0,
+    };
     let mut exposures = [empty; MAX_POSITIONS];
     let mut books = [UnderlyingBook {
         spot: I32F32::ZERO,
@@ -136,6 +145,13 @@ fn health_inner(args: &HealthArgs) -> Option<I80F48> {
                 is_option: word(book, base + 3) != 0,
                 value: I32F32::from_bits(word(book, base + 2)),
                 max_abs_cell: I32F32::from_bits(word(book, base + 4)),
+                // SAFETY: as for the cells; the count is bounded.
+                long_gaps: unsafe {
+                    let meta = word(book, base + 5 + SCENARIOS + MAX_GAP_INTERVALS);
+                    let count = ((meta & 0xffff) as usize).min(MAX_GAP_INTERVALS);
+                    core::slice::from_raw_parts(book.as_ptr().add(8 * (base + 5 + SCENARIOS)) as *const I32F32, count)
+                },
+                premium_bound_mask: (word(book, base + 5 + SCENARIOS + MAX_GAP_INTERVALS) >> 16) as u16,
             };
             let mark = q32_wide_to_i80f48(mul_q32_by_int(I32F32::from_bits(word(book, base + 2)), lots))?;
             if mark >= 0 {

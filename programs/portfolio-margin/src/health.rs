@@ -399,6 +399,8 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
                 is_option: false,
                 value: I32F32::ZERO,
                 max_abs_cell: *max_abs_cell,
+                long_gaps: &[],
+                premium_bound_mask: 0,
             });
         }
         exposure_lists.push(exposures);

@@ -4,7 +4,7 @@
 use anchor_lang::prelude::*;
 use fixed::types::I32F32;
 use risk_engine::black_scholes::OptionKind;
-use risk_engine::risk_array::{Instrument, RiskArray};
+use risk_engine::risk_array::{Instrument, RiskArray, MAX_GAP_INTERVALS};
 use risk_engine::scenario::MAX_SCENARIOS;
 
 /// Seed prefix of market PDAs: `["market", group, index (u16 LE)]`.
@@ -173,10 +173,22 @@ pub struct Market {
     /// The risk array valued after the grid's look-ahead horizon (`RiskArray::long_pnl`),
     /// Q32.32 bits: long positions are stressed on it, shorts on `risk_array_bits`.
     pub risk_array_long_bits: [i64; MAX_SCENARIOS],
+    /// Per core price interval, how far one long lot's value after the horizon can fall below
+    /// the chord of its node values (`RiskArray::long_gaps`, Q32.32 bits): long positions'
+    /// losses between nodes are bounded by it (first `array_gap_intervals`).
+    pub array_long_gap_bits: [i64; MAX_GAP_INTERVALS],
+    /// Intervals where a long lot's loss is bounded by its premium instead
+    /// (`RiskArray::premium_bound_mask`).
+    pub array_premium_bound_mask: u16,
+    /// Number of intervals with gaps (0: within tolerance, nothing to add).
+    pub array_gap_intervals: u8,
+    /// Explicit padding.
+    pub padding_gaps: [u8; 5],
 }
 
 const _: () = assert!(
-    core::mem::size_of::<Market>() == 2 * 32 + MAX_SCENARIOS * 8 + 23 * 8 + 8 * 4 + 2 * 2 + 4 + 8 * 8 + 8 + MAX_SCENARIOS * 8
+    core::mem::size_of::<Market>()
+        == 2 * 32 + MAX_SCENARIOS * 8 + 23 * 8 + 8 * 4 + 2 * 2 + 4 + 8 * 8 + 8 + MAX_SCENARIOS * 8 + MAX_GAP_INTERVALS * 8 + 8
 );
 
 impl Market {
@@ -254,12 +266,25 @@ impl Market {
             is_option: self.is_option(),
             value: I32F32::from_bits(self.array_value_bits),
             max_abs_cell: I32F32::from_bits(self.array_max_abs_cell_bits),
+            long_gaps: if lots > 0 {
+                let gaps = (self.array_gap_intervals as usize).min(MAX_GAP_INTERVALS);
+                // SAFETY: as for the cells.
+                unsafe { core::slice::from_raw_parts(self.array_long_gap_bits.as_ptr() as *const I32F32, gaps) }
+            } else {
+                &[]
+            },
+            premium_bound_mask: self.array_premium_bound_mask,
         }
     }
 
     /// Stores a freshly computed array.
     pub fn store_risk_array(&mut self, array: &RiskArray, short_buffer: I32F32, spot: I32F32, vol: I32F32, now: i64) {
         self.array_short_buffer_bits = short_buffer.to_bits();
+        for (bits, gap) in self.array_long_gap_bits.iter_mut().zip(array.long_gaps.iter()) {
+            *bits = gap.to_bits();
+        }
+        self.array_premium_bound_mask = array.premium_bound_mask;
+        self.array_gap_intervals = array.gap_intervals;
         for (bits, cell) in self.risk_array_bits.iter_mut().zip(array.pnl.iter()) {
             *bits = cell.to_bits();
         }
