@@ -122,6 +122,7 @@ pub struct ParamsInput {
     pub skew: Option<f64>,
     pub concentration: Option<f64>,
     pub liquidity_lots: Option<f64>,
+    pub vega_offset: Option<f64>,
 }
 
 /// The worst scenario of an underlying.
@@ -141,6 +142,8 @@ pub struct UnderlyingReport {
     pub scenario_loss: f64,
     pub min_delta: f64,
     pub contingency: f64,
+    /// Vega-offset contingency inside `maintenance`.
+    pub vega_offset: f64,
     /// Concentration add-on inside `initial`.
     pub concentration: f64,
     pub net_delta: f64,
@@ -216,6 +219,7 @@ impl ParamsInput {
         set(&mut p.skew, self.skew, "skew")?;
         set(&mut p.concentration, self.concentration, "concentration")?;
         set(&mut p.liquidity_lots, self.liquidity_lots, "liquidity_lots")?;
+        set(&mut p.vega_offset, self.vega_offset, "vega_offset")?;
         if let Some(steps) = self.price_steps {
             p.price_steps = steps;
         }
@@ -426,6 +430,7 @@ pub fn margin_report(portfolio: &Portfolio) -> Result<MarginReport> {
             scenario_loss: usd(margin.scenario_loss),
             min_delta: usd(margin.min_delta),
             contingency: usd(margin.contingency),
+            vega_offset: usd(margin.vega_offset),
             concentration: usd(margin.concentration),
             net_delta: margin.net_delta.to_num::<f64>() * spots[u].1,
             standard_maintenance: usd(s_mm),
@@ -465,7 +470,7 @@ pub fn format_report(report: &MarginReport) -> String {
     let mut out = String::new();
     for u in &report.per_underlying {
         out += &format!(
-            "{}: maintenance {:.2}  initial {:.2} (concentration {:.2})  (scenario loss {:.2}, min delta {:.2}, contingency {:.2}; net delta {:+.4})\n    worst scenario: price {:+.1}% vol {} weight {:.3}; standard maintenance {:.2}\n",
+            "{}: maintenance {:.2}  initial {:.2} (concentration {:.2})  (scenario loss {:.2}, min delta {:.2}, contingency {:.2}, vega offset {:.2}; net delta {:+.4})\n    worst scenario: price {:+.1}% vol {} weight {:.3}; standard maintenance {:.2}\n",
             u.symbol,
             u.maintenance,
             u.initial,
@@ -473,6 +478,7 @@ pub fn format_report(report: &MarginReport) -> String {
             u.scenario_loss,
             u.min_delta,
             u.contingency,
+            u.vega_offset,
             u.net_delta,
             u.worst_scenario.price_move * 100.0,
             u.worst_scenario.vol_shock,

@@ -19,7 +19,15 @@
 //!   its premium (its scenario loss is at most its premium too, tail weights being <= 1);
 //! - short-option contingency `C = short_option_contingency x spot x sum |lots|` over net short
 //!   option positions (one position per market, so per strike, expiry and kind);
-//! - maintenance `MM = max(L, D) + C`, initial `IM = MM x im_factor + K`, with the
+//! - vega-offset contingency `V = vega_offset x min(P, N)`: per expiry, the net vol-up value
+//!   change `sum lots x vega_shock`; `P` sums the expiries net long vega, `N` those net short:
+//!   a long-vega expiry against a short-vega one is charged for the term structure moving
+//!   between them (Deribit's vega-offset contingency, on the grid's own vol-up shock; off by
+//!   default, see `scenario::DEFAULT_GRID`). A long lot counts at most `value / vega_offset` of
+//!   vega shock, so buying an option raises `V` by at most its premium; with a vega offset set,
+//!   buying an option can therefore raise maintenance by up to twice its premium (once
+//!   through the scenario loss, once through `V`), which is why it is off by default;
+//! - maintenance `MM = max(L, D) + C + V`, initial `IM = MM x im_factor + K`, with the
 //!   concentration add-on `K = MM x concentration x sqrt(MM / (liquidity_lots x spot))`: a book
 //!   whose risk is large against what the market absorbs in a day pays more than in proportion
 //!   (initial grows as size^1.5, a square-root size premium like Drift's); 0 while the
@@ -61,6 +69,11 @@ pub struct Exposure<'a> {
     pub long_gaps: &'a [I32F32],
     /// Intervals where the long's loss is bounded by its premium (`RiskArray::premium_bound_mask`).
     pub premium_bound_mask: u16,
+    /// The option's expiry, as a key (options with equal keys share an expiry); 0 for linear.
+    pub expiry_key: i64,
+    /// Value change of one long lot under today's vol-up shock (`RiskArray::vol_up_shock`),
+    /// quote units: the vega the vega-offset contingency nets by expiry. 0 for linear.
+    pub vega_shock: I32F32,
 }
 
 impl RiskArray {
@@ -77,6 +90,8 @@ impl RiskArray {
             max_abs_cell: self.max_abs_cell,
             long_gaps: if lots > 0 { &self.long_gaps[..self.gap_intervals as usize] } else { &[] },
             premium_bound_mask: self.premium_bound_mask,
+            expiry_key: self.expiry_key,
+            vega_shock: self.vol_up_shock,
         }
     }
 }
@@ -92,6 +107,8 @@ pub struct UnderlyingMargin {
     pub min_delta: I80F48,
     /// Short-option contingency, quote units.
     pub contingency: I80F48,
+    /// Vega-offset contingency, quote units.
+    pub vega_offset: I80F48,
     /// Maintenance requirement, quote units.
     pub maintenance: I80F48,
     /// Initial requirement, quote units (concentration add-on included).
@@ -286,6 +303,55 @@ fn interpolation_bound(sums: &ScenarioSums<'_>) -> Result<Option<i128>, RiskErro
     Ok(Some(lowest))
 }
 
+/// Most distinct expiries one underlying's book nets for the vega offset (an account holds at
+/// most 16 positions).
+const MAX_EXPIRIES: usize = 16;
+
+/// The vega-offset contingency `vega_offset x min(P, N)` (module notes), rounded up; 0 when
+/// the rate is 0 or the book holds no options. Options beyond [`MAX_EXPIRIES`] distinct
+/// expiries (more than an account holds positions) are refused as a grid mismatch.
+#[inline(never)]
+fn vega_offset_contingency(exposures: &[Exposure<'_>], params: &GridParams) -> Result<I80F48, RiskError> {
+    if params.vega_offset <= 0 || !exposures.iter().any(|x| x.is_option && x.lots != 0) {
+        return Ok(I80F48::ZERO);
+    }
+    let mut keys = [0i64; MAX_EXPIRIES];
+    let mut nets = [0i128; MAX_EXPIRIES];
+    let mut count = 0;
+    for x in exposures.iter().filter(|x| x.is_option && x.lots != 0) {
+        // A long lot counts at most value / rate of vega shock: adding it moves min(P, N) by
+        // at most that, so the contingency by at most its premium.
+        let shock = if x.lots > 0 {
+            match crate::wide::div_q32(x.value.max(I32F32::ZERO), params.vega_offset, Rounding::Down) {
+                Some(cap) => x.vega_shock.min(cap),
+                None => x.vega_shock,
+            }
+        } else {
+            x.vega_shock
+        };
+        let slot = match keys[..count].iter().position(|k| *k == x.expiry_key) {
+            Some(slot) => slot,
+            None if count < MAX_EXPIRIES => {
+                keys[count] = x.expiry_key;
+                count += 1;
+                count - 1
+            }
+            None => return Err(RiskError::GridMismatch),
+        };
+        nets[slot] += crate::wide::mul_i64_wide(x.lots, shock.to_bits());
+    }
+    let (mut long, mut short) = (0i128, 0i128);
+    for net in &nets[..count] {
+        if *net > 0 {
+            long += net;
+        } else {
+            short -= net;
+        }
+    }
+    let offset = q32_wide_to_i80f48(long.min(short)).ok_or(RiskError::Overflow)?;
+    mul_i80f48_by_q32(offset, params.vega_offset, Rounding::Up).ok_or(RiskError::Overflow)
+}
+
 /// Computes the requirement of one underlying's positions. (One argument by reference: the
 /// BPF backend passes at most five registers per call.)
 pub fn underlying_margin(book: &UnderlyingBook<'_>) -> Result<UnderlyingMargin, RiskError> {
@@ -392,10 +458,15 @@ pub fn underlying_margin_with_losses(
         let short_lots = q32_wide_to_i80f48(short_option_lots << 32).ok_or(RiskError::Overflow)?;
         up(up(short_lots, params.short_option_contingency)?, spot)?
     };
-    let maintenance = scenario_loss.max(min_delta).checked_add(contingency).ok_or(RiskError::Overflow)?;
+    let vega_offset = vega_offset_contingency(exposures, params)?;
+    let maintenance = scenario_loss
+        .max(min_delta)
+        .checked_add(contingency)
+        .and_then(|m| m.checked_add(vega_offset))
+        .ok_or(RiskError::Overflow)?;
     let concentration = concentration_add_on(maintenance, spot, params)?;
     let initial = up(maintenance, params.im_factor)?.saturating_add(concentration);
-    Ok(UnderlyingMargin { scenario_loss, worst_scenario, min_delta, contingency, maintenance, initial, concentration, net_delta })
+    Ok(UnderlyingMargin { scenario_loss, worst_scenario, min_delta, contingency, vega_offset, maintenance, initial, concentration, net_delta })
 }
 
 /// Aggregates the derivatives side of an account over its underlyings: requirements summed,
@@ -434,7 +505,7 @@ where
                     losses,
                     maintenance: margin.maintenance,
                     min_delta: margin.min_delta,
-                    contingency: margin.contingency,
+                    contingency: margin.contingency.checked_add(margin.vega_offset).ok_or(RiskError::Overflow)?,
                     im_factor: book.params.im_factor,
                 };
                 grouped_count += 1;
@@ -950,6 +1021,32 @@ mod tests {
             let added = (after.maintenance - before.maintenance).to_num::<f64>();
             prop_assert!(added <= cost + 1e-9 * (1.0 + cost), "added {} for {}", added, cost);
         }
+    }
+
+    /// The vega-offset contingency: a calendar (long vega in one expiry, short in another)
+    /// pays `vega_offset x` the smaller side of its vol-up value changes; the same expiry
+    /// offsets freely; a long lot counts at most `value / rate`; off by default.
+    #[test]
+    fn vega_offset_charges_calendars_not_same_expiry_spreads() {
+        let spot = 150.0;
+        let on = GridParams { vega_offset: I32F32::from_num(0.25), ..GridParams::default() };
+        let near = option_array(spot, OptionKind::Call, 150.0, 10.0, 0.6);
+        let far = option_array(spot, OptionKind::Call, 150.0, 90.0, 0.6);
+        let far_strike = option_array(spot, OptionKind::Call, 160.0, 90.0, 0.6);
+        let of = |params: &GridParams, book: &[Exposure<'_>]| underlying_margin(&UnderlyingBook::new(I32F32::from_num(spot), params, book)).unwrap();
+        let calendar = [near.exposure(-10), far.exposure(10)];
+        let charged = of(&on, &calendar);
+        let (short_side, long_side) = (10.0 * near.vol_up_shock.to_num::<f64>(), 10.0 * far.vol_up_shock.to_num::<f64>());
+        let expected = 0.25 * short_side.min(long_side);
+        assert!((charged.vega_offset.to_num::<f64>() - expected).abs() < 1e-6, "{} vs {expected}", charged.vega_offset);
+        assert_eq!(charged.maintenance, of(&GridParams::default(), &calendar).maintenance + charged.vega_offset);
+        assert_eq!(of(&GridParams::default(), &calendar).vega_offset, 0);
+        // The same expiry, different strikes: no offset across expiries.
+        assert_eq!(of(&on, &[far.exposure(-10), far_strike.exposure(10)]).vega_offset, 0);
+        // A cheap long counts at most value / rate.
+        let cheap = option_array(spot, OptionKind::Call, 190.0, 90.0, 0.6);
+        let capped = of(&on, &[near.exposure(-10), cheap.exposure(1)]);
+        assert!(capped.vega_offset.to_num::<f64>() <= cheap.value.to_num::<f64>() + 1e-9);
     }
 
     /// The concentration add-on: nothing without a liquidity; with one, initial grows as

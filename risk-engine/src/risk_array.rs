@@ -106,6 +106,10 @@ pub struct RiskArray {
     /// Number of intervals with gaps: `price_steps - 1`, or 0 when every gap is within
     /// [`GAP_TOLERANCE_SHIFT`] of the spot (and for linear instruments).
     pub gap_intervals: u8,
+    /// Which expiry the instrument belongs to, for the vega-offset contingency: the days to
+    /// expiry's bits here (options of one snapshot with the same days share an expiry); the
+    /// program uses the market's expiry timestamp. 0 for linear instruments.
+    pub expiry_key: i64,
 }
 
 /// Why an array or a requirement could not be computed.
@@ -149,6 +153,7 @@ impl RiskArray {
         long_gaps: [I32F32::ZERO; MAX_GAP_INTERVALS],
         premium_bound_mask: 0,
         gap_intervals: 0,
+        expiry_key: 0,
     };
 }
 
@@ -189,6 +194,7 @@ pub fn compute_risk_array_into(
     array.long_gaps = [I32F32::ZERO; MAX_GAP_INTERVALS];
     array.premium_bound_mask = 0;
     array.gap_intervals = 0;
+    array.expiry_key = 0;
     match state.instrument {
         Instrument::Linear => {
             linear_cells(state.spot, scenarios, &mut array.pnl)?;
@@ -206,6 +212,7 @@ pub fn compute_risk_array_into(
             array.delta = base.delta;
             array.value = base.value;
             array.is_option = true;
+            array.expiry_key = days_to_expiry.to_bits();
             // ln(K / S) as a difference of logs (no ratio to overflow); the skew clamps it.
             let ln = |x: I32F32| crate::math::ln(x).ok_or(RiskError::Pricing(PricingError::NonPositivePrice));
             let log_moneyness = ln(strike)?.saturating_sub(ln(state.spot)?);

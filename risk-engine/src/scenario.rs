@@ -142,6 +142,10 @@ pub struct GridParams {
     /// What the market can absorb in a day, in lots of the underlying, >= 0; 0 turns the
     /// concentration add-on off (it is set per underlying: lots differ between underlyings).
     pub liquidity_lots: I32F32,
+    /// Vega-offset contingency, >= 0: this fraction of the vega offset across expiries, the
+    /// vol-up value change of the expiries net long vega against that of those net short
+    /// (`crate::margin`); 0 turns it off.
+    pub vega_offset: I32F32,
 }
 
 /// Why a parameter set was refused.
@@ -178,7 +182,9 @@ const fn ratio(numerator: i64, denominator: i64) -> I32F32 {
 /// crypto option surfaces (docs/risk-model.md): a twist of 40% at the ends, pivoting at the
 /// 30-day reference tenor over a factor 3 of tenor each way (10 days and shorter: +40%, 90 days
 /// and longer: -40%), and a skew move of 1.0 per unit of log-moneyness (a 10%-out-of-the-money
-/// 30-day put: +10.5% of its vol).
+/// 30-day put: +10.5% of its vol). No vega-offset contingency by default: Deribit published
+/// 25% of offsetting vega and later 0%, and the twist states stress exactly that offset here
+/// (docs/risk-model.md); an underlying may set one.
 pub const DEFAULT_GRID: GridParams = GridParams {
     price_range: ratio(16, 100),
     price_steps: 9,
@@ -211,6 +217,7 @@ pub const DEFAULT_GRID: GridParams = GridParams {
     skew: ratio(1, 1),
     concentration: ratio(1, 1),
     liquidity_lots: I32F32::ZERO,
+    vega_offset: I32F32::ZERO,
 };
 
 impl Default for GridParams {
@@ -308,7 +315,7 @@ impl GridParams {
         if self.twist < 0 || self.twist >= 1 || self.twist_pivot_days <= 0 || self.twist_width <= 1 || self.skew < 0 {
             return Err(GridError::Surface);
         }
-        if self.concentration < 0 || self.liquidity_lots < 0 {
+        if self.concentration < 0 || self.liquidity_lots < 0 || self.vega_offset < 0 {
             return Err(GridError::Requirement);
         }
         Ok(())

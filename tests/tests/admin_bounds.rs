@@ -374,6 +374,8 @@ async fn underlying_parameters_are_bounded() {
         bound("grid.short_option_contingency <= 1", with_grid(|p| p.short_option_contingency = up(MAX_GRID_REQUIREMENT_RATE)), MarginError::GridRequirementOutOfBounds, with_grid(|p| p.short_option_contingency = MAX_GRID_REQUIREMENT_RATE)),
         bound("grid.im_factor <= 4", with_grid(|p| p.im_factor = up(MAX_GRID_IM_FACTOR)), MarginError::GridRequirementOutOfBounds, with_grid(|p| p.im_factor = MAX_GRID_IM_FACTOR)),
         bound("grid.concentration <= 4", with_grid(|p| p.concentration = up(MAX_GRID_CONCENTRATION)), MarginError::GridRequirementOutOfBounds, with_grid(|p| p.concentration = MAX_GRID_CONCENTRATION)),
+        bound("grid.vega_offset <= 1", with_grid(|p| p.vega_offset = up(MAX_GRID_VEGA_OFFSET)), MarginError::GridRequirementOutOfBounds, with_grid(|p| p.vega_offset = MAX_GRID_VEGA_OFFSET)),
+        bound("grid.vega_offset >= 0", with_grid(|p| p.vega_offset = -I32F32::DELTA), MarginError::InvalidGridParams, with_grid(|p| p.vega_offset = I32F32::ZERO)),
         bound("grid.concentration >= 0", with_grid(|p| p.concentration = -I32F32::DELTA), MarginError::InvalidGridParams, with_grid(|p| p.concentration = I32F32::ZERO)),
         bound("grid.liquidity_lots >= 0", with_grid(|p| p.liquidity_lots = -I32F32::DELTA), MarginError::InvalidGridParams, with_grid(|p| p.liquidity_lots = I32F32::from_num(1_000_000))),
     ];

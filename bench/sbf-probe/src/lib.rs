@@ -114,6 +114,8 @@ fn health_inner(args: &HealthArgs) -> Option<I80F48> {
         max_abs_cell: I32F32::ZERO,
         long_gaps: &[],
         premium_bound_mask: 0,
+        expiry_key: 0,
+        vega_shock: I32F32::ZERO,
     };
     let mut exposures = [empty; MAX_POSITIONS];
     let mut books = [UnderlyingBook {
@@ -152,6 +154,9 @@ fn health_inner(args: &HealthArgs) -> Option<I80F48> {
                     core::slice::from_raw_parts(book.as_ptr().add(8 * (base + 5 + SCENARIOS)) as *const I32F32, count)
                 },
                 premium_bound_mask: (word(book, base + 5 + SCENARIOS + MAX_GAP_INTERVALS) >> 16) as u16,
+                // The bench's grid has no vega offset.
+                expiry_key: 0,
+                vega_shock: I32F32::ZERO,
             };
             let mark = q32_wide_to_i80f48(mul_q32_by_int(I32F32::from_bits(word(book, base + 2)), lots))?;
             if mark >= 0 {

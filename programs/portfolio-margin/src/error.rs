@@ -249,7 +249,7 @@ pub enum MarginError {
     GridVolShockOutOfBounds,
     #[msg("Grid tail out of bounds: extended moves within -90%..=+1000% and at least price_range and the weight numerator in size (weights <= 1), weight numerator <= 1")]
     GridTailOutOfBounds,
-    #[msg("Grid requirement rates out of bounds: minimum-delta and contingency rates <= 1, im_factor <= 4, concentration <= 4")]
+    #[msg("Grid requirement rates out of bounds: minimum-delta and contingency rates <= 1, im_factor <= 4, concentration <= 4, vega_offset <= 1")]
     GridRequirementOutOfBounds,
     #[msg("Funding too fast: funding_period_seconds >= 60 and max_funding_rate_ppm at most 10000 ppm (1%) per hour")]
     FundingRateTooFast,

@@ -401,6 +401,8 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
                 max_abs_cell: *max_abs_cell,
                 long_gaps: &[],
                 premium_bound_mask: 0,
+                expiry_key: 0,
+                vega_shock: I32F32::ZERO,
             });
         }
         exposure_lists.push(exposures);

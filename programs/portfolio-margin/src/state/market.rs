@@ -274,6 +274,8 @@ impl Market {
                 &[]
             },
             premium_bound_mask: self.array_premium_bound_mask,
+            expiry_key: self.expiry_ts,
+            vega_shock: I32F32::from_bits(self.array_vol_up_shock_bits),
         }
     }
 

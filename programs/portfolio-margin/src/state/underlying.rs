@@ -48,6 +48,8 @@ pub const MAX_GRID_IM_FACTOR: I32F32 = q32_ratio(4, 1);
 /// Largest concentration add-on factor (the add-on is `maintenance x concentration x
 /// sqrt(maintenance / liquidity notional)`).
 pub const MAX_GRID_CONCENTRATION: I32F32 = q32_ratio(4, 1);
+/// Largest vega-offset contingency rate (the whole offsetting vol-up value change).
+pub const MAX_GRID_VEGA_OFFSET: I32F32 = q32_ratio(1, 1);
 /// Longest look-ahead, days (a week: SPAN's margin periods are one to a few days).
 pub const MAX_GRID_HORIZON_DAYS: I32F32 = q32_ratio(7, 1);
 /// Largest term-structure twist at the ends of the curve (90%: a factor stays above 0.1).
@@ -90,12 +92,13 @@ pub struct GridConfig {
     pub skew_bits: i64,
     pub concentration_bits: i64,
     pub liquidity_lots_bits: i64,
+    pub vega_offset_bits: i64,
     pub price_steps: u8,
     pub extended_count: u8,
     pub padding: [u8; 6],
 }
 
-const _: () = assert!(core::mem::size_of::<GridConfig>() == 27 * 8 + 8);
+const _: () = assert!(core::mem::size_of::<GridConfig>() == 28 * 8 + 8);
 
 impl From<&GridParams> for GridConfig {
     fn from(p: &GridParams) -> Self {
@@ -124,6 +127,7 @@ impl From<&GridParams> for GridConfig {
             skew_bits: p.skew.to_bits(),
             concentration_bits: p.concentration.to_bits(),
             liquidity_lots_bits: p.liquidity_lots.to_bits(),
+            vega_offset_bits: p.vega_offset.to_bits(),
             price_steps: p.price_steps,
             extended_count: p.extended_count,
             padding: [0; 6],
@@ -186,7 +190,8 @@ impl GridConfig {
                 && p.min_delta_hedged <= MAX_GRID_REQUIREMENT_RATE
                 && p.short_option_contingency <= MAX_GRID_REQUIREMENT_RATE
                 && p.im_factor <= MAX_GRID_IM_FACTOR
-                && p.concentration <= MAX_GRID_CONCENTRATION,
+                && p.concentration <= MAX_GRID_CONCENTRATION
+                && p.vega_offset <= MAX_GRID_VEGA_OFFSET,
             MarginError::GridRequirementOutOfBounds
         );
         Ok(())
@@ -222,6 +227,7 @@ impl GridConfig {
             skew: f(self.skew_bits),
             concentration: f(self.concentration_bits),
             liquidity_lots: f(self.liquidity_lots_bits),
+            vega_offset: f(self.vega_offset_bits),
         }
     }
 }
@@ -260,10 +266,10 @@ pub struct Underlying {
     /// Correlation group (1..=8, its correlation in `Group::correlation_ppm`); 0 = none.
     pub correlation_group: u8,
     /// Space for future fields.
-    pub reserved: [u8; 63],
+    pub reserved: [u8; 55],
 }
 
-const _: () = assert!(core::mem::size_of::<Underlying>() == 4 * 32 + 224 + 5 * 4 + 2 + 1 + 1 + 64);
+const _: () = assert!(core::mem::size_of::<Underlying>() == 4 * 32 + 232 + 5 * 4 + 2 + 1 + 1 + 56);
 
 #[cfg(test)]
 mod tests {
@@ -299,6 +305,7 @@ mod tests {
         widest.short_option_contingency = MAX_GRID_REQUIREMENT_RATE;
         widest.im_factor = MAX_GRID_IM_FACTOR;
         widest.concentration = MAX_GRID_CONCENTRATION;
+        widest.vega_offset = MAX_GRID_VEGA_OFFSET;
         widest.liquidity_lots = I32F32::DELTA;
         widest.price_steps = risk_engine::scenario::MAX_PRICE_STEPS as u8;
         widest.horizon_days = MAX_GRID_HORIZON_DAYS;
