@@ -23,15 +23,16 @@
 //!   its worst rising tail at once: a crash that hits every member (short puts on each of them
 //!   get no credit), while a long/short pair nets out there.
 //!
-//! Between grid nodes a member's loss is taken as the linear interpolation of its node losses,
+//! Between grid nodes a member's loss is bounded by the larger of the two nodes around it,
 //! each node taking the worst of its vol states (vol states of different underlyings move
-//! independently): the grid's own model between nodes, exact for linear positions and short
-//! options (convex: below the chord) and within the engine's stated tolerance for long options
-//! (see `crate::margin`, near expiry). The group's scenario loss is the largest joint or jump
-//! loss, computed exactly: over the common move each window maximum is piecewise linear and
-//! convex between the moves where a window edge crosses a node, so only those moves (and
-//! `c = ±beta`) need evaluating. Members must share their number of price moves.
-//!
+//! independently), or, for a member holding long options near expiry, by its own bound over
+//! that interval (`crate::margin`, interpolation bound). No shape is assumed between nodes:
+//! interpolating was tighter but neither sound for long options near expiry nor premium-safe
+//! (review findings). Over the common move the windows' intervals only change where an edge
+//! crosses a node (`c = x_k ± gamma`), and at such a move a window touches the intervals of
+//! both sides: evaluating those moves and `c = ±beta` covers every common move. Members must
+//! share their number of price moves.
+
 //! The group's maintenance is `max(group scenario loss, Σ minimum delta) + Σ contingency`; the
 //! credit is what that saves against the sum of the members' maintenance requirements (never
 //! negative), and the initial requirement is credited `credit x min(im_factor)` (rounded down),
@@ -41,8 +42,9 @@
 //! not be liquidated one leg at a time.
 
 use crate::risk_array::RiskError;
+use crate::risk_array::MAX_GAP_INTERVALS;
 use crate::scenario::MAX_PRICE_STEPS;
-use crate::wide::{mul_i64_wide, Rounding};
+use crate::wide::Rounding;
 use fixed::types::{I32F32, I80F48};
 
 /// Number of correlation groups (ids `1..=MAX_CORRELATION_GROUPS`; 0 is "no group").
@@ -80,16 +82,18 @@ pub struct MoveLosses {
     pub tail_down: Option<i64>,
     /// Largest loss over the rising tail scenarios; `None` without one.
     pub tail_up: Option<i64>,
-    /// How far the member's loss between two nodes can exceed the interpolation of its node
-    /// losses (long options near expiry: each lot's largest chord gap, `crate::margin`),
-    /// quote native units rounded up: added to every group scenario, as it may fall anywhere.
-    pub between_nodes: i64,
+    /// For a member holding long options with interpolation gaps (near expiry,
+    /// `crate::margin`), its loss bound over each price interval (between nodes `j` and
+    /// `j + 1`, quote native units rounded up), used instead of the larger node loss: a long
+    /// option's loss between nodes can exceed both. Each bound rises by at most a long
+    /// option's premium.
+    pub interval_bounds: Option<[i64; MAX_GAP_INTERVALS]>,
 }
 
 impl MoveLosses {
     /// No losses anywhere (a book with no positions), on `steps` core moves.
     pub const fn flat(steps: u8) -> MoveLosses {
-        MoveLosses { core: [0; MAX_PRICE_STEPS], steps, tail_down: None, tail_up: None, between_nodes: 0 }
+        MoveLosses { core: [0; MAX_PRICE_STEPS], steps, tail_down: None, tail_up: None, interval_bounds: None }
     }
 
     fn half(&self) -> i64 {
@@ -107,7 +111,7 @@ impl MoveLosses {
             && self.steps % 2 == 1
             && self.core[..self.steps as usize].iter().all(|w| w.unsigned_abs() <= MAX_NODE_LOSS as u64)
             && [self.tail_down, self.tail_up].iter().flatten().all(|t| t.unsigned_abs() <= MAX_NODE_LOSS as u64)
-            && (0..=MAX_NODE_LOSS).contains(&self.between_nodes)
+            && self.interval_bounds.iter().flatten().all(|b| b.unsigned_abs() <= MAX_NODE_LOSS as u64)
     }
 
     /// Position of normalised move `x` (Q32 bits, in [-1, 1]) on the node axis, Q32 bits in
@@ -116,27 +120,22 @@ impl MoveLosses {
         (x.clamp(-ONE, ONE) + ONE) * self.half()
     }
 
-    /// Interpolated loss at node-axis position `p`, rounded up.
-    fn at(&self, p: i64) -> i64 {
-        let (node, frac) = ((p >> 32) as usize, p & (ONE - 1));
-        let w0 = self.core[node];
-        if frac == 0 {
-            return w0;
-        }
-        let step = mul_i64_wide(self.core[node + 1] - w0, frac);
-        w0 + ((step + (ONE as i128 - 1)) >> 32) as i64
-    }
-
-    /// Largest interpolated loss over normalised moves `[lo, hi]` (Q32 bits).
+    /// Largest loss over normalised moves `[lo, hi]` (Q32 bits): the largest bound of the
+    /// price intervals the window touches (an edge on a node touches both intervals around
+    /// it), an interval's bound being the larger of its two node losses, or for a member
+    /// holding long options with gaps, its own interval bound.
     fn window_max(&self, lo: i64, hi: i64) -> i64 {
         let (p_lo, p_hi) = (self.position(lo), self.position(hi));
-        let mut best = self.at(p_lo).max(self.at(p_hi));
-        let first = (p_lo >> 32) as usize + 1;
-        let last = ((p_hi >> 32) as usize).min(self.steps as usize - 1);
-        for node in first..=last {
-            best = best.max(self.core[node]);
-        }
-        best
+        let intervals = self.steps as usize - 1;
+        let first = (((p_lo + (ONE - 1)) >> 32) as usize).saturating_sub(1).min(intervals - 1);
+        let last = ((p_hi >> 32) as usize).min(intervals - 1);
+        (first..=last.max(first))
+            .map(|j| match &self.interval_bounds {
+                Some(bounds) => bounds[j],
+                None => self.core[j].max(self.core[j + 1]),
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// The larger tail loss, if any.
@@ -185,9 +184,8 @@ where
     let beta = crate::math::sqrt(rho, Rounding::Up)?.to_bits().min(ONE);
     let gamma = crate::math::sqrt(I32F32::ONE - rho, Rounding::Up)?.to_bits().min(ONE) + EDGE_SLACK;
     let joint = |c: i64| -> i128 { members.clone().map(|m| m.window_max(c - gamma, c + gamma) as i128).sum() };
-    // Between the common moves where a window edge crosses a node (c = x_k ± gamma), each
-    // window maximum is a maximum of linear functions of c, so convex: the largest joint loss
-    // is at one of those moves or at c = ±beta.
+    // The windows' intervals change only where an edge crosses a node, and at that move a
+    // window touches both sides' intervals: those moves and the ends cover every common move.
     let mut worst = joint(-beta).max(joint(beta));
     let first = members.clone().next()?;
     for k in 0..steps as usize {
@@ -208,10 +206,9 @@ where
     // Every member jumps together, down or up (a member with no tail that way at its edge).
     let last = steps as usize - 1;
     let down: i128 = members.clone().map(|m| m.tail_down.unwrap_or(m.core[0]) as i128).sum();
-    let up: i128 = members.clone().map(|m| m.tail_up.unwrap_or(m.core[last]) as i128).sum();
+    let up: i128 = members.map(|m| m.tail_up.unwrap_or(m.core[last]) as i128).sum();
     worst = worst.max(down).max(up);
-    let between_nodes: i128 = members.map(|m| m.between_nodes as i128).sum();
-    i64::try_from(worst.saturating_add(between_nodes).max(0)).ok()
+    i64::try_from(worst.max(0)).ok()
 }
 
 /// One grouped underlying's requirement pieces, as the group credit needs them.
@@ -305,15 +302,13 @@ mod tests {
     }
 
     /// The module's box evaluated independently in f64: a fine sweep of the common move, each
-    /// window's maximum taken over its two edges and every node inside.
+    /// window's maximum over the nodes of every interval it overlaps.
     fn brute_box(members: &[MoveLosses], rho: f64, sweep: usize) -> f64 {
         let (beta, gamma) = (rho.sqrt(), (1.0 - rho).sqrt());
         let window = |m: &MoveLosses, lo: f64, hi: f64| {
             let h = m.half() as f64;
-            (0..m.steps as usize)
-                .filter(|&k| (k as f64 - h) / h >= lo && (k as f64 - h) / h <= hi)
-                .map(|k| m.core[k] as f64)
-                .fold(value(m, lo).max(value(m, hi)), f64::max)
+            let (first, last) = (((lo.max(-1.0) + 1.0) * h).floor() as usize, (((hi.min(1.0) + 1.0) * h).ceil() as usize).min(m.steps as usize - 1));
+            (first..=last).map(|k| m.core[k] as f64).fold(f64::MIN, f64::max)
         };
         (0..=sweep)
             .map(|i| {
@@ -343,7 +338,9 @@ mod tests {
     #[test]
     fn a_linear_pair_keeps_the_larger_of_its_box_and_its_jump() {
         let a = 1_000_000.0;
-        for (rho, expected) in [(0.0, 2.0 * a), (0.5, 2.0 * 0.5f64.sqrt() * a), (0.8, a), (0.95, a)] {
+        // Windows take whole node intervals: at 0.5 a window of width 1.41 can touch intervals
+        // spanning 1.75 (the box alone would be 1.41); from about 0.9 the jump alone binds.
+        for (rho, expected) in [(0.0, 2.0 * a), (0.5, 1.75 * a), (0.8, 1.25 * a), (0.95, a)] {
             let loss = group_scenario_loss([linear(a), linear(-a)].iter(), q(rho)).unwrap() as f64;
             assert!((loss - expected).abs() <= 4.0 + 1e-6 * a, "rho {rho}: {loss} vs {expected}");
         }
@@ -380,7 +377,7 @@ mod tests {
         (prop::array::uniform13(-1_000_000i64..1_000_000), prop::option::of(-1_000_000i64..2_000_000), prop::option::of(-1_000_000i64..2_000_000))
             .prop_map(|(core, tail_down, tail_up)| {
                 let steps = 9;
-                let mut m = MoveLosses { core, steps, tail_down, tail_up, between_nodes: 0 };
+                let mut m = MoveLosses { core, steps, tail_down, tail_up, interval_bounds: None };
                 for w in &mut m.core[steps as usize..] {
                     *w = 0;
                 }
@@ -392,7 +389,7 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(300))]
 
         /// Against an independent sweep of the same box: never below it (the breakpoints are
-        /// all found), and not above it by more than rounding.
+        /// all found), and never above every member's own worst loss summed.
         #[test]
         fn the_group_loss_is_the_exact_maximum_over_the_box(
             members in prop::collection::vec(member_losses(), 2..4),
@@ -405,14 +402,6 @@ mod tests {
             let up: f64 = members.iter().map(|m| m.tail_up.unwrap_or(m.core[8]) as f64).sum();
             let expected = brute_box(&members, rho, 4000).max(alone).max(down).max(up).max(0.0);
             prop_assert!(loss >= expected - 1.0, "{loss} below the swept box {expected}");
-            // The sweep samples the common move; the engine hits the breakpoints exactly, so it
-            // may exceed the sweep by a step's worth of slope (and rounding).
-            let step = 2.0 * rho.sqrt() / 4000.0 + 1e-9;
-            let slope: f64 = members
-                .iter()
-                .map(|m| m.core[..9].windows(2).map(|w| (w[1] - w[0]).abs() as f64).fold(0.0, f64::max) * 4.0)
-                .sum();
-            prop_assert!(loss <= expected + 2.0 + 2.0 * slope * step, "{loss} above the swept box {expected}");
             let most: f64 = members.iter().map(|m| m.core.iter().copied().chain(m.tail_down).chain(m.tail_up).max().unwrap().max(0) as f64).sum();
             prop_assert!(loss <= most, "{loss} above every member's own worst {most}");
         }

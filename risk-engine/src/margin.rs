@@ -41,7 +41,7 @@
 //! the capital-efficiency figure. All requirements are I80F48 quote units rounded up.
 
 use crate::correlation::{group_credit, Correlation, GroupMember, MoveLosses, MAX_CORRELATION_GROUPS, MAX_GROUPED_UNDERLYINGS};
-use crate::risk_array::{RiskArray, RiskError, MAX_LOTS};
+use crate::risk_array::{RiskArray, RiskError, MAX_GAP_INTERVALS, MAX_LOTS};
 use crate::scenario::{GridParams, MAX_SCENARIOS};
 use crate::wide::{div_q32, mul_i80f48_by_q32, mul_q32, q32_wide_to_i80f48, Rounding};
 use fixed::types::{I32F32, I80F48};
@@ -262,7 +262,7 @@ struct ScenarioSums<'a> {
 /// node P&L is replaced by `-premium`. Each long's choice depends on the long alone, so adding
 /// a long option raises this bound by at most its premium, as it raises the node losses.
 #[inline(never)]
-fn interpolation_bound(sums: &ScenarioSums<'_>) -> Result<Option<i128>, RiskError> {
+fn interpolation_bound(sums: &ScenarioSums<'_>, mut per_interval: Option<&mut [i64; MAX_GAP_INTERVALS]>) -> Result<Option<i128>, RiskError> {
     const LOW_BITS: u32 = 31;
     let ScenarioSums { book, high, low } = *sums;
     let gapped = || book.exposures.iter().filter(|x| x.lots > 0 && !x.long_gaps.is_empty());
@@ -276,18 +276,36 @@ fn interpolation_bound(sums: &ScenarioSums<'_>) -> Result<Option<i128>, RiskErro
     }
     let wide = |lots: i64, value: I32F32| crate::wide::mul_i64_wide(lots, value.to_bits());
     let mut lowest = i128::MAX;
+    let wide_sum = |cell: usize| ((high[cell] as i128) << LOW_BITS) + low[cell] as i128;
+    // Each node's lowest P&L over its vol states, once (an interval with no premium-bounded
+    // long needs only these).
+    let mut node_lowest = [i128::MAX; crate::scenario::MAX_PRICE_STEPS];
+    for (k, slot) in node_lowest.iter_mut().enumerate().take(intervals + 1) {
+        for cell in k * states..(k + 1) * states {
+            *slot = (*slot).min(wide_sum(cell));
+        }
+    }
     // The two nodes' cells of one interval, in every vol state.
     let mut sums = [0i128; 2 * crate::scenario::MAX_VOL_STATES];
     for j in 0..intervals {
         let cells = j * states..(j + 2) * states;
-        for (sum, cell) in sums.iter_mut().zip(cells.clone()) {
-            *sum = ((high[cell] as i128) << LOW_BITS) + low[cell] as i128;
-        }
         // Each gapped long once: -lots x gap over the interval, or, where its loss is bounded
         // by its premium, its node P&L replaced by -premium.
         let mut constant: i128 = 0;
+        let mut replaced = false;
         for x in gapped() {
             if x.premium_bound_mask & (1 << j) != 0 {
+                // Worthless at both nodes in every state (cells of minus the premium, the usual
+                // case out of the money near expiry): replacing its P&L changes nothing.
+                if x.cells[cells.clone()].iter().all(|c| *c == -x.value) {
+                    continue;
+                }
+                if !replaced {
+                    for (sum, cell) in sums.iter_mut().zip(cells.clone()) {
+                        *sum = wide_sum(cell);
+                    }
+                    replaced = true;
+                }
                 constant -= wide(x.lots, x.value);
                 for (sum, cell) in sums.iter_mut().zip(cells.clone()) {
                     *sum -= wide(x.lots, x.cells[cell]);
@@ -296,8 +314,15 @@ fn interpolation_bound(sums: &ScenarioSums<'_>) -> Result<Option<i128>, RiskErro
                 constant -= wide(x.lots, x.long_gaps[j]);
             }
         }
-        for sum in &sums[..2 * states] {
-            lowest = lowest.min(sum + constant);
+        let interval_lowest = if replaced {
+            sums[..2 * states].iter().copied().min().unwrap_or(0) + constant
+        } else {
+            node_lowest[j].min(node_lowest[j + 1]) + constant
+        };
+        lowest = lowest.min(interval_lowest);
+        if let Some(out) = per_interval.as_deref_mut() {
+            // As a loss in native units, rounded up (saturated: a group then gives no credit).
+            out[j] = ((-interval_lowest).max(i64::MIN as i128 >> 1) + ((1i128 << 32) - 1) >> 32).min(i64::MAX as i128) as i64;
         }
     }
     Ok(Some(lowest))
@@ -414,7 +439,10 @@ pub fn underlying_margin_with_losses(
     }
     let node_worst =
         if scenario_count == 0 { 0 } else { ((high[worst_scenario] as i128) << LOW_BITS) + low[worst_scenario] as i128 };
-    let worst = match interpolation_bound(&ScenarioSums { book, high: &high[..scenario_count], low: &low[..scenario_count] })? {
+    let mut interval_losses = [0i64; MAX_GAP_INTERVALS];
+    let sums = ScenarioSums { book, high: &high[..scenario_count], low: &low[..scenario_count] };
+    let bounded = interpolation_bound(&sums, if losses.is_some() { Some(&mut interval_losses) } else { None })?;
+    let worst = match bounded {
         Some(interval_worst) => node_worst.min(interval_worst),
         None => node_worst,
     };
@@ -434,15 +462,11 @@ pub fn underlying_margin_with_losses(
             (steps * states..scenario_count).filter(|&s| (params.extended_moves[s - steps * states] < 0) == falling).map(loss).max()
         };
         (out.tail_down, out.tail_up) = (tail(true), tail(false));
-        // How far the long options near expiry can lose beyond the interpolation of the node
-        // losses (each its largest gap, in the chord form): the group charges it to every
-        // joint scenario, as it may fall anywhere.
-        let mut beyond: i128 = 0;
-        for x in exposures.iter().filter(|x| x.lots > 0 && !x.long_gaps.is_empty()) {
-            let gap = x.long_gaps.iter().copied().max().unwrap_or(I32F32::ZERO);
-            beyond = beyond.saturating_add(crate::wide::mul_i64_wide(x.lots, gap.to_bits()));
+        // With long options carrying gaps, each interval's own bound (premium-safe) replaces
+        // the interpolation between its nodes.
+        if bounded.is_some() {
+            out.interval_bounds = Some(interval_losses);
         }
-        out.between_nodes = ((beyond.max(0) + ((1i128 << 32) - 1)) >> 32).min(i64::MAX as i128) as i64;
     }
 
     let net_delta = q32_wide_to_i80f48(long_delta - short_delta).ok_or(RiskError::Overflow)?;
@@ -481,6 +505,7 @@ pub fn derivatives_risk(books: &[UnderlyingBook<'_>]) -> Result<crate::health::D
 /// computed at a print below its EMA up to the EMA). The group credits are not scaled: the
 /// initial requirement stays at least `min(im_factor)` times the maintenance. The liquidation
 /// target (`liquidation_end`) takes no group credit.
+#[inline(never)]
 pub fn derivatives_risk_scaled<F>(books: &[UnderlyingBook<'_>], mut scale_initial: F) -> Result<crate::health::DerivativesRisk, RiskError>
 where
     F: FnMut(usize, I80F48) -> Result<I80F48, RiskError>,
@@ -619,7 +644,8 @@ mod tests {
         assert_eq!(ungrouped.maintenance, alone);
         let (grouped, _) = pair(&[(None, 0.0)], &[20], &[(None, 0.0)], &[-1], Some(0.9));
         // Each leg alone: 16% x 3,000 = 480 (+ 2% min delta does not bind). Grouped at rho 0.9
-        // the box loss 2 x sqrt(0.1) x 480 = 303.6 is below one leg jumping alone: 480.
+        // the box (windows of width 2 x sqrt(0.1), taking whole node intervals: at most 1.0 of
+        // the range between the two legs) is at most one leg jumping alone: 480.
         assert!((alone.to_num::<f64>() - 960.0).abs() < 1e-3, "{alone}");
         // (Group losses are rounded up to whole native units, here units of the quote: a few
         // units above the exact figures.)
@@ -628,9 +654,10 @@ mod tests {
         assert!((600.0..=602.5).contains(&grouped.initial.to_num::<f64>()), "{}", grouped.initial);
         assert!(grouped.liquidation_end >= grouped.maintenance);
         assert_eq!(grouped.liquidation_end, ungrouped.liquidation_end, "the liquidation target takes no credit");
-        // At rho 0.5 the box binds: 2 x sqrt(0.5) x 480 = 678.8.
+        // At rho 0.5 the box binds: windows of width 2 x sqrt(0.5) touch node intervals
+        // spanning up to 1.75 of the range: 1.75 x 480 = 840.
         let (half, _) = pair(&[(None, 0.0)], &[20], &[(None, 0.0)], &[-1], Some(0.5));
-        assert!((678.82..=683.0).contains(&half.maintenance.to_num::<f64>()), "{}", half.maintenance);
+        assert!((840.0..=842.0).contains(&half.maintenance.to_num::<f64>()), "{}", half.maintenance);
         // The same direction: no credit.
         let (same, alone_same) = pair(&[(None, 0.0)], &[20], &[(None, 0.0)], &[1], Some(0.9));
         assert_eq!(same.maintenance, alone_same);
@@ -945,6 +972,54 @@ mod tests {
         // A 30-day book carries no gaps (within tolerance): health costs nothing extra.
         let (_, far) = book_margin(spot, &params, &[(Some((OptionKind::Call, 102.0, 30.0, 0.8)), 10)]);
         assert_eq!(far[0].gap_intervals, 0);
+    }
+
+    /// Review finding, kept as a regression: in a correlation group a member's long option
+    /// near expiry was only charged its largest gap on top of the interpolated windows, which
+    /// both missed part of a butterfly's loss at its body (grouped maintenance 32 against a
+    /// joint loss of about 42: the body's 20, the partner perp's 12.3 at the box's edge, the
+    /// contingency's 10) and charged a premium-free long its whole gap (+134 for a zero
+    /// premium). A member holding such options now uses its own interval bounds.
+    #[test]
+    fn a_group_member_near_expiry_uses_its_interval_bounds() {
+        let params = GridParams::default();
+        let days = 10.0 / 1440.0;
+        let fly = [
+            option_array(100.0, OptionKind::Call, 98.0, days, 0.8),
+            option_array(100.0, OptionKind::Call, 102.0, days, 0.8),
+            option_array(100.0, OptionKind::Call, 106.0, days, 0.8),
+        ];
+        let perp = arrays(100.0, &[(None, 0.0)]).remove(0);
+        let group = Correlation { group: 1, correlation: I32F32::from_num(0.8) };
+        let a: Vec<_> = fly.iter().zip([-10i64, 20, -10]).map(|(x, l)| x.exposure(l)).collect();
+        let b = [perp.exposure(1)];
+        let books = [
+            UnderlyingBook { correlation: group, ..UnderlyingBook::new(I32F32::from_num(100), &params, &a) },
+            UnderlyingBook { correlation: group, ..UnderlyingBook::new(I32F32::from_num(100), &params, &b) },
+        ];
+        let grouped = derivatives_risk(&books).unwrap().maintenance.to_num::<f64>();
+        assert!(grouped >= 42.0, "grouped maintenance {grouped} below the joint loss of about 42.3");
+
+        // A premium-free long bought near expiry in a credited pair costs (about) nothing.
+        let spot = 150.0;
+        let sol_perp = arrays(spot, &[(None, 0.0)]).remove(0);
+        let eth_perp = arrays(spot, &[(None, 0.0)]).remove(0);
+        let cheap = option_array(spot, OptionKind::Call, 154.0, days, 0.8);
+        let pair_margin = |with_call: bool| {
+            let mut sol = vec![sol_perp.exposure(10)];
+            if with_call {
+                sol.push(cheap.exposure(100));
+            }
+            let eth = [eth_perp.exposure(-10)];
+            let books = [
+                UnderlyingBook { correlation: group, ..UnderlyingBook::new(I32F32::from_num(spot), &params, &sol) },
+                UnderlyingBook { correlation: group, ..UnderlyingBook::new(I32F32::from_num(spot), &params, &eth) },
+            ];
+            derivatives_risk(&books).unwrap().maintenance.to_num::<f64>()
+        };
+        let premium = cheap.value.to_num::<f64>() * 100.0;
+        let added = pair_margin(true) - pair_margin(false);
+        assert!(added <= premium + 1e-6, "buying a {premium} call added {added}");
     }
 
     proptest! {

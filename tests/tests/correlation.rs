@@ -82,8 +82,8 @@ async fn a_hedge_across_a_correlation_group_is_credited() {
     let alone = maintenance_requirement(&mut p).await;
     assert!((alone - 960 * USDC).abs() <= 1_000, "{alone}");
 
-    // Both underlyings in group 1 at correlation 0.9: the box (2 x sqrt(0.1) x $480 = $303.58)
-    // is below one leg jumping alone ($480), which binds: half the requirement is credited.
+    // Both underlyings in group 1 at correlation 0.9: the box (at most 1.0 of the range between
+    // the legs) is at most one leg jumping alone ($480), which binds: half is credited.
     p.bank.send(&[sdk::set_correlation_group(&p.market.group, &admin, 1, 900_000)], &[]).await.unwrap();
     // One member alone is no group: nothing changes.
     p.bank.send(&[sdk::assign_correlation_group(&p.market.group, &admin, &p.sol, 1)], &[]).await.unwrap();
@@ -92,10 +92,11 @@ async fn a_hedge_across_a_correlation_group_is_credited() {
     let grouped = maintenance_requirement(&mut p).await;
     assert!((grouped - 480 * USDC).abs() <= 1_000, "{grouped}");
 
-    // At correlation 0.5 the box binds: 2 x sqrt(0.5) x $480 = $678.82.
+    // At correlation 0.5 the box binds: windows 2 x sqrt(0.5) wide take whole node intervals,
+    // up to 1.75 of the range between the legs: 1.75 x $480 = $840.
     p.bank.send(&[sdk::set_correlation_group(&p.market.group, &admin, 1, 500_000)], &[]).await.unwrap();
     let half = maintenance_requirement(&mut p).await;
-    assert!((half - 678_822_510).abs() <= 1_000, "{half}");
+    assert!((half - 840 * USDC).abs() <= 1_000, "{half}");
 
     // Leaving the group takes the credit back.
     p.bank.send(&[sdk::assign_correlation_group(&p.market.group, &admin, &p.eth, 0)], &[]).await.unwrap();

@@ -32,7 +32,10 @@ const MAX_HEALTH_16_POSITIONS_8_COLLATERAL_CU: u64 = 42_000;
 const MAX_REFRESH_CU_PER_CELL: u64 = 4_300;
 /// The same health with its 4 underlyings in one correlation group: the joint scenarios
 /// (about 4,800 CU per member on the default grid) on top of the per-underlying sums.
-const MAX_HEALTH_16_GROUPED_CU: u64 = 62_000;
+const MAX_HEALTH_16_GROUPED_CU: u64 = 60_000;
+/// The same book with its options within a day of expiry: the interpolation bound's cost
+/// (each long option's gaps, and its premium-bounded intervals).
+const MAX_HEALTH_16_NEAR_EXPIRY_CU: u64 = 63_000;
 /// A refresh of the default grid as a whole (every scenario valued now and after the
 /// look-ahead): above the 200,000 units an instruction gets by default, so a refresh is sent
 /// with a compute-unit limit (docs/compute-units.md); this keeps it from growing unnoticed.
@@ -84,8 +87,15 @@ struct Position {
 }
 
 fn positions(count: usize, underlyings: usize) -> Vec<Position> {
+    positions_expiring(count, underlyings, false)
+}
+
+/// [`positions`], with the options 7 to 85 days from expiry, or, `near`, half an hour to 15
+/// hours (long ones then carry interpolation gaps: the health check's costliest case).
+fn positions_expiring(count: usize, underlyings: usize, near: bool) -> Vec<Position> {
     let params = DEFAULT_GRID;
     let scenarios = params.scenarios().expect("grid");
+    let days = |i: usize| if near { I32F32::from_num(0.02 + 0.1 * (i % 7) as f64) } else { I32F32::from_num(7 + 13 * (i % 7)) };
     (0..count)
         .map(|i| {
             let underlying = i % underlyings;
@@ -96,12 +106,12 @@ fn positions(count: usize, underlyings: usize) -> Vec<Position> {
                 1 => Instrument::Option {
                     kind: OptionKind::Call,
                     strike: I32F32::from_num((spot * (1.0 + step)).round()),
-                    days_to_expiry: I32F32::from_num(7 + 13 * (i % 7)),
+                    days_to_expiry: days(i),
                 },
                 _ => Instrument::Option {
                     kind: OptionKind::Put,
                     strike: I32F32::from_num((spot * (1.0 - step)).round()),
-                    days_to_expiry: I32F32::from_num(7 + 13 * (i % 7)),
+                    days_to_expiry: days(i),
                 },
             };
             let state = MarketState { instrument, spot: I32F32::from_num(spot), vol: I32F32::from_num(0.5 + 0.05 * (i % 10) as f64) };
@@ -224,6 +234,13 @@ fn main() {
         assert_eq!(sbf, native_health(&book, &tokens, underlyings, false), "health on SBF differs from native for {count} positions");
         health_rows.push((count, underlyings, cu));
     }
+    // The largest book with its options within a day of expiry: the long ones carry gaps.
+    let near = positions_expiring(16, 4, true);
+    assert!(near.iter().filter(|p| p.lots > 0 && p.array.gap_intervals > 0).count() >= 4, "the near-expiry bench carries too few gaps");
+    let bytes = book_bytes(&near, &tokens, 4);
+    let (near_cu, ret) = probe.kernel(vec![1, 16, TOKENS as u8, 4], &bytes);
+    let sbf = I80F48::from_bits(i128::from_le_bytes(ret[..16].try_into().unwrap()));
+    assert_eq!(sbf, native_health(&near, &tokens, 4, false), "near-expiry health on SBF differs from native");
     // The largest book again with its 4 underlyings in one correlation group (correlation 0.8).
     let (grouped_count, grouped_underlyings) = (16, 4);
     let book = positions(grouped_count, grouped_underlyings);
@@ -286,6 +303,7 @@ fn main() {
         ("marginal health CU per position and scenario cell", marginal_per_cell, MAX_MARGINAL_CU_PER_POSITION_CELL),
         ("health, 16 positions + 8 collateral", health_16, MAX_HEALTH_16_POSITIONS_8_COLLATERAL_CU),
         ("health, 16 positions + 8 collateral, 4 underlyings in one correlation group", grouped_cu, MAX_HEALTH_16_GROUPED_CU),
+        ("health, 16 positions + 8 collateral, options within a day of expiry", near_cu, MAX_HEALTH_16_NEAR_EXPIRY_CU),
         ("risk-array refresh CU per scenario cell", refresh_per_cell, MAX_REFRESH_CU_PER_CELL),
         ("risk-array refresh, default grid", refresh_cu, MAX_REFRESH_RISK_ARRAY_CU),
         ("Black-Scholes value + delta", bs_cu, MAX_BLACK_SCHOLES_CU),
@@ -293,6 +311,7 @@ fn main() {
     if json {
         let value = serde_json::json!({
             "health": health_rows.iter().map(|(p, u, cu)| serde_json::json!({"positions": p, "underlyings": u, "collateral": TOKENS, "cu": cu})).collect::<Vec<_>>(),
+            "health_near_expiry": {"positions": 16, "underlyings": 4, "collateral": TOKENS, "cu": near_cu},
             "health_correlation_group": {"positions": grouped_count, "underlyings": grouped_underlyings, "collateral": TOKENS, "cu": grouped_cu},
             "scenario_cells": cells,
             "marginal_cu_per_position": marginal,
@@ -309,6 +328,7 @@ fn main() {
             println!("| health: {p} positions over {u} underlyings + {TOKENS} collateral | {cu} |");
         }
         println!("| health: {grouped_count} positions over {grouped_underlyings} underlyings in one correlation group + {TOKENS} collateral | {grouped_cu} |");
+        println!("| health: 16 positions over 4 underlyings, options within a day of expiry + {TOKENS} collateral | {near_cu} |");
         println!("| scenario cells per market (default grid) | {cells} |");
         println!("| marginal health cost per position | {marginal} ({marginal_per_cell} per cell) |");
         println!("| option risk-array refresh ({} scenarios) | {refresh_cu} ({refresh_per_cell} per cell) |", array.len);
