@@ -825,12 +825,26 @@ pub fn bankruptcy_dust(snapshot: &HealthSnapshot, quote_bank: &Pubkey) -> Result
 }
 
 /// The maximum to send for a step of at most `max` units with liquidation-end health `after(n)`:
-/// `max` if it reaches zero (the program then takes the smallest size that does), otherwise the
-/// size that maximises health (the curve is concave: found by bisection on its slope), so the
-/// program never refuses it as past the peak.
+/// if `max` reaches zero, the smallest size that does (found here by bisection: the program
+/// then settles it in two health evaluations instead of searching, which keeps a step within
+/// compute limits for expensive books); otherwise the size that maximises health (the curve is
+/// concave: found by bisection on its slope), so the program never refuses it as past the peak.
 fn step_maximum(max: i64, after: &impl Fn(i64) -> Result<fixed::types::I80F48>) -> Result<i64> {
-    if max <= 1 || after(max)? >= 0 {
+    if max <= 1 {
         return Ok(max);
+    }
+    if after(max)? >= 0 {
+        // Smallest n in 1..=max with after(n) >= 0.
+        let (mut lo, mut hi) = (1, max);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if after(mid)? >= 0 {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        return Ok(lo);
     }
     // Smallest n in 1..max whose next unit no longer raises health; max if every unit does.
     let (mut lo, mut hi) = (1, max);

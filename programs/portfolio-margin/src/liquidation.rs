@@ -49,9 +49,11 @@ pub const MAX_STEP_SEARCH: u32 = 24;
 /// below liabilities), which the search relies on only for speed, never for correctness: every
 /// size it returns was evaluated.
 ///
-/// - If `end(max) >= 0`: the smallest `n` with `end(n) >= 0`, bracketed by regula falsi
-///   (Illinois) between a size that falls short and one that reaches zero; if the bracket has
-///   not closed after [`MAX_STEP_SEARCH`] evaluations, the smallest reaching size found.
+/// - If `end(max) >= 0`: the smallest `n` with `end(n) >= 0`: `max` itself when `end(max - 1)`
+///   falls short (two evaluations: a keeper sizing its step exactly), otherwise bracketed by
+///   regula falsi (Illinois) between a size that falls short and one that reaches zero; if the
+///   bracket has not closed after [`MAX_STEP_SEARCH`] evaluations, the smallest reaching size
+///   found.
 /// - Otherwise `max`, if `end(max) > end(max - 1)` (its last unit still improved health);
 ///   `LiquidationPastPeak` if not.
 ///
@@ -63,6 +65,14 @@ pub fn choose_step(before: I80F48, max: i64, mut end: impl FnMut(i64) -> Result<
         if max > 1 {
             require!(at_max > end(max - 1)?, MarginError::LiquidationPastPeak);
         }
+        require!(at_max > before, MarginError::LiquidationDoesNotImprove);
+        return Ok((max, at_max));
+    }
+    // A maximum one unit above the last size short of zero is the smallest reaching size
+    // (health being concave in the size): what a keeper that sizes its step exactly sends,
+    // settled in two evaluations instead of a search (a liquidation step stays within compute
+    // limits for books whose health is expensive).
+    if max > 1 && end(max - 1)? < 0 {
         require!(at_max > before, MarginError::LiquidationDoesNotImprove);
         return Ok((max, at_max));
     }
@@ -350,6 +360,22 @@ mod tests {
     /// to a peak at 90 lots, then falling (a hedge beyond it).
     fn end(n: i64) -> Result<I80F48> {
         Ok(I80F48::from_num((10 * n - 95).min(805 - (n - 90) * 20)))
+    }
+
+    /// A maximum sized exactly (one unit above the last size short of the target) is taken in
+    /// two evaluations; a larger one is searched down to the same size.
+    #[test]
+    fn an_exact_maximum_is_settled_without_a_search() {
+        let calls = core::cell::Cell::new(0);
+        let end = |n: i64| {
+            calls.set(calls.get() + 1);
+            Ok(I80F48::from_num(n - 1_000))
+        };
+        assert_eq!(choose_step(I80F48::from_num(-1_000), 1_000, end).unwrap().0, 1_000);
+        assert_eq!(calls.get(), 2);
+        calls.set(0);
+        assert_eq!(choose_step(I80F48::from_num(-1_000), 5_000, end).unwrap().0, 1_000);
+        assert!(calls.get() > 2);
     }
 
     #[test]
