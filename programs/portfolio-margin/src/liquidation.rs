@@ -50,7 +50,8 @@ pub const MAX_STEP_SEARCH: u32 = 24;
 /// size it returns was evaluated.
 ///
 /// - If `end(max) >= 0`: the smallest `n` with `end(n) >= 0`: `max` itself when `end(max - 1)`
-///   falls short (two evaluations: a keeper sizing its step exactly), otherwise bracketed by
+///   falls short and the interpolated size between now and `max` does too (three evaluations:
+///   a keeper sizing its step exactly), otherwise bracketed by
 ///   regula falsi (Illinois) between a size that falls short and one that reaches zero; if the
 ///   bracket has not closed after [`MAX_STEP_SEARCH`] evaluations, the smallest reaching size
 ///   found.
@@ -68,13 +69,28 @@ pub fn choose_step(before: I80F48, max: i64, mut end: impl FnMut(i64) -> Result<
         require!(at_max > before, MarginError::LiquidationDoesNotImprove);
         return Ok((max, at_max));
     }
-    // A maximum one unit above the last size short of zero is the smallest reaching size
-    // (health being concave in the size): what a keeper that sizes its step exactly sends,
-    // settled in two evaluations instead of a search (a liquidation step stays within compute
+    // A maximum one unit above the last size short of zero is the smallest reaching size when
+    // health is concave in the size: what a keeper that sizes its step exactly sends, settled
+    // in two or three evaluations instead of a search (a liquidation step stays within compute
     // limits for books whose health is expensive).
     if max > 1 && end(max - 1)? < 0 {
-        require!(at_max > before, MarginError::LiquidationDoesNotImprove);
-        return Ok((max, at_max));
+        // Unless the interpolated size already reaches it: health need not be concave in the
+        // size (a correlation group's credit, a token step's rounding), and a liquidator must
+        // not pick a later crossing of zero by stating it as its maximum (review finding).
+        let guess = I80F48::from_num(max)
+            .checked_mul(before.saturating_neg())
+            .and_then(|v| v.checked_div(at_max.saturating_sub(before)))
+            .and_then(|v| v.checked_ceil())
+            .and_then(|v| v.checked_to_num::<i64>())
+            .filter(|g| (1..max - 1).contains(g));
+        let earlier = match guess {
+            Some(g) => end(g)? >= 0,
+            None => false,
+        };
+        if !earlier {
+            require!(at_max > before, MarginError::LiquidationDoesNotImprove);
+            return Ok((max, at_max));
+        }
     }
     // Bracket: end(lo) < 0 <= end(hi). Interpolation values (halved on a repeated side, the
     // Illinois rule) are kept apart from the true ones.
@@ -372,10 +388,22 @@ mod tests {
             Ok(I80F48::from_num(n - 1_000))
         };
         assert_eq!(choose_step(I80F48::from_num(-1_000), 1_000, end).unwrap().0, 1_000);
-        assert_eq!(calls.get(), 2);
+        assert!(calls.get() <= 3, "{} evaluations", calls.get());
         calls.set(0);
         assert_eq!(choose_step(I80F48::from_num(-1_000), 5_000, end).unwrap().0, 1_000);
-        assert!(calls.get() > 2);
+        assert!(calls.get() > 3);
+        // Not concave: health reaches zero at 100, falls back below it from 700, and crosses
+        // again at 1,000. Stating 1,000 does not take 1,000 when the interpolated size (667)
+        // already reaches.
+        let bumpy = |n: i64| {
+            Ok(I80F48::from_num(match n {
+                100..700 => 10,
+                1_000.. => 500,
+                _ => n - 1_000,
+            }))
+        };
+        let (size, _) = choose_step(I80F48::from_num(-1_000), 1_000, bumpy).unwrap();
+        assert!(size < 1_000, "{size}");
     }
 
     #[test]
