@@ -826,7 +826,7 @@ pub fn bankruptcy_dust(snapshot: &HealthSnapshot, quote_bank: &Pubkey) -> Result
 
 /// The maximum to send for a step of at most `max` units with liquidation-end health `after(n)`:
 /// if `max` reaches zero, the smallest size that does (found here by bisection: the program
-/// then settles it in two health evaluations instead of searching, which keeps a step within
+/// then settles it in two or three health evaluations instead of searching, which keeps a step within
 /// compute limits for expensive books); otherwise the size that maximises health (the curve is
 /// concave: found by bisection on its slope), so the program never refuses it as past the peak.
 fn step_maximum(max: i64, after: &impl Fn(i64) -> Result<fixed::types::I80F48>) -> Result<i64> {

@@ -415,8 +415,10 @@ pub fn margin_report(portfolio: &Portfolio) -> Result<MarginReport> {
     let grid_books: Vec<UnderlyingBook> = (0..books.len())
         .map(|u| UnderlyingBook { correlation: membership[u], ..UnderlyingBook::new(spots[u].0, &own_params[u], &exposure_lists[u]) })
         .collect();
+    let mut alone_maintenance = Vec::with_capacity(grid_books.len());
     for (u, book) in grid_books.iter().enumerate() {
         let margin = underlying_margin(book).map_err(|e| anyhow!("{e:?}"))?;
+        alone_maintenance.push(margin.maintenance);
         let (s_mm, s_im) = standard_margin(book).map_err(|e| anyhow!("{e:?}"))?;
         mm += margin.maintenance;
         im += margin.initial;
@@ -444,8 +446,9 @@ pub fn margin_report(portfolio: &Portfolio) -> Result<MarginReport> {
     // The engine's aggregate, as the program computes it: the sums above less group credits.
     let risk = derivatives_risk(&grid_books).map_err(|e| anyhow!("{e:?}"))?;
     for (g, group) in portfolio.correlation_groups.iter().enumerate() {
-        let members: Vec<UnderlyingBook> = grid_books.iter().filter(|b| b.correlation.group == g as u8 + 1).copied().collect();
-        let alone: I80F48 = members.iter().map(|b| underlying_margin(b).map(|m| m.maintenance)).sum::<Result<_, _>>().map_err(|e| anyhow!("{e:?}"))?;
+        let id = g as u8 + 1;
+        let members: Vec<UnderlyingBook> = grid_books.iter().filter(|b| b.correlation.group == id).copied().collect();
+        let alone: I80F48 = grid_books.iter().zip(&alone_maintenance).filter(|(b, _)| b.correlation.group == id).map(|(_, m)| *m).sum();
         let joint = derivatives_risk(&members).map_err(|e| anyhow!("{e:?}"))?.maintenance;
         report.correlation_groups.push(CorrelationGroupReport {
             underlyings: group.underlyings.clone(),

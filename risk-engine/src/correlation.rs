@@ -229,7 +229,7 @@ pub struct GroupMember {
     pub maintenance: I80F48,
     /// Its minimum-delta requirement.
     pub min_delta: I80F48,
-    /// Its short-option contingency.
+    /// Its contingencies (short-option and vega-offset): charged whole in the group too.
     pub contingency: I80F48,
     /// Its grid's initial factor.
     pub im_factor: I32F32,

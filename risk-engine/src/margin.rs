@@ -76,6 +76,25 @@ pub struct Exposure<'a> {
     pub vega_shock: I32F32,
 }
 
+impl<'a> Exposure<'a> {
+    /// A delta-one exposure of `lots` on `cells` (largest |cell| `max_abs_cell`): collateral
+    /// entering the grid, which needs no whole risk array.
+    pub fn linear(lots: i64, cells: &'a [I32F32], max_abs_cell: I32F32) -> Self {
+        Exposure {
+            lots,
+            cells,
+            delta: I32F32::ONE,
+            is_option: false,
+            value: I32F32::ZERO,
+            max_abs_cell,
+            long_gaps: &[],
+            premium_bound_mask: 0,
+            expiry_key: 0,
+            vega_shock: I32F32::ZERO,
+        }
+    }
+}
+
 impl RiskArray {
     /// This array as the exposure of a `lots` position: a long on the cells valued after the
     /// horizon, a short on those valued now.

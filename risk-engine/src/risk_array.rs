@@ -97,8 +97,7 @@ pub struct RiskArray {
     /// vol state, quote units, rounded up (first `gap_intervals`): a long option's loss between
     /// two nodes exceeds the interpolation of its node losses by at most this (see
     /// `crate::margin`, "interpolation bound"). Bounded without extra valuations from the
-    /// deltas at the nodes: a convex function lies at most `(b - a)(f'(b) - f'(a)) / 4` below
-    /// its chord on `[a, b]`.
+    /// values and deltas at the nodes (`chord_gap`: the triangle of the two tangents).
     pub long_gaps: [I32F32; MAX_GAP_INTERVALS],
     /// Bit `j` set: in interval `j` a long lot's loss is bounded by its premium instead (its
     /// worst node loss plus its gap there exceeds the premium), so that buying an option never
@@ -229,11 +228,11 @@ pub fn compute_risk_array_into(
             let mut terms: Option<(I32F32, SpotTerms)> = None;
             // For the interpolation gaps: the long valuation's delta at the previous core node in
             // each vol state, that node's spot, and each node's worst long loss per lot.
-            let core_cells = params.price_steps as usize * params.vol_state_count();
+            let states = params.vol_state_count();
+            let core_cells = params.price_steps as usize * states;
             let mut previous = [(I32F32::ZERO, I32F32::ZERO); MAX_VOL_STATES];
             let mut node_spots = [I32F32::ZERO; MAX_PRICE_STEPS];
             let mut node_losses = [I32F32::MIN; MAX_PRICE_STEPS];
-            let states = params.vol_state_count();
             let cells = array.pnl.iter_mut().zip(array.long_pnl.iter_mut());
             for (index, ((cell, long_cell), scenario)) in cells.zip(scenarios.iter()).enumerate() {
                 let spot_terms = match terms {

@@ -105,18 +105,7 @@ fn health_inner(args: &HealthArgs) -> Option<I80F48> {
     let HealthArgs { book, positions, tokens, underlyings, grouped } = *args;
     let params = DEFAULT_GRID;
     let scenario_count = params.scenario_count();
-    let empty = Exposure {
-        lots: 0,
-        cells: &[],
-        delta: I32F32::ZERO,
-        is_option: false,
-        value: I32F32::ZERO,
-        max_abs_cell: I32F32::ZERO,
-        long_gaps: &[],
-        premium_bound_mask: 0,
-        expiry_key: 0,
-        vega_shock: I32F32::ZERO,
-    };
+    let empty = Exposure::linear(0, &[], I32F32::ZERO);
     let mut exposures = [empty; MAX_POSITIONS];
     let mut books = [UnderlyingBook {
         spot: I32F32::ZERO,

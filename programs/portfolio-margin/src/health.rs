@@ -26,8 +26,7 @@ use std::cell::Ref;
 use fixed::types::{I32F32, I80F48};
 use risk_engine::health::{HealthBreakdown, HealthKind, HealthParams, TokenBalance, TokenPrices};
 use risk_engine::margin::{Exposure, UnderlyingBook};
-use risk_engine::risk_array::RiskError;
-use risk_engine::risk_array::linear_cells;
+use risk_engine::risk_array::{linear_cells, RiskError};
 use risk_engine::wide::{mul_q32, mul_q32_by_int, q32_wide_to_i80f48, Rounding};
 
 /// Health breakdown returned by `health_check` (borsh), all in quote native units, each
@@ -392,18 +391,7 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
             exposures.push(market.market.exposure(position.base_lots));
         }
         if let Some((lots, cells, max_abs_cell)) = &p.collateral {
-            exposures.push(Exposure {
-                lots: *lots,
-                cells,
-                delta: I32F32::ONE,
-                is_option: false,
-                value: I32F32::ZERO,
-                max_abs_cell: *max_abs_cell,
-                long_gaps: &[],
-                premium_bound_mask: 0,
-                expiry_key: 0,
-                vega_shock: I32F32::ZERO,
-            });
+            exposures.push(Exposure::linear(*lots, cells, *max_abs_cell));
         }
         exposure_lists.push(exposures);
         marks.push((positive, negative));

@@ -43,6 +43,16 @@ pub fn start(inputs: &HealthInputs, group: &Group, liquidatee: &MarginAccount) -
 /// (each is one health computation; the search is exact long before this on every book tried).
 pub const MAX_STEP_SEARCH: u32 = 24;
 
+/// Where the line from `(0, low)` to `(span, high)` crosses zero, rounded up: the regula-falsi
+/// offset ([`choose_step`]); `None` when `high <= low` or it cannot be computed.
+fn interpolated_offset(span: i64, low: I80F48, high: I80F48) -> Option<i64> {
+    let denominator = high.saturating_sub(low);
+    if denominator <= 0 {
+        return None;
+    }
+    I80F48::from_num(span).checked_mul(low.saturating_neg())?.checked_div(denominator)?.checked_ceil()?.checked_to_num::<i64>()
+}
+
 /// Chooses a step size in `1..=max` from `end(n)`, the liquidatee's liquidation-end health after
 /// a step of `n`, and `before` (its health now, < 0). Liquidation-end health is concave in the
 /// size (a requirement that is a maximum of linear scenario losses, weights that count assets
@@ -77,12 +87,7 @@ pub fn choose_step(before: I80F48, max: i64, mut end: impl FnMut(i64) -> Result<
         // Unless the interpolated size already reaches it: health need not be concave in the
         // size (a correlation group's credit, a token step's rounding), and a liquidator must
         // not pick a later crossing of zero by stating it as its maximum (review finding).
-        let guess = I80F48::from_num(max)
-            .checked_mul(before.saturating_neg())
-            .and_then(|v| v.checked_div(at_max.saturating_sub(before)))
-            .and_then(|v| v.checked_ceil())
-            .and_then(|v| v.checked_to_num::<i64>())
-            .filter(|g| (1..max - 1).contains(g));
+        let guess = interpolated_offset(max, before, at_max).filter(|g| (1..max - 1).contains(g));
         let earlier = match guess {
             Some(g) => end(g)? >= 0,
             None => false,
@@ -101,15 +106,8 @@ pub fn choose_step(before: I80F48, max: i64, mut end: impl FnMut(i64) -> Result<
         if hi - lo <= 1 {
             break;
         }
-        let span = I80F48::from_num(hi - lo);
-        let denominator = weight_hi.saturating_sub(weight_lo);
         // Interpolated offset; bisection whenever it cannot be computed.
-        let offset = span
-            .checked_mul(weight_lo.saturating_neg())
-            .and_then(|v| if denominator > 0 { v.checked_div(denominator) } else { None })
-            .and_then(|v| v.checked_ceil())
-            .and_then(|v| v.checked_to_num::<i64>())
-            .unwrap_or((hi - lo) / 2);
+        let offset = interpolated_offset(hi - lo, weight_lo, weight_hi).unwrap_or((hi - lo) / 2);
         let candidate = (lo + offset).clamp(lo + 1, hi - 1);
         let at = end(candidate)?;
         if at >= 0 {
