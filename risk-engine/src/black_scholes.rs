@@ -89,6 +89,20 @@ fn ratio_saturating(numerator_q62: i128, denominator: I32F32) -> I32F32 {
     }
 }
 
+/// `ln(S/K) / (sigma sqrt(T))` from `ln(S/K)` at 2^-62 scale and the reciprocal at 2^-48
+/// scale, Q32.32, magnitude rounded down and saturated at ±`D_SATURATION` like
+/// [`ratio_saturating`], within 2 ulp of it (`ln` truncated to 2^-48, times a reciprocal below
+/// 2^16, adds under 1 ulp; the reciprocal's own rounding is relatively below 2^-17 x 2^-32).
+fn ratio_by_inverse(numerator_q62: i128, inverse_q48: u64) -> I32F32 {
+    let limit = D_SATURATION << 32;
+    // |ln(S/K)| < 64 for Q32.32 prices, so the magnitude at 2^-48 scale fits in 54 bits.
+    let magnitude_q48 = (numerator_q62.unsigned_abs() >> 14) as u64;
+    // 2^-48 x 2^-48 = 2^-96 scale; the high word is at 2^-32 (`mulhi`: three 32-bit products,
+    // where LLVM would turn an exact wide product into a 128-bit multiply SBF lacks).
+    let quotient = crate::math::mulhi(magnitude_q48, inverse_q48).min(limit as u64) as i64;
+    I32F32::from_bits(if numerator_q62 < 0 { -quotient } else { quotient })
+}
+
 /// An option's strike-and-tenor terms, computed once and reused across many spots and vols
 /// (a risk-array refresh prices the same option in every scenario).
 #[derive(Clone, Copy, Debug)]
@@ -105,6 +119,18 @@ pub struct SpotTerms {
     spot: I32F32,
     ln_moneyness_q62: i128,
     strike_over_spot: I32F32,
+}
+
+/// A vol's terms for one pricer: `sigma sqrt(T)` and its reciprocal, shared by every spot at
+/// that vol (a refresh prices each of its few vol states at many spots): `d1` then takes a
+/// product instead of a 128-bit division.
+#[derive(Clone, Copy, Debug)]
+pub struct VolTerms {
+    vol: I32F32,
+    sigma_sqrt_t: I32F32,
+    /// `2^80 / sigma_sqrt_t` (as bits): `1 / (sigma sqrt(T))` at 2^-48 scale, rounded down; 0
+    /// when `sigma sqrt(T) <= 2^-16` (it would not fit), where the division is used instead.
+    inverse_q48: u64,
 }
 
 impl SpotTerms {
@@ -139,24 +165,39 @@ impl OptionPricer {
         Ok(SpotTerms { spot, ln_moneyness_q62: ln_spot - self.ln_strike_q62, strike_over_spot })
     }
 
-    /// Value and delta at a prepared spot and `vol` (>= 0).
-    pub fn price(&self, terms: &SpotTerms, vol: I32F32) -> Result<OptionValue, PricingError> {
+    /// The terms of `vol` (>= 0).
+    pub fn vol_terms(&self, vol: I32F32) -> Result<VolTerms, PricingError> {
         if vol < 0 {
             return Err(PricingError::NegativeInput);
         }
         let sigma_sqrt_t = mul_q32(vol, self.sqrt_t, Rounding::Down).ok_or(PricingError::Overflow)?;
+        let inverse_q48 = div_u128_by_u64(1 << 16, 0, sigma_sqrt_t.to_bits() as u64).map_or(0, |(q, _)| q);
+        Ok(VolTerms { vol, sigma_sqrt_t, inverse_q48 })
+    }
+
+    /// Value and delta at a prepared spot and `vol` (>= 0).
+    pub fn price(&self, terms: &SpotTerms, vol: I32F32) -> Result<OptionValue, PricingError> {
+        self.price_at(terms, &self.vol_terms(vol)?)
+    }
+
+    /// Value and delta at a prepared spot and vol.
+    pub fn price_at(&self, terms: &SpotTerms, vol: &VolTerms) -> Result<OptionValue, PricingError> {
+        let sigma_sqrt_t = vol.sigma_sqrt_t;
         if sigma_sqrt_t == 0 {
             return Ok(intrinsic(&OptionInputs {
                 spot: terms.spot,
                 strike: self.strike,
-                vol,
+                vol: vol.vol,
                 days_to_expiry: I32F32::ZERO,
                 kind: self.kind,
             }));
         }
-        let d1 = ratio_saturating(terms.ln_moneyness_q62, sigma_sqrt_t)
-            .checked_add(sigma_sqrt_t >> 1)
-            .ok_or(PricingError::Overflow)?;
+        let ratio = if vol.inverse_q48 == 0 {
+            ratio_saturating(terms.ln_moneyness_q62, sigma_sqrt_t)
+        } else {
+            ratio_by_inverse(terms.ln_moneyness_q62, vol.inverse_q48)
+        };
+        let d1 = ratio.checked_add(sigma_sqrt_t >> 1).ok_or(PricingError::Overflow)?;
         let d2 = d1.checked_sub(sigma_sqrt_t).ok_or(PricingError::Overflow)?;
         let n_d1 = norm_cdf(d1);
         let n_d2 = norm_cdf(d2);

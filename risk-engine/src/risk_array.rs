@@ -225,6 +225,15 @@ pub fn compute_risk_array_into(
             array.vol_down_shock = shock(VolShock::Down)?;
             let later_days = days_to_expiry.saturating_sub(params.horizon_days).max(I32F32::ZERO);
             let later = if later_days < days_to_expiry { Some(OptionPricer::new(kind, strike, later_days)?) } else { None };
+            // Each vol state's terms once per pricer (a reciprocal each), not once per cell.
+            let mut now_vols = [pricer.vol_terms(I32F32::ZERO)?; MAX_VOL_STATES];
+            let mut later_vols = now_vols;
+            for state_index in 0..MAX_VOL_STATES {
+                now_vols[state_index] = pricer.vol_terms(vols[state_index])?;
+                if let Some(later) = &later {
+                    later_vols[state_index] = later.vol_terms(vols[state_index])?;
+                }
+            }
             let mut terms: Option<(I32F32, SpotTerms)> = None;
             // For the interpolation gaps: the long valuation's delta at the previous core node in
             // each vol state, that node's spot, and each node's worst long loss per lot.
@@ -245,15 +254,15 @@ pub fn compute_risk_array_into(
                         t
                     }
                 };
-                let vol = vols[scenario.vol_shock as usize];
+                let vol_index = scenario.vol_shock as usize;
                 let weighted = |value: I32F32| -> Result<I32F32, RiskError> {
                     let pnl = value.checked_sub(base.value).ok_or(RiskError::Overflow)?;
                     mul_q32(pnl, scenario.weight, Rounding::Down).ok_or(RiskError::Overflow)
                 };
-                let now = pricer.price(&spot_terms, vol)?;
+                let now = pricer.price_at(&spot_terms, &now_vols[vol_index])?;
                 *cell = weighted(now.value)?;
                 let later_value = match &later {
-                    Some(later) => later.price(&spot_terms, vol)?,
+                    Some(later) => later.price_at(&spot_terms, &later_vols[vol_index])?,
                     None => now,
                 };
                 // Rounded down like the cell, and never above it.

@@ -23,13 +23,13 @@ use solana_instruction::{AccountMeta, Instruction};
 use solana_pubkey::Pubkey;
 
 /// Ceilings (compute units), asserted. The two per-cell ceilings scale with the grid (a cell is
-/// one scenario of one market): the risk model's targets are 1,700 CU per cell for a refresh
-/// (not met: a refresh now values each scenario twice) and 30 CU per position and cell for a
-/// health check (met); the ceilings are set just above what the engine measures today
-/// (docs/compute-units.md), so a regression fails CI.
+/// one scenario of one market): the risk model's targets, 1,700 CU per cell for a refresh and
+/// 30 CU per position and cell for a health check, are both met; the whole-operation ceilings
+/// are set just above what the engine measures today (docs/compute-units.md), so a regression
+/// fails CI.
 const MAX_MARGINAL_CU_PER_POSITION_CELL: u64 = 32;
 const MAX_HEALTH_16_POSITIONS_8_COLLATERAL_CU: u64 = 42_000;
-const MAX_REFRESH_CU_PER_CELL: u64 = 4_300;
+const MAX_REFRESH_CU_PER_CELL: u64 = 1_700;
 /// The same health with its 4 underlyings in one correlation group: the joint scenarios
 /// (about 4,800 CU per member on the default grid) on top of the per-underlying sums.
 const MAX_HEALTH_16_GROUPED_CU: u64 = 60_000;
@@ -37,10 +37,9 @@ const MAX_HEALTH_16_GROUPED_CU: u64 = 60_000;
 /// (each long option's gaps, and its premium-bounded intervals).
 const MAX_HEALTH_16_NEAR_EXPIRY_CU: u64 = 63_000;
 /// A refresh of the default grid as a whole (every scenario valued now and after the
-/// look-ahead): above the 200,000 units an instruction gets by default, so a refresh is sent
-/// with a compute-unit limit (docs/compute-units.md); this keeps it from growing unnoticed.
-const MAX_REFRESH_RISK_ARRAY_CU: u64 = 310_000;
-const MAX_BLACK_SCHOLES_CU: u64 = 3_100;
+/// look-ahead); this keeps it from growing unnoticed.
+const MAX_REFRESH_RISK_ARRAY_CU: u64 = 110_000;
+const MAX_BLACK_SCHOLES_CU: u64 = 1_900;
 
 const SCENARIOS: usize = DEFAULT_GRID.scenario_count();
 const MAX_UNDERLYINGS: usize = 4;
