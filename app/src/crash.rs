@@ -5,6 +5,7 @@
 use crate::demo::{
     block_trade, model_price_per_lot, new_trader, post_price, setup_derivatives, setup_market, DemoMarket, Derivatives, Trader,
 };
+use crate::demo_books::{crash_book, DemoInstrument};
 use crate::health::HealthSnapshot;
 use crate::keeper::{bankruptcy_dust, Keeper, KeeperReport, Liquidator, RunSummary};
 use crate::prices::{PriceKeeper, PriceSource, SimulatedMarket};
@@ -21,6 +22,8 @@ use solana_signer::Signer;
 const SOL: u64 = 1_000_000_000;
 const USDC: u64 = 1_000_000;
 const LOTS_PER_SOL: i64 = 1_000;
+/// Number of crash books the demo opens (`pm demo`).
+pub const DEMO_CRASH_TRADERS: usize = 60;
 
 /// How the simulation runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,39 +84,26 @@ pub struct CrashReport {
     pub recovered_but_liquidated: usize,
 }
 
-/// One trader's book, by index: hedged collars, naked short puts, leveraged long perps, long
-/// calls, multi-collateral long perps, SOL against a short perp.
+/// Opens the crash simulation's book number `i` ([`crash_book`]) against the dealer.
 async fn open_book(bank: &mut LocalBank, market: &DemoMarket, d: &Derivatives, dealer: &Trader, i: usize) -> Result<Trader> {
-    let size = 1 + (i % 4) as u64; // 1..4
-    let (usdc, sol) = match i % 6 {
-        0 => (0, 5 * size),
-        1 => (300 * size, 0),
-        2 => (700 * size, 0),
-        3 => (400 * size, 0),
-        4 => (150 * size, 2 * size),
-        _ => (0, 4 * size),
-    };
-    let trader = new_trader(bank, market, usdc * USDC, sol * SOL).await?;
+    let book = crash_book(i);
+    let (usdc, sol) = (book.usdc_dollars * USDC, book.sol * SOL);
+    let trader = new_trader(bank, market, usdc, sol).await?;
     let owner = trader.owner.insecure_clone();
     if usdc > 0 {
-        bank.send(&[sdk::deposit(&trader.account, &market.usdc, &trader.usdc_wallet, &owner.pubkey(), usdc * USDC)], &[&owner]).await?;
+        bank.send(&[sdk::deposit(&trader.account, &market.usdc, &trader.usdc_wallet, &owner.pubkey(), usdc)], &[&owner]).await?;
     }
     if sol > 0 {
-        bank.send(&[sdk::deposit(&trader.account, &market.sol, &trader.sol_wallet, &owner.pubkey(), sol * SOL)], &[&owner]).await?;
+        bank.send(&[sdk::deposit(&trader.account, &market.sol, &trader.sol_wallet, &owner.pubkey(), sol)], &[&owner]).await?;
     }
-    let lots = size as i64 * LOTS_PER_SOL;
-    let call = model_price_per_lot(bank, &d.call.keys.market).await;
-    let put = model_price_per_lot(bank, &d.put.keys.market).await;
-    match i % 6 {
-        0 => {
-            block_trade(bank, market, &d.call.keys, dealer, &trader, 5 * lots, call).await?;
-            block_trade(bank, market, &d.put.keys, &trader, dealer, 5 * lots, put).await?;
-        }
-        1 => block_trade(bank, market, &d.put.keys, dealer, &trader, 4 * lots, put).await.map(|_| ())?,
-        2 => block_trade(bank, market, &d.perp.keys, &trader, dealer, 20 * lots, 150_000).await.map(|_| ())?,
-        3 => block_trade(bank, market, &d.call.keys, &trader, dealer, 10 * lots, call).await.map(|_| ())?,
-        4 => block_trade(bank, market, &d.perp.keys, &trader, dealer, 6 * lots, 150_000).await.map(|_| ())?,
-        _ => block_trade(bank, market, &d.perp.keys, dealer, &trader, 4 * lots, 150_000).await.map(|_| ())?,
+    for (instrument, qty) in book.trades {
+        let (keys, price) = match instrument {
+            DemoInstrument::Perp => (&d.perp.keys, 150_000),
+            DemoInstrument::Call => (&d.call.keys, model_price_per_lot(bank, &d.call.keys.market).await),
+            DemoInstrument::Put => (&d.put.keys, model_price_per_lot(bank, &d.put.keys.market).await),
+        };
+        let (buyer, seller) = if qty > 0 { (&trader, dealer) } else { (dealer, &trader) };
+        block_trade(bank, market, keys, buyer, seller, qty.abs() * LOTS_PER_SOL, price).await?;
     }
     Ok(trader)
 }

@@ -196,13 +196,8 @@ pub async fn run() -> Result<()> {
         put_price as f64 / 1e3
     );
     print_health(&mut bank, &market, &trader).await?;
-    let portfolio: crate::margin_cli::Portfolio = serde_json::from_str(
-        r#"{"underlyings":[{"symbol":"SOL","price":150.0}],
-            "collateral":[{"symbol":"SOL","amount":10.0}],
-            "positions":[{"underlying":"SOL","kind":"call","strike":160.0,"days_to_expiry":30.0,"vol":0.6,"qty":-10.0},
-                         {"underlying":"SOL","kind":"put","strike":130.0,"days_to_expiry":30.0,"vol":0.6,"qty":10.0},
-                         {"underlying":"SOL","kind":"perp","qty":-2.0}]}"#,
-    )?;
+    // The same book off-chain (`pm backtest --demo-books` backtests it).
+    let portfolio = crate::demo_books::demo_trader_book().portfolio()?;
     let report = crate::margin_cli::margin_report(&portfolio)?;
     let maint = onchain_health(&mut bank, &market.group, &trader.account, HealthKind::Maint).await?;
     println!(
@@ -220,7 +215,7 @@ pub async fn run() -> Result<()> {
     }
     print_health(&mut bank, &market, &trader).await?;
     println!("\n== crash: 60 more accounts with hedged, naked, leveraged, long-option and multi-collateral books ==");
-    let report = crate::crash::run(60, true).await?;
+    let report = crate::crash::run(crate::crash::DEMO_CRASH_TRADERS, true).await?;
     println!(
         "  keeper: {} rounds, {} position liquidations, {} token liquidations, {} bankruptcies resolved ({} lost races)",
         report.keeper.rounds,

@@ -49,6 +49,10 @@ enum Command {
         /// Directory of portfolio files used when no --input is given.
         #[arg(long, default_value = "strategies")]
         dir: std::path::PathBuf,
+        /// Backtest the books the demo opens on-chain (its trader, each crash-simulation
+        /// archetype, the dealer) instead of files.
+        #[arg(long, conflicts_with_all = ["input"])]
+        demo_books: bool,
         /// Simulated paths per book.
         #[arg(long, default_value_t = 20_000)]
         paths: u64,
@@ -275,9 +279,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Backtest { input, dir, paths, seed, dynamics, horizon_days, json } => {
+        Command::Backtest { input, dir, demo_books, paths, seed, dynamics, horizon_days, json } => {
             use pm_client::backtest;
-            let books = if input.is_empty() {
+            let books = if demo_books {
+                pm_client::demo_books::demo_books()?
+            } else if input.is_empty() {
                 backtest::read_books(&dir)?
             } else {
                 input.iter().map(|p| backtest::read_book(p)).collect::<anyhow::Result<Vec<_>>>()?

@@ -207,6 +207,31 @@ fn backtest_shows_the_strategy_book_covers_its_99_percent_loss() {
     assert!(!ok && err.contains("dynamics.price_vol must be a finite number >= 0"), "{err}");
 }
 
+/// The books the demo opens on-chain (its trader, every crash archetype, the dealer) cover their
+/// simulated 99% one-day loss under the default dynamics, and the flag cannot be mixed with files.
+#[test]
+fn backtest_shows_the_demo_books_cover_their_99_percent_loss() {
+    let (ok, out, err) = pm(&["backtest", "--demo-books", "--paths", "20000", "--json"]);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let books = report["books"].as_array().unwrap();
+    let names: Vec<&str> = books.iter().map(|b| b["book"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 8, "{names:?}");
+    assert!(names.contains(&"demo_trader_collar_with_perp") && names.contains(&"crash_dealer_after_60_books"), "{names:?}");
+    for book in books {
+        assert!(book["covers_99"].as_bool().unwrap(), "{book}");
+        let loss_99 = book["loss_99"].as_f64().unwrap();
+        if book["book"] == "crash_sol_against_short_perp_size_2" {
+            // SOL held against the same amount sold forward: no loss on any path.
+            assert!(loss_99.abs() < 1e-6, "{book}");
+        } else {
+            assert!(loss_99 > 0.0, "{book}");
+        }
+    }
+    let (ok, _, err) = pm(&["backtest", "--demo-books", "--input", "strategies/collar.json"]);
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+}
+
 /// The concentration add-on per underlying, in its own lots: the same book pays the add-on on
 /// the underlying given a liquidity and not on the other, initial grows faster than size, and
 /// a negative liquidity is refused by name.

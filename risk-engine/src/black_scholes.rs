@@ -91,8 +91,8 @@ fn ratio_saturating(numerator_q62: i128, denominator: I32F32) -> I32F32 {
 
 /// `ln(S/K) / (sigma sqrt(T))` from `ln(S/K)` at 2^-62 scale and the reciprocal at 2^-48
 /// scale, Q32.32, magnitude rounded down and saturated at ±`D_SATURATION` like
-/// [`ratio_saturating`], within 2 ulp of it (`ln` truncated to 2^-48, times a reciprocal below
-/// 2^16, adds under 1 ulp; the reciprocal's own rounding is relatively below 2^-17 x 2^-32).
+/// [`ratio_saturating`], within 3 ulp of it and never above it in magnitude (`mulhi` drops up
+/// to 2; `ln` truncated to 2^-48, times a reciprocal below 2^16, under 1 more).
 fn ratio_by_inverse(numerator_q62: i128, inverse_q48: u64) -> I32F32 {
     let limit = D_SATURATION << 32;
     // |ln(S/K)| < 64 for Q32.32 prices, so the magnitude at 2^-48 scale fits in 54 bits.
@@ -126,6 +126,8 @@ pub struct SpotTerms {
 /// product instead of a 128-bit division.
 #[derive(Clone, Copy, Debug)]
 pub struct VolTerms {
+    /// The pricer's `sqrt(T)` these terms were made with (checked in debug builds).
+    sqrt_t: I32F32,
     vol: I32F32,
     sigma_sqrt_t: I32F32,
     /// `2^80 / sigma_sqrt_t` (as bits): `1 / (sigma sqrt(T))` at 2^-48 scale, rounded down; 0
@@ -172,7 +174,7 @@ impl OptionPricer {
         }
         let sigma_sqrt_t = mul_q32(vol, self.sqrt_t, Rounding::Down).ok_or(PricingError::Overflow)?;
         let inverse_q48 = div_u128_by_u64(1 << 16, 0, sigma_sqrt_t.to_bits() as u64).map_or(0, |(q, _)| q);
-        Ok(VolTerms { vol, sigma_sqrt_t, inverse_q48 })
+        Ok(VolTerms { sqrt_t: self.sqrt_t, vol, sigma_sqrt_t, inverse_q48 })
     }
 
     /// Value and delta at a prepared spot and `vol` (>= 0).
@@ -180,8 +182,10 @@ impl OptionPricer {
         self.price_at(terms, &self.vol_terms(vol)?)
     }
 
-    /// Value and delta at a prepared spot and vol.
+    /// Value and delta at a prepared spot and vol (`vol` from this pricer's
+    /// [`OptionPricer::vol_terms`]: terms of another tenor would price at the wrong time).
     pub fn price_at(&self, terms: &SpotTerms, vol: &VolTerms) -> Result<OptionValue, PricingError> {
+        debug_assert_eq!(vol.sqrt_t, self.sqrt_t, "vol terms of another pricer");
         let sigma_sqrt_t = vol.sigma_sqrt_t;
         if sigma_sqrt_t == 0 {
             return Ok(intrinsic(&OptionInputs {

@@ -298,7 +298,9 @@ const CDF_TAYLOR_Q32: [[i64; 7]; 52] = [
 /// evaluated by Horner's rule in 64-bit integers (each product `|acc| < 2^32` by
 /// `|t| <= 2^28` fits in 64 bits): about a tenth of the cost of a rational approximation
 /// with an exponential, which matters because a risk-array refresh evaluates it four times
-/// per scenario. Error within 1.1 ulp (2.6e-10), tested against `f64`.
+/// per scenario. Error within 1.1 ulp (2.6e-10), tested against `f64`. Not exactly monotone:
+/// where the slope is below an ulp per step, rounding can step back by one ulp (nothing relies
+/// on more than the error bound).
 pub fn norm_cdf(x: I32F32) -> I32F32 {
     let z = x.unsigned_abs().to_bits();
     let segment = (z >> (32 - CDF_SEGMENT_SHIFT)) as usize;
