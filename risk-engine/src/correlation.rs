@@ -21,7 +21,9 @@
 //!   so a pair keeps at most half of its requirement as credit).
 //! - **Jumps together**: every member at its worst falling tail at once, and every member at
 //!   its worst rising tail at once: a crash that hits every member (short puts on each of them
-//!   get no credit), while a long/short pair nets out there.
+//!   get no credit), while a long/short pair nets out there. Two members jumping in opposite
+//!   directions at once is not a scenario (the stated assumption: at most one idiosyncratic
+//!   jump a day); a group whose correlation is 0 therefore gives no credit at all.
 //!
 //! Between grid nodes a member's loss is bounded by the larger of the two nodes around it,
 //! each node taking the worst of its vol states (vol states of different underlyings move
@@ -264,6 +266,11 @@ pub fn group_credit(members: &[GroupMember], group: u8) -> Result<(I80F48, I80F4
         sum_delta = add(sum_delta, member.min_delta)?;
         sum_contingency = add(sum_contingency, member.contingency)?;
         im_factor = im_factor.min(member.im_factor);
+    }
+    // An uncorrelated group (correlation never set, or 0) supports no credit: its only credit
+    // would come from tails the group never combines in opposite directions.
+    if rho <= 0 {
+        return Ok((I80F48::ZERO, I80F48::ZERO));
     }
     let Some(loss) = group_scenario_loss(in_group().map(|m| &m.losses), rho) else {
         return Ok((I80F48::ZERO, I80F48::ZERO));

@@ -695,6 +695,21 @@ mod tests {
         }
     }
 
+    /// Review finding, kept as a regression: short out-of-the-money calls on one member and
+    /// puts on the other lose on opposite tails, which the group never combines (at most one
+    /// member jumps alone); a group whose correlation is 0 (never set, or set to 0) supports no
+    /// credit at all, and gives none.
+    #[test]
+    fn an_uncorrelated_group_gives_no_credit() {
+        let (sol, eth) = ([(Some((OptionKind::Call, 200.0)), 0.0)], [(Some((OptionKind::Put, 2100.0)), 0.0)]);
+        let (grouped, alone) = pair(&sol, &[-200], &eth, &[-10], Some(0.0));
+        assert_eq!(grouped.maintenance, alone);
+        assert_eq!(grouped.initial, pair(&sol, &[-200], &eth, &[-10], None).0.initial);
+        // With a correlation set, one member's jump at a time is the stated assumption.
+        let (correlated, _) = pair(&sol, &[-200], &eth, &[-10], Some(0.5));
+        assert!(correlated.maintenance <= alone);
+    }
+
     #[test]
     fn a_group_never_charges_more_than_its_members_alone() {
         // Options on both sides, short and long, against perps: the credit is never negative
