@@ -2,8 +2,8 @@
 //! vol spike, then the keeper until no account is liquidatable. Afterwards every account is
 //! healthy or resolved, and every vault reconciles exactly with the balances it backs.
 
-use crate::demo::{
-    block_trade, model_price_per_lot, new_trader, post_price, setup_derivatives, setup_market, DemoMarket, Derivatives, Trader,
+use crate::world::{
+    block_trade, funded_trader, model_price_per_lot, new_trader, post_price, setup_derivatives, setup_market, DemoMarket, Derivatives, Trader,
 };
 use crate::demo_books::{crash_book, DemoInstrument};
 use crate::health::HealthSnapshot;
@@ -88,14 +88,7 @@ pub struct CrashReport {
 async fn open_book(bank: &mut LocalBank, market: &DemoMarket, d: &Derivatives, dealer: &Trader, i: usize) -> Result<Trader> {
     let book = crash_book(i);
     let (usdc, sol) = (book.usdc_dollars * USDC, book.sol * SOL);
-    let trader = new_trader(bank, market, usdc, sol).await?;
-    let owner = trader.owner.insecure_clone();
-    if usdc > 0 {
-        bank.send(&[sdk::deposit(&trader.account, &market.usdc, &trader.usdc_wallet, &owner.pubkey(), usdc)], &[&owner]).await?;
-    }
-    if sol > 0 {
-        bank.send(&[sdk::deposit(&trader.account, &market.sol, &trader.sol_wallet, &owner.pubkey(), sol)], &[&owner]).await?;
-    }
+    let trader = funded_trader(bank, market, usdc, sol).await?;
     for (instrument, qty) in book.trades {
         let (keys, price) = match instrument {
             DemoInstrument::Perp => (&d.perp.keys, 150_000),

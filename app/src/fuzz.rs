@@ -29,7 +29,7 @@
 //! A failing sequence is shrunk (actions removed while the same invariant still fails) and
 //! printed as Rust, ready to be kept as a regression test.
 
-use crate::demo::{list_option, option_config, setup_derivatives, setup_market, DemoMarket, Derivatives};
+use crate::world::{list_option, option_config, setup_derivatives, setup_market, DemoMarket, Derivatives};
 use crate::health::{fill_health_accounts_for, push_unique, union_health_accounts, HealthSnapshot};
 use crate::keeper::{bankruptcy_dust, Keeper, Liquidator};
 use crate::local_bank::LocalBank;
@@ -463,7 +463,7 @@ async fn reference_per_lot(world: &mut World, market: Mkt) -> i64 {
         return world.price_cents * 10; // cents x 1,000 native per dollar per lot / 100
     }
     let key = world.keys(market).market;
-    crate::demo::model_price_per_lot(&mut world.bank, &key).await
+    crate::world::model_price_per_lot(&mut world.bank, &key).await
 }
 
 /// Draws the next action from the current state.
@@ -885,7 +885,7 @@ async fn ledger(world: &mut World) -> Result<Ledger> {
     for (key, (market, net)) in &markets {
         if market.is_option() && market.settled == 1 {
             // Settled on one side only so far: what the rest will pay or receive.
-            let intrinsic = portfolio_margin::instructions::settle_expired_option::intrinsic_per_lot(market);
+            let intrinsic = portfolio_margin::health::intrinsic_per_lot(market);
             usdc_claims += net * intrinsic;
         } else if *net != 0 {
             unbalanced.push((*key, *net));

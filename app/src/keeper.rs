@@ -735,7 +735,7 @@ impl Keeper {
             let spot = fresh.spot_per_lot(&market.underlying)?;
             let held = victim.positions[victim.position_index(&market_key).expect("held")].base_lots;
             let mark = if market.is_option() { mark_per_lot(&market, spot, held, snapshot.now, true).map_err(program)? } else { spot };
-            let terms = position_terms(&snapshot.group, held, mark, risk_per_lot(&market, held, mark, spot, grid.price_range).map_err(program)?);
+            let terms = position_terms(&snapshot.group, held, mark, risk_per_lot(&market, held, mark, spot, grid.price_range).map_err(program)?).map_err(program)?;
             let after = |n: i64| -> Result<fixed::types::I80F48> {
                 let (_, v, _) = simulate_position(&liquidator, &victim, &market_key, &market, &self.quote.bank, quote_index, &terms, n).map_err(program)?;
                 end(&v)

@@ -12,6 +12,7 @@ pub mod bootstrap;
 pub mod chain;
 pub mod crash;
 pub mod demo;
+pub mod world;
 pub mod demo_books;
 pub mod fuzz;
 pub mod health;

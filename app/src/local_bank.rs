@@ -114,9 +114,22 @@ impl LocalBank {
     }
 
     /// Like [`LocalBank::send`], also returning the runtime's log lines: which programs were
-    /// invoked (`Program <id> invoke [depth]`) and how they ended. Natively run programs' own
-    /// `msg!` output goes to stdout, not here.
+    /// invoked (`Program <id> invoke [depth]`) and how they ended, and the program's events
+    /// (`Program data: `, as a cluster logs them). Natively run programs' own `msg!` output
+    /// goes to stdout, not here.
     pub async fn send_logged(&mut self, instructions: &[Instruction], signers: &[&Keypair]) -> (Result<TxOutcome, BanksClientError>, Vec<String>) {
+        let (outcome, logs) = self.send_logged_natively(instructions, signers).await;
+        // The program runs natively here and logs its events through the test stubs, which
+        // prefix them as messages: restore the line a cluster writes (`events::emit_event`).
+        let message = format!("Program log: {}", portfolio_margin::events::NATIVE_EVENT_PREFIX);
+        let logs = logs.into_iter().map(|line| match line.strip_prefix(&message) {
+            Some(data) => format!("Program data: {data}"),
+            None => line,
+        });
+        (outcome, logs.collect())
+    }
+
+    async fn send_logged_natively(&mut self, instructions: &[Instruction], signers: &[&Keypair]) -> (Result<TxOutcome, BanksClientError>, Vec<String>) {
         let all = self.with_nonce(instructions);
         let payer = self.payer();
         let keys = with_payer(&payer, signers);

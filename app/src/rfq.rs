@@ -52,7 +52,7 @@ pub fn ed25519_verify_instruction(signed: &SignedQuote) -> Instruction {
 
 /// `fill_quote`: the taker account `taker` fills `lots` of `quote`, `taker_authority` (its
 /// owner or delegate) signing and paying the quote record's rent. `health_accounts` must cover
-/// both accounts after the fill (see `demo::fill_health_accounts`). The instruction before it
+/// both accounts after the fill (see `world::fill_health_accounts`). The instruction before it
 /// in the transaction must be [`ed25519_verify_instruction`]: use [`fill_quote_instructions`].
 pub fn fill_quote(
     keys: &MarketKeys,

@@ -278,6 +278,15 @@ pub fn set_correlation_group(group: &Pubkey, admin: &Pubkey, correlation_group: 
     )
 }
 
+/// `update_group` (admin): new parameters and risk authority.
+pub fn update_group(group: &Pubkey, admin: &Pubkey, params: GroupParams, risk_authority: &Pubkey) -> Instruction {
+    build(
+        accounts::UpdateGroup { group: *group, admin: *admin },
+        instruction::UpdateGroup { params, risk_authority: *risk_authority },
+        vec![],
+    )
+}
+
 /// `assign_correlation_group`: `underlying` joins `correlation_group` (0: leaves its group).
 pub fn assign_correlation_group(group: &Pubkey, admin: &Pubkey, underlying: &Pubkey, correlation_group: u8) -> Instruction {
     build(
@@ -616,4 +625,77 @@ pub fn release_prefunded_address(address: portfolio_margin::instructions::Progra
         instruction::ReleasePrefundedAddress { address },
         vec![],
     )
+}
+
+/// The program's events of type `T` in a transaction's logs, in order. Anchor's `emit!` logs
+/// each event as `Program data: ` followed by base64 of its 8-byte discriminator and its Borsh
+/// serialisation. Only lines written while portfolio-margin itself is the running program
+/// count (the `Program <id> invoke` / `success` / `failed` lines give the call stack): another
+/// program in the same transaction could log a line that decodes as one of ours. A failed
+/// transaction's logs keep their events too: check the outcome first.
+pub fn events<T: anchor_lang::Event + anchor_lang::AnchorDeserialize>(logs: &[String]) -> Vec<T> {
+    use base64::Engine;
+    let ours = PROGRAM_ID.to_string();
+    let mut stack: Vec<&str> = Vec::new();
+    let mut found = Vec::new();
+    for line in logs {
+        let Some(rest) = line.strip_prefix("Program ") else { continue };
+        if let Some(data) = rest.strip_prefix("data: ") {
+            if stack.last() != Some(&ours.as_str()) {
+                continue;
+            }
+            let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data) else { continue };
+            if let Some(body) = bytes.strip_prefix(T::DISCRIMINATOR) {
+                if let Ok(event) = T::try_from_slice(body) {
+                    found.push(event);
+                }
+            }
+        } else if let Some((id, tail)) = rest.split_once(' ') {
+            if tail.starts_with("invoke [") {
+                stack.push(id);
+            } else if (tail == "success" || tail.starts_with("failed")) && stack.last() == Some(&id) {
+                stack.pop();
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anchor_lang::Event;
+    use base64::Engine;
+
+    /// Only lines logged while portfolio-margin is the running program are its events: the
+    /// same bytes logged by another program (or after ours returned) are not.
+    #[test]
+    fn events_are_read_only_from_the_programs_own_frames() {
+        let event = portfolio_margin::events::PnlSettled {
+            market: Pubkey::new_unique(),
+            winner: Pubkey::new_unique(),
+            loser: Pubkey::new_unique(),
+            amount_native: 42,
+        };
+        let data = format!("Program data: {}", base64::engine::general_purpose::STANDARD.encode(event.data()));
+        let (ours, other) = (PROGRAM_ID.to_string(), Pubkey::new_unique().to_string());
+        let logs: Vec<String> = vec![
+            format!("Program {other} invoke [1]"),
+            data.clone(), // forged by another program
+            format!("Program {ours} invoke [2]"),
+            data.clone(), // ours, called by it
+            format!("Program {ours} success"),
+            data.clone(), // the caller again
+            format!("Program {other} success"),
+            format!("Program {ours} invoke [1]"),
+            "Program log: Instruction: SettlePnl".into(),
+            data.clone(),
+            format!("Program {ours} success"),
+            data,
+        ];
+        let found = events::<portfolio_margin::events::PnlSettled>(&logs);
+        assert_eq!(found.len(), 2);
+        assert!(found.iter().all(|e| e.amount_native == 42 && e.market == event.market));
+        assert!(events::<portfolio_margin::events::FundingUpdated>(&logs).is_empty(), "another type");
+    }
 }

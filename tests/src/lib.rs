@@ -11,7 +11,7 @@ use portfolio_margin::error::MarginError;
 use portfolio_margin::state::MarginAccount;
 use solana_program_test::BanksClientError;
 
-pub use pm_client::demo::{bank_config, list_bank, new_trader, onchain_health, post_price, setup_market, DemoMarket, Trader};
+pub use pm_client::world::{bank_config, funded_trader, list_bank, new_trader, onchain_health, post_price, setup_market, DemoMarket, Trader};
 
 /// The custom error code a program error surfaces as.
 pub fn code_of(error: MarginError) -> u32 {
@@ -110,11 +110,51 @@ pub async fn quote_balance(bank: &mut LocalBank, account: &Pubkey, quote_bank: &
 }
 
 /// A fresh embedded bank with the demo group and its SOL derivatives.
-pub async fn start() -> (LocalBank, DemoMarket, pm_client::demo::Derivatives) {
+pub async fn start() -> (LocalBank, DemoMarket, pm_client::world::Derivatives) {
     let mut bank = LocalBank::start().await;
     let market = setup_market(&mut bank).await.unwrap();
-    let d = pm_client::demo::setup_derivatives(&mut bank, &market).await.unwrap();
+    let d = pm_client::world::setup_derivatives(&mut bank, &market).await.unwrap();
     (bank, market, d)
+}
+
+/// The usual counterparties: a dealer with 1,000,000 USDC and a keeper (liquidator) with
+/// 100,000 USDC.
+pub async fn dealer_and_keeper(bank: &mut LocalBank, market: &DemoMarket) -> (Trader, Trader) {
+    let dealer = funded(bank, market, 1_000_000_000_000u64).await;
+    let keeper = funded(bank, market, 100_000_000_000u64).await;
+    (dealer, keeper)
+}
+
+/// The liquidation world: the demo group and derivatives, a victim with 1,000 USDC long 30 SOL
+/// of perp at $150 against the dealer, and a keeper.
+pub struct PerpWorld {
+    pub bank: LocalBank,
+    pub market: DemoMarket,
+    pub d: pm_client::world::Derivatives,
+    /// 1,000 USDC, long 30 SOL perp at $150.
+    pub victim: Trader,
+    /// The counterparty: 1,000,000 USDC.
+    pub dealer: Trader,
+    /// The liquidator: 100,000 USDC.
+    pub keeper: Trader,
+}
+
+/// Builds a [`PerpWorld`].
+pub async fn perp_world() -> PerpWorld {
+    let (mut bank, market, d) = start().await;
+    let victim = funded(&mut bank, &market, 1_000_000_000u64).await;
+    let (dealer, keeper) = dealer_and_keeper(&mut bank, &market).await;
+    pm_client::world::block_trade(&mut bank, &market, &d.perp.keys, &victim, &dealer, 30_000, 150_000).await.unwrap();
+    PerpWorld { bank, market, d, victim, dealer, keeper }
+}
+
+/// Posts SOL at `price` (and USDC at $1) and refreshes every derivative's array.
+pub async fn move_sol(bank: &mut LocalBank, market: &DemoMarket, d: &pm_client::world::Derivatives, price: f64) {
+    post_price(bank, &market.sol.oracle, market.sol_feed, price).await;
+    post_price(bank, &market.usdc.oracle, market.usdc_feed, 1.0).await;
+    for keys in [d.perp.keys, d.call.keys, d.put.keys] {
+        bank.send(&[pm_client::sdk::refresh_risk_array(&keys)], &[]).await.unwrap();
+    }
 }
 
 fn native_amount(amount: impl Into<i128>) -> u64 {
@@ -123,12 +163,7 @@ fn native_amount(amount: impl Into<i128>) -> u64 {
 
 /// A trader with `usdc_native` deposited (its wallet is then empty).
 pub async fn funded(bank: &mut LocalBank, market: &DemoMarket, usdc_native: impl Into<i128>) -> Trader {
-    use solana_signer::Signer;
-    let amount = native_amount(usdc_native);
-    let t = new_trader(bank, market, amount, 0).await.unwrap();
-    let owner = t.owner.insecure_clone();
-    bank.send(&[pm_client::sdk::deposit(&t.account, &market.usdc, &t.usdc_wallet, &owner.pubkey(), amount)], &[&owner]).await.unwrap();
-    t
+    funded_trader(bank, market, native_amount(usdc_native), 0).await.unwrap()
 }
 
 /// A second margin account of `owner` (index 1) with `usdc_native` deposited; it shares the

@@ -10,7 +10,7 @@
 use anchor_lang::prelude::Pubkey;
 use anchor_spl::token::spl_token;
 use fixed::types::I32F32;
-use pm_client::demo::{option_config, setup_derivatives, underlying_config, Derivatives};
+use pm_client::world::{option_config, setup_derivatives, underlying_config, Derivatives};
 use pm_client::local_bank::LocalBank;
 use pm_client::pyth::feed_id_for;
 use pm_client::sdk;
@@ -87,6 +87,78 @@ async fn setup() -> (LocalBank, DemoMarket, Derivatives) {
 
 const DEMO_PARAMS: GroupParams =
     GroupParams { unrealized_init_weight_ppm: 500_000, conf_multiplier_ppm: 2 * PPM, liquidation_fee_ppm: 20_000, insurance_share_ppm: 250_000 };
+
+/// `update_group`: only the admin; every parameter within the bounds `create_group` enforces;
+/// the liquidation fee only downwards; the risk authority rotates (the old key can no longer
+/// post vols, the new one can); each refusal leaves the group unchanged byte for byte.
+#[tokio::test]
+async fn group_updates_are_bounded_and_rotate_the_risk_authority() {
+    let (mut bank, market, d) = setup().await;
+    let admin = market.admin.pubkey();
+    let keys = [market.group];
+    let new_authority = Keypair::new();
+    let stranger = Keypair::new();
+    let refusals: Vec<(&str, GroupParams, Pubkey, MarginError)> = vec![
+        ("unrealized weight", GroupParams { unrealized_init_weight_ppm: MAX_UNREALIZED_INIT_WEIGHT_PPM + 1, ..DEMO_PARAMS }, new_authority.pubkey(), MarginError::InvalidGroupParams),
+        ("conf multiplier", GroupParams { conf_multiplier_ppm: MAX_CONF_MULTIPLIER_PPM + 1, ..DEMO_PARAMS }, new_authority.pubkey(), MarginError::InvalidGroupParams),
+        ("insurance share", GroupParams { insurance_share_ppm: MAX_INSURANCE_SHARE_PPM + 1, ..DEMO_PARAMS }, new_authority.pubkey(), MarginError::InvalidGroupParams),
+        ("fee raised", GroupParams { liquidation_fee_ppm: DEMO_PARAMS.liquidation_fee_ppm + 1, ..DEMO_PARAMS }, new_authority.pubkey(), MarginError::LiquidationFeeRaised),
+        ("default authority", DEMO_PARAMS, Pubkey::default(), MarginError::InvalidRiskAuthority),
+        ("fee removed", GroupParams { liquidation_fee_ppm: 0, ..DEMO_PARAMS }, new_authority.pubkey(), MarginError::LiquidationFeeRemoved),
+    ];
+    for (name, params, authority, error) in refusals {
+        let before = snapshot(&mut bank, &keys).await;
+        let result = bank.send(&[sdk::update_group(&market.group, &admin, params, &authority)], &[&market.admin]).await;
+        assert_eq!(custom_code(&result), Some(code_of(error)), "{name}: {result:?}");
+        assert_eq!(before, snapshot(&mut bank, &keys).await, "{name}");
+    }
+    let before = snapshot(&mut bank, &keys).await;
+    let result = bank.send(&[sdk::update_group(&market.group, &stranger.pubkey(), DEMO_PARAMS, &stranger.pubkey())], &[&stranger]).await;
+    assert_eq!(custom_code(&result), Some(code_of(MarginError::NotGroupAdmin)), "{result:?}");
+    assert_eq!(before, snapshot(&mut bank, &keys).await);
+
+    // Accepted: a lower fee, other parameters at their bounds, a new risk authority.
+    let params = GroupParams {
+        unrealized_init_weight_ppm: MAX_UNREALIZED_INIT_WEIGHT_PPM,
+        conf_multiplier_ppm: MAX_CONF_MULTIPLIER_PPM,
+        liquidation_fee_ppm: DEMO_PARAMS.liquidation_fee_ppm - 5_000,
+        insurance_share_ppm: MAX_INSURANCE_SHARE_PPM,
+    };
+    let (outcome, logs) = bank.send_logged(&[sdk::update_group(&market.group, &admin, params, &new_authority.pubkey())], &[&market.admin]).await;
+    outcome.unwrap();
+    let group: Group = bank.load(&market.group).await;
+    assert_eq!(
+        (group.unrealized_init_weight_ppm, group.conf_multiplier_ppm, group.liquidation_fee_ppm, group.insurance_share_ppm),
+        (params.unrealized_init_weight_ppm, params.conf_multiplier_ppm, params.liquidation_fee_ppm, params.insurance_share_ppm)
+    );
+    assert_eq!(group.risk_authority, new_authority.pubkey());
+    let events = sdk::events::<portfolio_margin::events::GroupUpdated>(&logs);
+    assert_eq!(events.len(), 1, "{logs:?}");
+    assert_eq!((events[0].before, events[0].after, events[0].previous_risk_authority), (DEMO_PARAMS, params, admin));
+    // The old risk authority (the demo's admin) can no longer post a vol; the new one can.
+    let vol = I32F32::from_num(0.6).to_bits();
+    let old = sdk::set_volatility(&market.group, &admin, &d.call.keys.market, vol);
+    assert_margin_error(bank.send(&[old], &[&market.admin]).await, MarginError::NotRiskAuthority);
+    let new = sdk::set_volatility(&market.group, &new_authority.pubkey(), &d.call.keys.market, vol);
+    bank.send(&[new], &[&new_authority]).await.unwrap();
+}
+
+/// Review finding, kept as a regression: events were kept per thread, and a multi-threaded
+/// runtime (the CLI's) runs transactions on worker threads, so none reached the logs. They are
+/// now in each transaction's own log, inside the program's invoke.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_the_logs_under_a_multi_threaded_runtime() {
+    let (mut bank, market, _) = setup().await;
+    for round in 0..4u32 {
+        let params = GroupParams { liquidation_fee_ppm: DEMO_PARAMS.liquidation_fee_ppm - round, ..DEMO_PARAMS };
+        let ix = sdk::update_group(&market.group, &market.admin.pubkey(), params, &market.admin.pubkey());
+        let (outcome, logs) = bank.send_logged(&[ix], &[&market.admin]).await;
+        outcome.unwrap();
+        let events = sdk::events::<portfolio_margin::events::GroupUpdated>(&logs);
+        assert_eq!(events.len(), 1, "round {round}: {logs:?}");
+        assert_eq!(events[0].after.liquidation_fee_ppm, DEMO_PARAMS.liquidation_fee_ppm - round);
+    }
+}
 
 #[tokio::test]
 async fn group_parameters_are_bounded() {
@@ -438,7 +510,7 @@ async fn underlying_parameters_are_bounded() {
 #[tokio::test]
 async fn perp_parameters_are_bounded() {
     let (mut bank, market, d) = setup().await;
-    let base = pm_client::demo::perp_config();
+    let base = pm_client::world::perp_config();
     // At the per-hour cap, the largest rate per period is the period's share of it.
     let hourly = |period: u32| (MAX_FUNDING_RATE_PPM_PER_HOUR as u64 * period as u64 / 3_600) as u32;
     let bounds = vec![
@@ -577,7 +649,7 @@ async fn a_key_other_than_the_admin_is_refused_by_every_admin_instruction() {
     let mint = bank.create_mint(&spl_token::ID, 6, &[]).await.unwrap().pubkey();
     let new_bank = sdk::bank_address(&market.group, &mint);
     let now = bank.now().await;
-    let perp = pm_client::demo::perp_config();
+    let perp = pm_client::world::perp_config();
     let next_market = sdk::market_address(&market.group, group.market_count);
     let venue = Pubkey::new_unique();
     let attempts = [

@@ -476,6 +476,30 @@ async fn closing_requires_an_empty_account_and_returns_rent() {
     assert_eq!(bank.lamports(&trader.owner.pubkey()).await, owner_before + rent);
 }
 
+/// A balance whose bank key names an account that is not a bank (state forced: no instruction
+/// writes such a key) is refused with an error saying which: not this program's account (an
+/// oracle), or this program's account of another type (the group).
+#[tokio::test]
+async fn a_health_account_of_the_wrong_owner_or_type_gets_its_own_error() {
+    let (mut bank, market, trader) = setup().await;
+    for (impostor, error) in [(market.usdc.oracle, MarginError::HealthAccountWrongOwner), (market.group, MarginError::HealthAccountWrongType)] {
+        let original = bank.account_data(&trader.account).await.unwrap();
+        force_balance(&mut bank, &trader.account, &impostor, 1).await;
+        let metas = vec![
+            anchor_lang::prelude::AccountMeta::new_readonly(impostor, false),
+            anchor_lang::prelude::AccountMeta::new_readonly(market.usdc.bank, false),
+            anchor_lang::prelude::AccountMeta::new_readonly(market.usdc.oracle, false),
+            anchor_lang::prelude::AccountMeta::new_readonly(market.sol.bank, false),
+            anchor_lang::prelude::AccountMeta::new_readonly(market.sol.oracle, false),
+        ];
+        let keys = touched(&market, &trader);
+        let before = snapshot_accounts(&mut bank, &keys).await;
+        assert_margin_error(health_check(&mut bank, &market, &trader, metas).await, error);
+        assert_eq!(before, snapshot_accounts(&mut bank, &keys).await);
+        bank.set_account_data(&trader.account, original).await;
+    }
+}
+
 #[tokio::test]
 async fn health_check_returns_the_breakdown_and_enforces_the_minimum() {
     let (mut bank, market, trader) = setup().await;

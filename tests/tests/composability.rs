@@ -5,7 +5,7 @@
 #![allow(deprecated)] // solana-program-test 3.1 marks its API unstable.
 
 use anchor_lang::prelude::Pubkey;
-use pm_client::demo::{block_trade, fill_health_accounts, setup_derivatives, Derivatives};
+use pm_client::world::{block_trade, fill_health_accounts, setup_derivatives, Derivatives};
 use pm_client::local_bank::LocalBank;
 use pm_client::rfq::{self, Quote, QuoteSide};
 use pm_client::sdk;

@@ -3,7 +3,7 @@
 //! configures groups, and every bad parameter is refused with its own error, changing nothing.
 
 use anchor_lang::prelude::Pubkey;
-use pm_client::demo::{block_trade, market_keys, onchain_health, perp_config, post_price, underlying_config, Trader};
+use pm_client::world::{block_trade, market_keys, onchain_health, perp_config, post_price, underlying_config, Trader};
 use pm_client::health::HealthSnapshot;
 use pm_client::local_bank::LocalBank;
 use pm_client::pyth::feed_id_for;

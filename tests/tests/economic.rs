@@ -6,7 +6,7 @@
 //! $150 is 150,000 native units per lot.
 
 use anchor_lang::prelude::Pubkey;
-use pm_client::demo::{block_trade, fill_health_accounts, MIN_POSITION_LOTS};
+use pm_client::world::{block_trade, fill_health_accounts, MIN_POSITION_LOTS};
 use pm_client::health::HealthSnapshot;
 use pm_client::local_bank::LocalBank;
 use pm_client::pyth::PythPrice;
@@ -517,7 +517,7 @@ async fn a_fill_may_not_leave_a_position_under_the_minimum() {
     assert_eq!(position(&mut bank, &a.account, &perp.market).await, 15);
     // Options follow the same rule.
     let call = d.call.keys;
-    let premium = pm_client::demo::model_price_per_lot(&mut bank, &call.market).await;
+    let premium = pm_client::world::model_price_per_lot(&mut bank, &call.market).await;
     let keys = [b.account, c.account, call.market];
     let before = snapshot(&mut bank, &keys).await;
     assert_margin_error(block_trade(&mut bank, &market, &call, &b, &c, 1, premium).await, MarginError::PositionBelowMinimum);
@@ -569,7 +569,7 @@ async fn liquidation_never_leaves_a_position_under_the_minimum() {
         let state: Market = bank.load(&perp.market).await;
         let spot = snap.spot_per_lot(&state.underlying).unwrap();
         let grid = bank.load::<portfolio_margin::state::Underlying>(&state.underlying).await.grid.params();
-        let terms = position_terms(&snap.group, 15, spot, risk_per_lot(&state, 15, spot, spot, grid.price_range).unwrap());
+        let terms = position_terms(&snap.group, 15, spot, risk_per_lot(&state, 15, spot, spot, grid.price_range).unwrap()).unwrap();
         let end = |n: i64| -> anchor_lang::Result<fixed::types::I80F48> {
             let (_, v, _) = simulate_position(&liquidator, &snap.account, &perp.market, &state, &market.usdc.bank, 0, &terms, n)?;
             Ok(snap.health_of(&v, HealthKind::LiquidationEnd).unwrap().health)

@@ -3,7 +3,7 @@
 //! an idle perp's funding accrued on schedule; markets listed after the keeper started kept too.
 
 use anchor_lang::prelude::Pubkey;
-use pm_client::demo::{block_trade, list_option, model_price_per_lot, option_config, setup_derivatives, Derivatives};
+use pm_client::world::{block_trade, list_option, model_price_per_lot, option_config, setup_derivatives, Derivatives};
 use pm_client::keeper::{Keeper, KeeperReport, Liquidator};
 use pm_client::local_bank::LocalBank;
 use pm_client::pyth::PythPrice;
@@ -14,13 +14,6 @@ use solana_signer::Signer;
 
 const USDC: u64 = 1_000_000;
 const LOTS_PER_SOL: i64 = 1_000;
-
-async fn funded(bank: &mut LocalBank, market: &DemoMarket, usdc: u64) -> Trader {
-    let trader = new_trader(bank, market, usdc * USDC, 0).await.unwrap();
-    let owner = trader.owner.insecure_clone();
-    bank.send(&[sdk::deposit(&trader.account, &market.usdc, &trader.usdc_wallet, &owner.pubkey(), usdc * USDC)], &[&owner]).await.unwrap();
-    trader
-}
 
 async fn quote(bank: &mut LocalBank, account: &Pubkey, quote_bank: &Pubkey) -> i64 {
     let state: MarginAccount = bank.load(account).await;
@@ -76,8 +69,7 @@ async fn world(traders: usize) -> World {
     let market = setup_market(&mut bank).await.unwrap();
     let d = setup_derivatives(&mut bank, &market).await.unwrap();
     let put180 = list_option(&mut bank, &market, &d.sol, option_config(MarketKind::Put, 180, d.expiry_ts), 0.6).await.unwrap();
-    let dealer = funded(&mut bank, &market, 1_000_000).await;
-    let keeper = funded(&mut bank, &market, 100_000).await;
+    let (dealer, keeper) = dealer_and_keeper(&mut bank, &market).await;
     let (call, put) = (d.call.keys, d.put.keys);
     let prices = [
         model_price_per_lot(&mut bank, &call.market).await,
@@ -86,7 +78,7 @@ async fn world(traders: usize) -> World {
     ];
     let mut list = Vec::new();
     for i in 0..traders {
-        let trader = funded(&mut bank, &market, 1_000).await;
+        let trader = funded(&mut bank, &market, 1_000 * USDC).await;
         let size = (1 + (i % 4) as i64) * LOTS_PER_SOL / 2;
         match i % 3 {
             0 => block_trade(&mut bank, &market, &call, &trader, &dealer, size, prices[0]).await.map(|_| ()).unwrap(),
@@ -221,12 +213,9 @@ async fn a_later_print_proposed_by_someone_else_is_replaced_by_the_expiry_print(
 
 #[tokio::test]
 async fn an_idle_perp_gets_funding_on_schedule_and_new_markets_are_kept() {
-    let mut bank = LocalBank::start().await;
-    let market = setup_market(&mut bank).await.unwrap();
-    let d = setup_derivatives(&mut bank, &market).await.unwrap();
-    let trader = funded(&mut bank, &market, 10_000).await;
-    let dealer = funded(&mut bank, &market, 1_000_000).await;
-    let keeper_trader = funded(&mut bank, &market, 100_000).await;
+    let (mut bank, market, d) = start().await;
+    let trader = funded(&mut bank, &market, 10_000 * USDC).await;
+    let (dealer, keeper_trader) = dealer_and_keeper(&mut bank, &market).await;
     // One fill 1% over the oracle (capped at 0.1%), 30 SOL of a 100 SOL depth: a 300 ppm
     // premium, decaying to zero over the one-hour period. Then nobody trades for hours.
     block_trade(&mut bank, &market, &d.perp.keys, &trader, &dealer, 30 * LOTS_PER_SOL, 151_500).await.unwrap();
@@ -239,7 +228,7 @@ async fn an_idle_perp_gets_funding_on_schedule_and_new_markets_are_kept() {
 
     // Listed after the keeper started: a second perp (never refreshed) and a put.
     let group: portfolio_margin::state::Group = bank.load(&market.group).await;
-    let perp_config = pm_client::demo::perp_config();
+    let perp_config = pm_client::world::perp_config();
     let admin = market.admin.pubkey();
     let payer = bank.payer().pubkey();
     bank.send(&[sdk::add_perp_market(&market.group, &admin, &payer, &d.sol, group.market_count, perp_config)], &[]).await.unwrap();

@@ -3,7 +3,7 @@
 //! goes on liquidating.
 
 use anchor_spl::token::spl_token;
-use pm_client::demo::{block_trade, setup_derivatives};
+use pm_client::world::{block_trade, setup_derivatives};
 use pm_client::keeper::{Keeper, Liquidator};
 use pm_client::local_bank::LocalBank;
 use pm_client::sdk;

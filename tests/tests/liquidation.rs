@@ -3,7 +3,7 @@
 //! touched accounts unchanged.
 
 use anchor_lang::prelude::{AccountMeta, Pubkey};
-use pm_client::demo::{block_trade, setup_derivatives, Derivatives};
+use pm_client::world::setup_derivatives;
 use pm_client::health::{fill_health_accounts_for, HealthSnapshot};
 use pm_client::local_bank::LocalBank;
 use pm_client::pyth::PythPrice;
@@ -16,43 +16,15 @@ use solana_signer::Signer;
 
 const USDC: u64 = 1_000_000;
 
-struct World {
-    bank: LocalBank,
-    market: DemoMarket,
-    d: Derivatives,
-    /// 1,000 USDC, long 30 SOL perp at $150.
-    victim: Trader,
-    /// The counterparty: 1,000,000 USDC.
-    dealer: Trader,
-    /// The liquidator: 100,000 USDC.
-    keeper: Trader,
-}
-
-async fn funded(bank: &mut LocalBank, market: &DemoMarket, usdc: u64) -> Trader {
-    let trader = new_trader(bank, market, usdc * USDC, 0).await.unwrap();
-    let owner = trader.owner.insecure_clone();
-    bank.send(&[sdk::deposit(&trader.account, &market.usdc, &trader.usdc_wallet, &owner.pubkey(), usdc * USDC)], &[&owner]).await.unwrap();
-    trader
-}
+type World = PerpWorld;
 
 async fn world() -> World {
-    let mut bank = LocalBank::start().await;
-    let market = setup_market(&mut bank).await.unwrap();
-    let d = setup_derivatives(&mut bank, &market).await.unwrap();
-    let victim = funded(&mut bank, &market, 1_000).await;
-    let dealer = funded(&mut bank, &market, 1_000_000).await;
-    let keeper = funded(&mut bank, &market, 100_000).await;
-    block_trade(&mut bank, &market, &d.perp.keys, &victim, &dealer, 30_000, 150_000).await.unwrap();
-    World { bank, market, d, victim, dealer, keeper }
+    perp_world().await
 }
 
 /// Moves SOL to `price` and refreshes every array.
 async fn move_sol(w: &mut World, price: f64) {
-    post_price(&mut w.bank, &w.market.sol.oracle, w.market.sol_feed, price).await;
-    post_price(&mut w.bank, &w.market.usdc.oracle, w.market.usdc_feed, 1.0).await;
-    for keys in [w.d.perp.keys, w.d.call.keys, w.d.put.keys] {
-        w.bank.send(&[sdk::refresh_risk_array(&keys)], &[]).await.unwrap();
-    }
+    pm_integration_tests::move_sol(&mut w.bank, &w.market, &w.d, price).await;
 }
 
 async fn health(w: &mut World, account: &Pubkey, kind: HealthKind) -> i64 {
@@ -60,12 +32,17 @@ async fn health(w: &mut World, account: &Pubkey, kind: HealthKind) -> i64 {
 }
 
 async fn liquidate(w: &mut World, lots: i64) -> Result<pm_client::local_bank::TxOutcome, solana_program_test::BanksClientError> {
+    liquidate_logged(w, lots).await.0
+}
+
+/// [`liquidate`] with the transaction's logs.
+async fn liquidate_logged(w: &mut World, lots: i64) -> (Result<pm_client::local_bank::TxOutcome, solana_program_test::BanksClientError>, Vec<String>) {
     let keys = w.d.perp.keys;
     let metas = fill_health_accounts_for(&mut w.bank, &w.market.group, &w.market.usdc.bank, &[w.keeper.account, w.victim.account], &keys.market)
         .await
         .unwrap();
     let ix = sdk::liquidate_position(&keys, &w.keeper.account, &w.keeper.owner.pubkey(), &w.victim.account, lots, metas);
-    w.bank.send(&[ix], &[&w.keeper.owner]).await
+    w.bank.send_logged(&[ix], &[&w.keeper.owner]).await
 }
 
 fn touched(w: &World) -> Vec<Pubkey> {
@@ -104,7 +81,8 @@ async fn liquidation_steps_improve_health_pay_the_fee_exactly_and_stop_at_the_ta
     // A first step of 2 SOL: exact prices and fee.
     let group: Group = w.bank.load(&w.market.group).await;
     let (keeper_quote, insurance) = (quote(&mut w.bank, &w.keeper.account, &w.market).await, group.insurance_fund_native);
-    liquidate(&mut w, 2_000).await.unwrap();
+    let (outcome, logs) = liquidate_logged(&mut w, 2_000).await;
+    outcome.unwrap();
     // Fee: 2% of $135 per lot = 2,700 native per lot; 25% (675) to the insurance fund, 2,025 as
     // the liquidator's price improvement: it buys at 135,000 - 2,025 = 132,975 per lot.
     let group: Group = w.bank.load(&w.market.group).await;
@@ -115,6 +93,13 @@ async fn liquidation_steps_improve_health_pay_the_fee_exactly_and_stop_at_the_ta
     assert_eq!(quote(&mut w.bank, &w.keeper.account, &w.market).await, keeper_quote);
     let end_1 = health(&mut w, &victim, HealthKind::LiquidationEnd).await;
     assert!(end_1 > end_0, "{end_1} > {end_0}");
+    // The step's event says the same.
+    let events = sdk::events::<portfolio_margin::events::PositionLiquidated>(&logs);
+    assert_eq!(events.len(), 1, "{logs:?}");
+    let e = &events[0];
+    assert_eq!((e.market, e.liquidator, e.liquidatee), (keys.market, w.keeper.account, victim));
+    assert_eq!((e.lots, e.liquidatee_long, e.price_per_lot_native, e.insurance_fee_native), (2_000, true, 132_975, 2_000 * 675));
+    assert_eq!(e.liquidatee_end_health_native, end_1);
     let state_victim: MarginAccount = w.bank.load(&victim).await;
     assert_eq!(state_victim.being_liquidated, 1);
 
@@ -141,7 +126,7 @@ async fn exact_lots(w: &mut World, snapshot: &HealthSnapshot) -> i64 {
     let market: Market = w.bank.load(&w.d.perp.keys.market).await;
     let spot = fixed::types::I32F32::from_bits(market.array_spot_bits);
     let held = snapshot.account.positions[snapshot.account.position_index(&w.d.perp.keys.market).unwrap()].base_lots;
-    let terms = position_terms(&snapshot.group, held, spot, spot);
+    let terms = position_terms(&snapshot.group, held, spot, spot).unwrap();
     let keeper: MarginAccount = w.bank.load(&w.keeper.account).await;
     let end = |n: i64| {
         let (_, v, _) = simulate_position(&keeper, &snapshot.account, &w.d.perp.keys.market, &market, &w.market.usdc.bank, 0, &terms, n).unwrap();
@@ -160,7 +145,7 @@ async fn a_liquidator_left_below_initial_health_is_refused() {
     let mut w = world().await;
     move_sol(&mut w, 135.0).await;
     // A liquidator with $20 cannot take on 10 SOL of perp.
-    let poor = funded(&mut w.bank, &w.market, 20).await;
+    let poor = funded(&mut w.bank, &w.market, 20 * USDC).await;
     w.keeper = poor;
     let state = touched(&w);
     let before = snapshot(&mut w.bank, &state).await;
@@ -216,7 +201,8 @@ async fn bankruptcy_needs_an_empty_account_then_the_insurance_fund_then_socialis
     let missing = sdk::resolve_bankruptcy(&w.market.group, &w.market.usdc.bank, &victim, &[], &[]);
     assert_margin_error(w.bank.send(&[missing], &[]).await, MarginError::PerpMarketsMissing);
     let market_before: Market = w.bank.load(&w.d.perp.keys.market).await;
-    w.bank.send(std::slice::from_ref(&ix), &[]).await.unwrap();
+    let (outcome, logs) = w.bank.send_logged(std::slice::from_ref(&ix), &[]).await;
+    outcome.unwrap();
     let market_after: Market = w.bank.load(&w.d.perp.keys.market).await;
     let group: Group = w.bank.load(&w.market.group).await;
     let remaining = -debt - insurance;
@@ -225,6 +211,12 @@ async fn bankruptcy_needs_an_empty_account_then_the_insurance_fund_then_socialis
     assert_eq!(increase, (remaining + 2 * 30_000 - 1) / (2 * 30_000));
     assert!(charged >= remaining && charged - remaining < 2 * 30_000);
     assert_eq!(group.insurance_fund_native, charged - remaining, "the rounding excess goes to the insurance fund");
+    let events = sdk::events::<portfolio_margin::events::BankruptcyResolved>(&logs);
+    assert_eq!(events.len(), 1, "{logs:?}");
+    let e = &events[0];
+    assert_eq!((e.account, e.debt_native, e.insurance_paid_native, e.socialised_native), (victim, -debt, insurance, remaining));
+    assert!(e.collateral_taken_native.is_empty() && e.collateral_taken_banks.is_empty());
+    assert_eq!(e.insurance_excess_native, charged - remaining);
     assert_eq!(quote(&mut w.bank, &victim, &w.market).await, 0);
     // The account is empty and usable: it can deposit again.
     let owner = w.victim.owner.insecure_clone();
@@ -271,7 +263,7 @@ async fn two_keepers_racing_one_wins_the_other_loses_quietly() {
     use pm_client::keeper::{Outcome, Step};
     let mut w = world().await;
     move_sol(&mut w, 135.0).await;
-    let second = funded(&mut w.bank, &w.market, 100_000).await;
+    let second = funded(&mut w.bank, &w.market, 100_000 * USDC).await;
     let (mut a, mut b) = (keeper_for(&w, &w.keeper), keeper_for(&w, &second));
     let victim = w.victim.account;
     // Both plan the same step; B sends first and completes the liquidation.
@@ -314,14 +306,15 @@ async fn token_liquidation_swaps_quote_debt_for_collateral_at_the_oracle_plus_th
     let group: Group = w.bank.load(&w.market.group).await;
     let keeper_quote = quote(&mut w.bank, &w.keeper.account, &w.market).await;
     // More than needed as the maximum: the program pays exactly what reaches the target.
-    w.bank.send(&[ix(liability_native + 1_000_000)], &[&w.keeper.owner]).await.unwrap();
+    let (outcome, logs) = w.bank.send_logged(&[ix(liability_native + 1_000_000)], &[&w.keeper.owner]).await;
+    outcome.unwrap();
     // The program paid the smallest amount reaching the target (within the keeper's maximum):
     // the victim's debt shrank by it; it gave SOL worth amount x 1.02 at $150 (rounded up); the
     // keeper paid the amount plus the insurance quarter of the 2% fee.
     let liability_native_planned = liability_native;
     let liability_native = quote(&mut w.bank, &victim.account, &w.market).await + 280 * USDC as i64;
     assert!(liability_native > 0 && liability_native <= liability_native_planned);
-    // 1 lamport = 0.15 micro-USD: SOL given = amount x 1.02 / 0.15, rounded up.
+    // 1 lamport = 0.15 micro-USD: SOL given = amount x 1.02 / 0.15, rounded up once.
     let sol_given = (liability_native as i128 * 102_000 + 14_999) / 15_000;
     let victim_state: MarginAccount = w.bank.load(&victim.account).await;
     let sol_left = victim_state.balances[victim_state.balance_index(&w.market.sol.bank).unwrap()].balance_native;
@@ -330,10 +323,38 @@ async fn token_liquidation_swaps_quote_debt_for_collateral_at_the_oracle_plus_th
     let group_after: Group = w.bank.load(&w.market.group).await;
     assert_eq!(group_after.insurance_fund_native - group.insurance_fund_native, insurance);
     assert_eq!(quote(&mut w.bank, &w.keeper.account, &w.market).await, keeper_quote - liability_native - insurance);
+    let events = sdk::events::<portfolio_margin::events::TokenLiquidated>(&logs);
+    assert_eq!(events.len(), 1, "{logs:?}");
+    let e = &events[0];
+    assert_eq!((e.liquidator, e.liquidatee, e.asset_bank), (w.keeper.account, victim.account, w.market.sol.bank));
+    assert_eq!((e.liability_native, e.asset_native, e.insurance_fee_native), (liability_native, 2_000_000_000 - sol_left, insurance));
+    assert_eq!(e.liquidatee_end_health_native, health(&mut w, &victim.account, HealthKind::LiquidationEnd).await);
     assert!(health(&mut w, &victim.account, HealthKind::LiquidationEnd).await >= 0);
     // The liquidation is over: the flag is cleared.
     let victim_state: MarginAccount = w.bank.load(&victim.account).await;
     assert_eq!(victim_state.being_liquidated, 0);
+}
+
+/// Review finding, kept as a regression: with the fee rounded up on its own before the
+/// collateral was, one more unit of debt could cost the liquidatee two units of collateral
+/// value, so about 2% of step sizes lowered health and the whole step was refused
+/// (`LiquidationPastPeak`), including the program's own largest size for the collateral
+/// (`i64::MAX` as the maximum). Every one of these maxima must now go through.
+#[tokio::test]
+async fn token_steps_of_any_size_raise_health() {
+    let mut w = world().await;
+    for cap in [100_000_001i64, 100_000_051, 100_000_101, 100_000_000, 100_000_050, i64::MAX] {
+        let victim = new_trader(&mut w.bank, &w.market, 0, 2 * 1_000_000_000).await.unwrap();
+        let owner = victim.owner.insecure_clone();
+        w.bank.send(&[sdk::deposit(&victim.account, &w.market.sol, &victim.sol_wallet, &owner.pubkey(), 2_000_000_000)], &[&owner]).await.unwrap();
+        force_balance(&mut w.bank, &victim.account, &w.market.usdc.bank, -400 * USDC as i64).await;
+        let metas = pm_client::health::union_health_accounts(&mut w.bank, &w.market.group, &[w.keeper.account, victim.account]).await.unwrap();
+        let metas: Vec<AccountMeta> = metas.into_iter().chain([w.market.sol.bank, w.market.sol.oracle, w.market.usdc.bank, w.market.usdc.oracle].map(|k| AccountMeta::new_readonly(k, false))).collect();
+        let before = health(&mut w, &victim.account, HealthKind::LiquidationEnd).await;
+        let ix = sdk::liquidate_token(&w.market.group, &w.market.usdc.bank, &w.market.sol.bank, &w.keeper.account, &w.keeper.owner.pubkey(), &victim.account, cap, metas);
+        w.bank.send(&[ix], &[&w.keeper.owner]).await.unwrap_or_else(|e| panic!("cap {cap}: {e:?}"));
+        assert!(health(&mut w, &victim.account, HealthKind::LiquidationEnd).await > before, "cap {cap}");
+    }
 }
 
 #[tokio::test]

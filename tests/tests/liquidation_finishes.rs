@@ -4,7 +4,7 @@
 
 use anchor_lang::prelude::Pubkey;
 use fixed::types::I80F48;
-use pm_client::demo::{block_trade, setup_derivatives, Derivatives};
+use pm_client::world::{block_trade, Derivatives};
 use pm_client::health::{fill_health_accounts_for, HealthSnapshot};
 use pm_client::local_bank::LocalBank;
 use pm_client::sdk;
@@ -26,33 +26,14 @@ struct World {
     keeper: Trader,
 }
 
-async fn funded(bank: &mut LocalBank, market: &DemoMarket, usdc: u64, sol: u64) -> Trader {
-    let t = new_trader(bank, market, usdc, sol).await.unwrap();
-    let owner = t.owner.insecure_clone();
-    if usdc > 0 {
-        bank.send(&[sdk::deposit(&t.account, &market.usdc, &t.usdc_wallet, &owner.pubkey(), usdc)], &[&owner]).await.unwrap();
-    }
-    if sol > 0 {
-        bank.send(&[sdk::deposit(&t.account, &market.sol, &t.sol_wallet, &owner.pubkey(), sol)], &[&owner]).await.unwrap();
-    }
-    t
-}
-
 async fn world() -> World {
-    let mut bank = LocalBank::start().await;
-    let market = setup_market(&mut bank).await.unwrap();
-    let d = setup_derivatives(&mut bank, &market).await.unwrap();
-    let dealer = funded(&mut bank, &market, 1_000_000 * USDC, 0).await;
-    let keeper = funded(&mut bank, &market, 100_000 * USDC, 0).await;
+    let (mut bank, market, d) = start().await;
+    let (dealer, keeper) = dealer_and_keeper(&mut bank, &market).await;
     World { bank, market, d, dealer, keeper }
 }
 
 async fn move_sol(w: &mut World, price: f64) {
-    post_price(&mut w.bank, &w.market.sol.oracle, w.market.sol_feed, price).await;
-    post_price(&mut w.bank, &w.market.usdc.oracle, w.market.usdc_feed, 1.0).await;
-    for keys in [w.d.perp.keys, w.d.call.keys, w.d.put.keys] {
-        w.bank.send(&[sdk::refresh_risk_array(&keys)], &[]).await.unwrap();
-    }
+    pm_integration_tests::move_sol(&mut w.bank, &w.market, &w.d, price).await;
 }
 
 async fn liquidate(w: &mut World, victim: &Pubkey, max_lots: i64) -> Result<pm_client::local_bank::TxOutcome, solana_program_test::BanksClientError> {
@@ -69,7 +50,7 @@ async fn curve(w: &mut World, victim: &Pubkey) -> impl Fn(i64) -> I80F48 {
     let market: Market = w.bank.load(&w.d.perp.keys.market).await;
     let spot = snapshot.spot_per_lot(&market.underlying).unwrap();
     let held = snapshot.account.positions[snapshot.account.position_index(&w.d.perp.keys.market).unwrap()].base_lots;
-    let terms = position_terms(&snapshot.group, held, spot, spot);
+    let terms = position_terms(&snapshot.group, held, spot, spot).unwrap();
     let keeper: MarginAccount = w.bank.load(&w.keeper.account).await;
     let quote_index = w.bank.load::<CollateralBank>(&w.market.usdc.bank).await.bank_index;
     let (market_key, quote) = (w.d.perp.keys.market, w.market.usdc.bank);
@@ -83,7 +64,7 @@ async fn curve(w: &mut World, victim: &Pubkey) -> impl Fn(i64) -> I80F48 {
 /// 10 SOL of linked collateral against a 20 SOL short perp, SOL $150 -> $260: liquidation-end
 /// health rises while the short is taken down to the size of the collateral, then falls.
 async fn hedged_victim(w: &mut World) -> Trader {
-    let victim = funded(&mut w.bank, &w.market, 0, 10 * SOL).await;
+    let victim = funded_trader(&mut w.bank, &w.market, 0, 10 * SOL).await.unwrap();
     let dealer = w.dealer.owner.insecure_clone();
     let dealer = Trader { owner: dealer, account: w.dealer.account, usdc_wallet: w.dealer.usdc_wallet, sol_wallet: w.dealer.sol_wallet };
     block_trade(&mut w.bank, &w.market, &w.d.perp.keys, &dealer, &victim, 20_000, 150_000).await.unwrap();
@@ -124,7 +105,7 @@ async fn a_step_past_the_health_peak_is_refused_and_the_smallest_healing_step_is
 async fn a_dust_deposit_before_a_step_no_longer_refuses_it() {
     let mut w = world().await;
     // 1,000 USDC, long 30 SOL at $150, SOL to $135.
-    let victim = funded(&mut w.bank, &w.market, 1_000 * USDC, 0).await;
+    let victim = funded_trader(&mut w.bank, &w.market, 1_000 * USDC, 0).await.unwrap();
     let dealer = Trader { owner: w.dealer.owner.insecure_clone(), account: w.dealer.account, usdc_wallet: w.dealer.usdc_wallet, sol_wallet: w.dealer.sol_wallet };
     block_trade(&mut w.bank, &w.market, &w.d.perp.keys, &victim, &dealer, 30_000, 150_000).await.unwrap();
     move_sol(&mut w, 135.0).await;
@@ -148,7 +129,7 @@ async fn a_dust_deposit_before_a_step_no_longer_refuses_it() {
 async fn dust_collateral_passes_to_the_insurance_fund_and_never_blocks_bankruptcy() {
     let mut w = world().await;
     // 2 SOL ($300) against a 400 USDC settled loss: insolvent.
-    let victim = funded(&mut w.bank, &w.market, 0, 2 * SOL).await;
+    let victim = funded_trader(&mut w.bank, &w.market, 0, 2 * SOL).await.unwrap();
     force_balance(&mut w.bank, &victim.account, &w.market.usdc.bank, -400 * USDC as i64).await;
     // An insurance fund of 1,000 USDC.
     w.bank.mint_to(&w.market.usdc.mint, &w.keeper.usdc_wallet, &anchor_spl::token::spl_token::ID, 1_000 * USDC).await.unwrap();
@@ -230,7 +211,7 @@ async fn dust_collateral_passes_to_the_insurance_fund_and_never_blocks_bankruptc
 #[tokio::test]
 async fn collateral_worth_more_than_the_debt_is_liquidated_not_resolved() {
     let mut w = world().await;
-    let victim = funded(&mut w.bank, &w.market, 0, 2 * SOL).await;
+    let victim = funded_trader(&mut w.bank, &w.market, 0, 2 * SOL).await.unwrap();
     force_balance(&mut w.bank, &victim.account, &w.market.usdc.bank, -290 * USDC as i64).await;
     let keys = [victim.account, w.market.group, w.market.sol.bank];
     let before = snapshot(&mut w.bank, &keys).await;
@@ -242,7 +223,7 @@ async fn collateral_worth_more_than_the_debt_is_liquidated_not_resolved() {
 #[tokio::test]
 async fn the_liquidation_flag_clears_once_the_account_is_healthy_again() {
     let mut w = world().await;
-    let victim = funded(&mut w.bank, &w.market, 1_000 * USDC, 0).await;
+    let victim = funded_trader(&mut w.bank, &w.market, 1_000 * USDC, 0).await.unwrap();
     let dealer = Trader { owner: w.dealer.owner.insecure_clone(), account: w.dealer.account, usdc_wallet: w.dealer.usdc_wallet, sol_wallet: w.dealer.sol_wallet };
     block_trade(&mut w.bank, &w.market, &w.d.perp.keys, &victim, &dealer, 30_000, 150_000).await.unwrap();
     move_sol(&mut w, 135.0).await;

@@ -4,7 +4,7 @@
 
 use anchor_lang::prelude::Pubkey;
 use fixed::types::I32F32;
-use pm_client::demo::{block_trade, fill_health_accounts, list_option, model_price_per_lot, option_config, setup_derivatives, Derivatives};
+use pm_client::world::{block_trade, fill_health_accounts, list_option, model_price_per_lot, option_config, setup_derivatives, Derivatives};
 use pm_client::health::HealthSnapshot;
 use pm_client::local_bank::LocalBank;
 use pm_client::pyth::PythPrice;
@@ -272,7 +272,13 @@ async fn expired_markets_reject_trades_and_settle_at_exact_intrinsic_value() {
     assert_margin_error(w.bank.send(&[sdk::settle_expired_option(&call, &[w.trader.account])], &[]).await, MarginError::SettlementNotFinal);
     // ...and anyone replaces it with the earliest update at or after expiry ($171.25, posted from
     // the archive to an account of their own); a later one cannot come back.
-    w.bank.send(&[sdk::propose_settlement_price(&call, &archive)], &[]).await.unwrap();
+    let (outcome, logs) = w.bank.send_logged(&[sdk::propose_settlement_price(&call, &archive)], &[]).await;
+    outcome.unwrap();
+    let proposed = sdk::events::<portfolio_margin::events::SettlementPriceProposed>(&logs);
+    let call_state: Market = w.bank.load(&call.market).await;
+    assert_eq!(proposed.len(), 1, "{logs:?}");
+    assert_eq!((proposed[0].market, proposed[0].settlement_price_native, proposed[0].publish_ts), (call.market, 171_250, w.derivatives.expiry_ts));
+    assert_eq!(proposed[0].final_ts, call_state.settlement_proposed_ts + call_state.settlement_challenge_seconds as i64);
     assert_margin_error(w.bank.send(&[sdk::propose_settlement_price(&call, &late_key)], &[]).await, MarginError::SettlementNotEarlier);
     for market in [&call, &put] {
         if market.market == put.market {
@@ -281,12 +287,20 @@ async fn expired_markets_reject_trades_and_settle_at_exact_intrinsic_value() {
     }
     // Final after the challenge period: both markets settle at $171.25.
     w.bank.advance_clock(600).await;
-    w.bank.send(&[sdk::settle_expired_option(&call, &[w.trader.account, w.dealer.account])], &[]).await.unwrap();
+    let (outcome, logs) = w.bank.send_logged(&[sdk::settle_expired_option(&call, &[w.trader.account, w.dealer.account])], &[]).await;
+    outcome.unwrap();
+    let settled_event = sdk::events::<portfolio_margin::events::OptionPositionsSettled>(&logs);
+    assert_eq!(settled_event.len(), 1, "{logs:?}");
+    let e = &settled_event[0];
+    assert_eq!((e.market, e.settlement_price_native, e.intrinsic_per_lot_native), (call.market, 171_250, 11_250));
+    assert_eq!((e.accounts_settled, e.open_interest_after_lots), (2, 0));
     w.bank.send(&[sdk::settle_expired_option(&put, &[w.trader.account, w.dealer.account])], &[]).await.unwrap();
     assert_margin_error(w.bank.send(&[sdk::propose_settlement_price(&call, &archive)], &[]).await, MarginError::SettlementAlreadyFinal);
     // Settling the same accounts again (a racing settler) pays nothing more and does not fail.
     let settled = snapshot_accounts(&mut w.bank, &[w.trader.account, w.dealer.account]).await;
-    w.bank.send(&[sdk::settle_expired_option(&call, &[w.trader.account, w.dealer.account])], &[]).await.unwrap();
+    let (outcome, logs) = w.bank.send_logged(&[sdk::settle_expired_option(&call, &[w.trader.account, w.dealer.account])], &[]).await;
+    outcome.unwrap();
+    assert_eq!(sdk::events::<portfolio_margin::events::OptionPositionsSettled>(&logs)[0].accounts_settled, 0);
     assert_eq!(settled, snapshot_accounts(&mut w.bank, &[w.trader.account, w.dealer.account]).await);
     // Call intrinsic: (171.25 - 160) x 1,000 per lot = 11,250 per lot; put expires worthless.
     let call_state: Market = w.bank.load(&call.market).await;
@@ -318,8 +332,13 @@ async fn funding_paid_by_longs_equals_funding_received_by_shorts() {
     post_price(&mut w.bank, &w.market.sol.oracle, w.market.sol_feed, 150.0).await;
     post_price(&mut w.bank, &w.market.usdc.oracle, w.market.usdc_feed, 1.0).await;
     w.bank.send(&[sdk::refresh_risk_array(&perp)], &[]).await.unwrap();
-    w.bank.send(&[sdk::update_funding(&perp)], &[]).await.unwrap();
+    let (outcome, logs) = w.bank.send_logged(&[sdk::update_funding(&perp)], &[]).await;
+    outcome.unwrap();
     let state: Market = w.bank.load(&perp.market).await;
+    let funding = sdk::events::<portfolio_margin::events::FundingUpdated>(&logs);
+    assert_eq!(funding.len(), 1, "{logs:?}");
+    assert_eq!((funding[0].market, funding[0].funding_index_native, funding[0].premium_ppm), (perp.market, 5, 78));
+    assert_eq!(funding[0].timestamp, state.funding_last_ts);
     // Each fill's premium (1%) is capped at 0.1% and moves the mark premium by its share of
     // the 100,000-lot depth: 1,000 x 5,000 / 100,000 = 50 ppm, then 50 + 950 x 3,000 / 100,000
     // = 78 ppm. It decays to zero over the hour: 78 ppm x 150,000 per lot x 1/2 = 5.85 per lot.
@@ -354,11 +373,15 @@ async fn settle_pnl_moves_gains_against_matching_losses_only() {
         w.bank.send(&[sdk::settle_pnl(&perp, &w.dealer.account, &w.trader.account, trader_metas)], &[]).await,
         MarginError::PnlNotSettleable,
     );
-    w.bank.send(&[sdk::settle_pnl(&perp, &w.trader.account, &w.dealer.account, dealer_metas)], &[]).await.unwrap();
+    let (outcome, logs) = w.bank.send_logged(&[sdk::settle_pnl(&perp, &w.trader.account, &w.dealer.account, dealer_metas)], &[]).await;
+    outcome.unwrap();
     // The gain is realised at the conservative price: $151 less twice the 5 bp confidence
     // ($150.849), so 2,000 lots x $0.849 x 1,000 per lot-dollar.
     let gain = quote_balance(&mut w.bank, &w.trader.account, &w.market.usdc.bank).await;
     assert_eq!(gain, 2_000 * 849);
+    let settled = sdk::events::<portfolio_margin::events::PnlSettled>(&logs);
+    assert_eq!(settled.len(), 1, "{logs:?}");
+    assert_eq!((settled[0].market, settled[0].winner, settled[0].loser, settled[0].amount_native), (perp.market, w.trader.account, w.dealer.account, gain));
     assert_eq!(quote_balance(&mut w.bank, &w.dealer.account, &w.market.usdc.bank).await, 100_000 * USDC as i64 - gain);
 }
 
@@ -378,7 +401,7 @@ async fn the_seventeenth_position_is_refused() {
         // The trader buys the minimum position (10 lots) of each (long options need no margin
         // beyond the premium).
         let metas = fill_health_accounts(&mut w.bank, &w.market, &[w.trader.account, w.dealer.account], &keys.market).await.unwrap();
-        let lots = pm_client::demo::MIN_POSITION_LOTS;
+        let lots = pm_client::world::MIN_POSITION_LOTS;
         let ix = sdk::trade(keys, &w.trader.account, &w.trader.owner.pubkey(), &w.dealer.account, &w.dealer.owner.pubkey(), lots, price, metas);
         w.bank.send_v0(&[ix], &[&w.trader.owner, &w.dealer.owner]).await.unwrap();
     }
@@ -393,7 +416,7 @@ async fn the_seventeenth_position_is_refused() {
     let before = snapshot_accounts(&mut w.bank, &[w.trader.account, w.dealer.account]).await;
     let price = model_price_per_lot(&mut w.bank, &keys.market).await;
     let metas = fill_health_accounts(&mut w.bank, &w.market, &[w.trader.account, w.dealer.account], &keys.market).await.unwrap();
-    let ix = sdk::trade(&keys, &w.trader.account, &w.trader.owner.pubkey(), &w.dealer.account, &w.dealer.owner.pubkey(), pm_client::demo::MIN_POSITION_LOTS, price, metas);
+    let ix = sdk::trade(&keys, &w.trader.account, &w.trader.owner.pubkey(), &w.dealer.account, &w.dealer.owner.pubkey(), pm_client::world::MIN_POSITION_LOTS, price, metas);
     assert_margin_error(w.bank.send_v0(&[ix], &[&w.trader.owner, &w.dealer.owner]).await, MarginError::PositionSlotsFull);
     assert_eq!(before, snapshot_accounts(&mut w.bank, &[w.trader.account, w.dealer.account]).await);
 }

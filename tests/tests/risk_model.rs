@@ -2,7 +2,7 @@
 //! long option's gaps and health uses them) and the vega-offset contingency (options netted by
 //! their market's expiry).
 
-use pm_client::demo::{block_trade, onchain_health};
+use pm_client::world::{block_trade, onchain_health};
 use pm_integration_tests::*;
 use risk_engine::health::HealthKind;
 
@@ -20,8 +20,8 @@ async fn a_short_butterfly_near_expiry_is_margined_on_its_body() {
     // Nodes every 4% of $150: 144, 150, 156. Body 153 between 150 and 156, wings 151 and 155.
     let mut keys = Vec::new();
     for strike in [151, 153, 155] {
-        let config = pm_client::demo::option_config(MarketKind::Call, strike, expiry_ts);
-        keys.push(pm_client::demo::list_option(&mut bank, &market, &d.sol, config, 0.8).await.unwrap());
+        let config = pm_client::world::option_config(MarketKind::Call, strike, expiry_ts);
+        keys.push(pm_client::world::list_option(&mut bank, &market, &d.sol, config, 0.8).await.unwrap());
     }
     let body: Market = bank.load(&keys[1].market).await;
     assert!(body.array_gap_intervals > 0, "the body's array carries no gaps");
@@ -61,7 +61,7 @@ async fn a_short_butterfly_near_expiry_is_margined_on_its_body() {
 /// two markets' stored vol-up value changes more than on the same oracle's default grid.
 #[tokio::test]
 async fn a_calendar_pays_the_vega_offset_its_grid_sets() {
-    use pm_client::demo::{list_option, option_config, underlying_config};
+    use pm_client::world::{list_option, option_config, underlying_config};
     use pm_client::sdk;
     use portfolio_margin::state::{Group, Market, MarketKind};
     use solana_signer::Signer;

@@ -4,7 +4,7 @@
 
 use anchor_lang::prelude::Pubkey;
 use pm_client::chain::{Chain, RpcChain};
-use pm_client::demo::{block_trade, setup_derivatives};
+use pm_client::world::block_trade;
 use pm_client::keeper::{Keeper, Liquidator};
 use pm_client::local_bank::LocalBank;
 use pm_client::sdk;
@@ -17,22 +17,9 @@ use std::sync::Arc;
 
 const USDC: u64 = 1_000_000;
 
-async fn funded(bank: &mut LocalBank, market: &DemoMarket, usdc: u64) -> Trader {
-    let trader = new_trader(bank, market, usdc * USDC, 0).await.unwrap();
-    let owner = trader.owner.insecure_clone();
-    bank.send(&[sdk::deposit(&trader.account, &market.usdc, &trader.usdc_wallet, &owner.pubkey(), usdc * USDC)], &[&owner]).await.unwrap();
-    trader
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_keeper_discovers_and_liquidates_over_json_rpc() {
-    let mut bank = LocalBank::start().await;
-    let market = setup_market(&mut bank).await.unwrap();
-    let d = setup_derivatives(&mut bank, &market).await.unwrap();
-    let victim = funded(&mut bank, &market, 1_000).await;
-    let dealer = funded(&mut bank, &market, 1_000_000).await;
-    let keeper_trader = funded(&mut bank, &market, 100_000).await;
-    block_trade(&mut bank, &market, &d.perp.keys, &victim, &dealer, 30_000, 150_000).await.unwrap();
+    let PerpWorld { mut bank, market, d, victim, dealer, keeper: keeper_trader } = perp_world().await;
     post_price(&mut bank, &market.sol.oracle, market.sol_feed, 135.0).await;
     post_price(&mut bank, &market.usdc.oracle, market.usdc_feed, 1.0).await;
     assert!(onchain_health(&mut bank, &market.group, &victim.account, HealthKind::Maint).await.is_err(), "arrays are stale until refreshed");
@@ -90,15 +77,12 @@ async fn bootstrap_runs_over_json_rpc() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_keeper_refreshes_accrues_funding_and_settles_over_json_rpc() {
     use portfolio_margin::state::Market;
-    let mut bank = LocalBank::start().await;
-    let market = setup_market(&mut bank).await.unwrap();
-    let d = setup_derivatives(&mut bank, &market).await.unwrap();
-    let trader = funded(&mut bank, &market, 10_000).await;
-    let dealer = funded(&mut bank, &market, 1_000_000).await;
-    let keeper_trader = funded(&mut bank, &market, 100_000).await;
+    let (mut bank, market, d) = start().await;
+    let trader = funded(&mut bank, &market, 10_000 * USDC).await;
+    let (dealer, keeper_trader) = dealer_and_keeper(&mut bank, &market).await;
     // A perp fill over the oracle (a funding premium) and 2 SOL of 160 calls.
     block_trade(&mut bank, &market, &d.perp.keys, &trader, &dealer, 30_000, 151_500).await.unwrap();
-    let call_price = pm_client::demo::model_price_per_lot(&mut bank, &d.call.keys.market).await;
+    let call_price = pm_client::world::model_price_per_lot(&mut bank, &d.call.keys.market).await;
     block_trade(&mut bank, &market, &d.call.keys, &trader, &dealer, 2_000, call_price).await.unwrap();
     let expiry = d.expiry_ts;
 

@@ -3,7 +3,7 @@
 
 use anchor_lang::prelude::Pubkey;
 use fixed::types::I32F32;
-use pm_client::demo::{block_trade, option_config, setup_derivatives, underlying_config, Derivatives};
+use pm_client::world::{block_trade, option_config, setup_derivatives, underlying_config, Derivatives};
 use pm_client::local_bank::LocalBank;
 use pm_client::pyth::PythPrice;
 use pm_client::sdk;
@@ -138,7 +138,7 @@ async fn open_interest_is_capped_per_market() {
     let admin = market.admin.pubkey();
     let group: Group = bank.load(&market.group).await;
     let index = group.market_count;
-    let config = PerpConfig { max_open_interest_lots: 1_000, ..pm_client::demo::perp_config() };
+    let config = PerpConfig { max_open_interest_lots: 1_000, ..pm_client::world::perp_config() };
     bank.send(&[sdk::add_perp_market(&market.group, &admin, &admin, &d.sol, index, config)], &[]).await.unwrap();
     let keys = sdk::MarketKeys { market: sdk::market_address(&market.group, index), ..d.perp.keys };
     bank.send(&[sdk::refresh_risk_array(&keys)], &[]).await.unwrap();

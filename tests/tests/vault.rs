@@ -8,7 +8,7 @@ use anchor_lang::solana_program::instruction::Instruction;
 use anchor_lang::{AnchorDeserialize, InstructionData, ToAccountMetas};
 use anchor_spl::token::spl_token;
 use covered_call_vault::{Shareholder, Vault, VaultError, VaultParams, SHAREHOLDER_SEED, VAULT_SEED, VIRTUAL_SHARES};
-use pm_client::demo::{fill_health_accounts, list_option, model_price_per_lot, option_config, setup_derivatives, Derivatives};
+use pm_client::world::{fill_health_accounts, list_option, model_price_per_lot, option_config, setup_derivatives, Derivatives};
 use pm_client::health::HealthSnapshot;
 use pm_client::local_bank::LocalBank;
 use pm_client::sdk::{self, MarketKeys};

@@ -9,7 +9,7 @@
 
 use anchor_lang::prelude::{AccountMeta, Pubkey};
 use anchor_lang::solana_program::instruction::Instruction;
-use pm_client::demo::{fill_health_accounts, model_price_per_lot, post_price, setup_derivatives, Derivatives};
+use pm_client::world::{fill_health_accounts, model_price_per_lot, post_price, setup_derivatives, Derivatives};
 use pm_client::local_bank::LocalBank;
 use pm_client::rfq::{self, Quote, QuoteSide, SignedQuote};
 use pm_client::sdk::{self, MarketKeys};
@@ -550,11 +550,11 @@ async fn a_venue_fill_may_not_leave_a_position_under_the_minimum() {
     let signed = rfq::sign_quote(sell_quote(&perp, &maker.account, 100, PERP_PRICE, expiry_ts), &maker.owner);
     let keys = watched(&signed.quote, &taker.account);
     let before = snapshot(&mut bank, &keys).await;
-    let outcome = fill(&mut bank, &market, &perp, &signed, &taker, pm_client::demo::MIN_POSITION_LOTS - 1).await;
+    let outcome = fill(&mut bank, &market, &perp, &signed, &taker, pm_client::world::MIN_POSITION_LOTS - 1).await;
     assert_core_error_via_venue(&outcome, MarginError::PositionBelowMinimum);
     assert_eq!(before, snapshot(&mut bank, &keys).await);
-    let (result, _) = fill(&mut bank, &market, &perp, &signed, &taker, pm_client::demo::MIN_POSITION_LOTS).await;
+    let (result, _) = fill(&mut bank, &market, &perp, &signed, &taker, pm_client::world::MIN_POSITION_LOTS).await;
     result.unwrap();
     let state: MarginAccount = bank.load(&taker.account).await;
-    assert_eq!(position(&state, &perp.market).0, pm_client::demo::MIN_POSITION_LOTS);
+    assert_eq!(position(&state, &perp.market).0, pm_client::world::MIN_POSITION_LOTS);
 }

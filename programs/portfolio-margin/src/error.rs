@@ -14,7 +14,7 @@ pub enum MarginError {
     InvalidMaxPriceAge,
     #[msg("max_confidence_ppm must be between 1 and 200000 (20%)")]
     InvalidMaxConfidence,
-    #[msg("Group parameters out of range: unrealized weight <= 1e6 ppm, conf multiplier <= 1e7 ppm, liquidation fee <= 1e5 ppm, insurance share <= 1e6 ppm")]
+    #[msg("Group parameters out of range: unrealized weight <= 1e6 ppm, conf multiplier <= 1e7 ppm, liquidation fee <= 1e5 ppm, insurance share <= 5e5 ppm")]
     InvalidGroupParams,
     #[msg("The quote mint must have between 0 and 12 decimals")]
     InvalidQuoteMint,
@@ -69,7 +69,7 @@ pub enum MarginError {
     WrongVault,
     #[msg("Mint passed is not this bank's mint")]
     WrongMint,
-    #[msg("Bank belongs to another group")]
+    #[msg("An account (bank, market, underlying, venue or margin account) belongs to another group")]
     WrongGroup,
     #[msg("Token program passed is not the one that owns this bank's mint")]
     WrongTokenProgram,
@@ -87,7 +87,7 @@ pub enum MarginError {
     #[msg("Arithmetic overflow: amounts or prices out of range")]
     MathOverflow,
     // --- health ---
-    #[msg("Health accounts missing or out of order: pass (bank, oracle) for every active balance in slot order")]
+    #[msg("A health account is missing: pass the bank and oracle of every balance, and the market, underlying and oracle of every position (the log names the missing key)")]
     HealthAccountsMismatch,
     #[msg("Initial health would be negative after this action: deposit more or withdraw less")]
     InitHealthNegative,
@@ -231,7 +231,7 @@ pub enum MarginError {
     #[msg("Only a funded, empty, system-owned address at the program address described can be released")]
     AddressNotReleasable,
     // --- admin parameter bounds (see the constants next to each configuration struct) ---
-    #[msg("The risk authority cannot be the default key: nobody could sign for it and it cannot be changed later")]
+    #[msg("The risk authority cannot be the default key: nobody could sign for it")]
     InvalidRiskAuthority,
     #[msg("deposit_limit_native must be at most i64::MAX (balances are i64)")]
     InvalidDepositLimit,
@@ -275,4 +275,35 @@ pub enum MarginError {
     InvalidCorrelationGroup,
     #[msg("A correlation group's correlation must be at most 990000 ppm (0.99)")]
     CorrelationOutOfBounds,
+    #[msg("update_group may lower the liquidation fee, never raise it (banks and underlyings were checked against the fee they were listed with)")]
+    LiquidationFeeRaised,
+    #[msg("A health account passed as a bank, market or underlying is not owned by this program")]
+    HealthAccountWrongOwner,
+    #[msg("A health account passed as a bank, market or underlying is of another type (its discriminator or size differs)")]
+    HealthAccountWrongType,
+    #[msg("Risk engine: a value left the fixed-point range (a price, size or requirement too large to margin)")]
+    RiskEngineOverflow,
+    #[msg("Risk engine: a price (spot or strike) that is not positive")]
+    RiskEngineNonPositivePrice,
+    #[msg("Risk engine: a negative vol or time to expiry")]
+    RiskEngineNegativeInput,
+    #[msg("Risk engine: a risk array computed for another grid (its scenario count differs from the underlying's grid)")]
+    RiskArrayGridMismatch,
+    #[msg("update_group cannot lower a positive liquidation fee to zero (liquidators would go unpaid)")]
+    LiquidationFeeRemoved,
+}
+
+/// The program's error for a risk-engine failure, each kind with its own code: never the
+/// generic `MathOverflow`, so a client sees which input the engine refused.
+pub fn risk_engine_error(error: risk_engine::risk_array::RiskError) -> anchor_lang::error::Error {
+    use risk_engine::black_scholes::PricingError;
+    use risk_engine::risk_array::RiskError;
+    match error {
+        RiskError::Grid(_) => error!(MarginError::InvalidGridParams),
+        RiskError::Pricing(PricingError::NonPositivePrice) => error!(MarginError::RiskEngineNonPositivePrice),
+        RiskError::Pricing(PricingError::NegativeInput) => error!(MarginError::RiskEngineNegativeInput),
+        RiskError::Pricing(PricingError::Overflow) | RiskError::Overflow => error!(MarginError::RiskEngineOverflow),
+        RiskError::QuantityTooLarge => error!(MarginError::PositionTooLarge),
+        RiskError::GridMismatch => error!(MarginError::RiskArrayGridMismatch),
+    }
 }

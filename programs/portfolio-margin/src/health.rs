@@ -230,6 +230,14 @@ pub fn option_value_per_lot(market: &Market, spot: I32F32) -> Result<I32F32> {
     Ok(value.checked_add(shift).ok_or(MarginError::MathOverflow)?.max(I32F32::ZERO))
 }
 
+/// Intrinsic value of one long lot at the settlement price, whole quote native units (the
+/// settlement price and the strike are whole units, so the value is exact): what
+/// `settle_expired_option` pays.
+pub fn intrinsic_per_lot(market: &Market) -> i64 {
+    let at_settlement = intrinsic_at(market, I32F32::from_num(market.settlement_price_native));
+    risk_engine::wide::q32_to_int(at_settlement, risk_engine::wide::Rounding::Down)
+}
+
 /// Intrinsic value of one long option lot at `spot`, Q32.32 (0 for perps).
 pub fn intrinsic_at(market: &Market, spot: I32F32) -> I32F32 {
     let strike = I32F32::from_num(market.strike_per_lot_native);
@@ -260,7 +268,7 @@ pub fn mark_per_lot(market: &Market, spot: I32F32, lots: i64, now: i64, use_prop
         // best estimate of what the position will be paid, whatever the live price does. Until
         // it is final it may still be replaced, so init health (withdrawals, new risk) takes the
         // worse of it and the live intrinsic value.
-        let proposed = I32F32::from_num(crate::instructions::settle_expired_option::intrinsic_per_lot(market));
+        let proposed = I32F32::from_num(intrinsic_per_lot(market));
         if use_proposal {
             return Ok(proposed);
         }
@@ -300,7 +308,7 @@ pub fn position_equity(
 ) -> Result<I80F48> {
     let overflow = || error!(MarginError::MathOverflow);
     let wide = if market.is_settled(now) {
-        let intrinsic = crate::instructions::settle_expired_option::intrinsic_per_lot(market);
+        let intrinsic = intrinsic_per_lot(market);
         (position.base_lots as i128).checked_mul(intrinsic as i128).ok_or_else(overflow)? << 32
     } else if market.is_option() {
         mul_q32_by_int(mark_per_lot(market, spot, position.base_lots, now, use_proposal)?, position.base_lots)
@@ -427,10 +435,10 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
     })
     .map_err(|e| {
         msg!("portfolio margin failed: {:?}", e);
-        error!(MarginError::MathOverflow)
+        crate::error::risk_engine_error(e)
     })?;
     let params = HealthParams { unrealized_init_weight: crate::state::ppm_to_fixed(view.group.unrealized_init_weight_ppm) };
-    risk_engine::health::compute_health(&tokens, &derivatives, &params, kind).map_err(|_| overflow())
+    risk_engine::health::compute_health(&tokens, &derivatives, &params, kind).map_err(|_| error!(MarginError::RiskEngineOverflow))
 }
 
 /// Account data loaded from the accounts passed to an instruction.
@@ -446,9 +454,9 @@ pub fn find<'a, 'info>(infos: &'a [AccountInfo<'info>], key: &Pubkey) -> Option<
 }
 
 fn load_typed<'a, T: anchor_lang::ZeroCopy + anchor_lang::Owner>(info: &'a AccountInfo) -> Result<Ref<'a, T>> {
-    require_keys_eq!(*info.owner, crate::ID, MarginError::HealthAccountsMismatch);
+    require_keys_eq!(*info.owner, crate::ID, MarginError::HealthAccountWrongOwner);
     let data = info.try_borrow_data()?;
-    require!(data.len() >= 8 + core::mem::size_of::<T>() && &data[..8] == T::DISCRIMINATOR, MarginError::HealthAccountsMismatch);
+    require!(data.len() >= 8 + core::mem::size_of::<T>() && &data[..8] == T::DISCRIMINATOR, MarginError::HealthAccountWrongType);
     Ok(Ref::map(data, |d| bytemuck::from_bytes(&d[8..8 + core::mem::size_of::<T>()])))
 }
 

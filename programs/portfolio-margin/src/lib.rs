@@ -63,6 +63,12 @@ pub mod portfolio_margin {
         instructions::update_collateral_bank(ctx, config)
     }
 
+    /// Changes the group's parameters within their bounds (the liquidation fee only downwards)
+    /// and rotates its risk authority (admin).
+    pub fn update_group(ctx: Context<UpdateGroup>, params: GroupParams, risk_authority: Pubkey) -> Result<()> {
+        instructions::update_group(ctx, params, risk_authority)
+    }
+
     /// Sets the correlation of a correlation group, ppm (admin).
     pub fn set_correlation_group(ctx: Context<SetCorrelationGroup>, correlation_group: u8, correlation_ppm: u32) -> Result<()> {
         instructions::set_correlation_group(ctx, correlation_group, correlation_ppm)

@@ -179,10 +179,40 @@ pub fn check_liquidator(inputs: &HealthInputs, group: &Group, liquidator: &Margi
     Ok(())
 }
 
-/// Splits a fee of `fee_native` into (liquidator part, insurance part).
-pub fn split_fee(group: &Group, fee_native: i64) -> (i64, i64) {
-    let insurance = ((fee_native as i128 * group.insurance_share_ppm as i128) / PPM as i128) as i64;
-    (fee_native - insurance, insurance)
+/// A health in quote native units, rounded down, for events (saturated at the `i64` range).
+pub fn health_native_floor(health: I80F48) -> i64 {
+    risk_engine::wide::i80f48_to_int(health, risk_engine::wide::Rounding::Down).unwrap_or(if health < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// A liquidation fee and who gets it, quote native units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FeeSplit {
+    /// What the liquidatee pays.
+    pub total_native: i64,
+    /// The liquidator's part (a price improvement for positions, collateral for tokens).
+    pub liquidator_native: i64,
+    /// The insurance fund's part.
+    pub insurance_native: i64,
+}
+
+/// The liquidation fee policy every liquidation path follows: the liquidatee pays
+/// `liquidation_fee_ppm` of what a step moves, and each amount that moves is rounded once,
+/// against the liquidatee; the insurance fund takes `insurance_share_ppm` of the fee, rounded
+/// down, the liquidator the rest.
+///
+/// - A position step: the fee per lot on its risk per lot ([`risk_per_lot`]), rounded up and at
+///   least one native unit ([`liquidation_fee`]); the liquidator's part moves the price.
+/// - A token step: collateral worth the debt repaid plus the fee on it, rounded up once as a
+///   whole ([`asset_for_liability`]; rounding the fee on its own first made about 2% of step
+///   sizes lower health and be refused, review finding); the insurance part is the share of
+///   the exact fee, rounded down ([`token_insurance_fee`]).
+pub fn liquidation_fee(group: &Group, base: I80F48) -> Result<FeeSplit> {
+    let scale = (PPM as i128) << 48; // base is I80F48: 48 fractional bits
+    let numerator = base.to_bits().max(0).checked_mul(group.liquidation_fee_ppm as i128).ok_or(MarginError::MathOverflow)?;
+    let rounded = numerator.checked_add(scale - 1).ok_or(MarginError::MathOverflow)? / scale;
+    let total = i64::try_from(rounded).map_err(|_| MarginError::MathOverflow)?.max(1);
+    let insurance = ((total as i128 * group.insurance_share_ppm as i128) / PPM as i128) as i64;
+    Ok(FeeSplit { total_native: total, liquidator_native: total - insurance, insurance_native: insurance })
 }
 
 /// Price and fees of taking over a position, per lot, whole quote native units.
@@ -218,19 +248,17 @@ pub fn risk_per_lot(market: &crate::state::Market, held_lots: i64, mark: I32F32,
 }
 
 /// Terms for a position of `held_lots` with mark `mark` per lot and risk `risk` per lot (see
-/// [`risk_per_lot`]): the fee is the group's liquidation fee on the risk, rounded up, at least
-/// one native unit per lot; prices round against the liquidatee.
-pub fn position_terms(group: &Group, held_lots: i64, mark: I32F32, risk: I32F32) -> PositionTerms {
-    let scale = (PPM as i128) << 32;
-    let fee = (((risk.to_bits().max(0) as i128 * group.liquidation_fee_ppm as i128 + scale - 1) / scale) as i64).max(1);
-    let (liquidator_fee, insurance_fee) = split_fee(group, fee);
+/// [`risk_per_lot`]): the fee per lot is [`liquidation_fee`] on the risk; prices round against
+/// the liquidatee.
+pub fn position_terms(group: &Group, held_lots: i64, mark: I32F32, risk: I32F32) -> Result<PositionTerms> {
+    let fee = liquidation_fee(group, I80F48::from(risk))?;
     let liquidatee_long = held_lots > 0;
     let price = if liquidatee_long {
-        (mark.floor().to_num::<i64>() - liquidator_fee).max(0)
+        (mark.floor().to_num::<i64>() - fee.liquidator_native).max(0)
     } else {
-        mark.ceil().to_num::<i64>() + liquidator_fee
+        mark.ceil().to_num::<i64>() + fee.liquidator_native
     };
-    PositionTerms { price_per_lot_native: price, insurance_fee_per_lot_native: insurance_fee, liquidatee_long }
+    Ok(PositionTerms { price_per_lot_native: price, insurance_fee_per_lot_native: fee.insurance_native, liquidatee_long })
 }
 
 /// Applies a takeover of `lots` on copies of both accounts. Returns (liquidator, liquidatee,
@@ -267,15 +295,24 @@ pub struct TokenTerms {
     pub asset_price: I80F48,
 }
 
-/// Collateral (asset native units) given for `liability_native` of quote debt: value x (1 + fee)
-/// at the oracle prices, rounded up (against the liquidatee).
+/// Collateral (asset native units) given for `liability_native` of quote debt: the debt plus
+/// the fee on it (`x (1 + fee)`, exact), valued at the oracle prices, rounded up once (against
+/// the liquidatee; see [`liquidation_fee`]).
 pub fn asset_for_liability(group: &Group, terms: &TokenTerms, liability_native: i64) -> Result<i64> {
-    let value = I80F48::from_num(liability_native).checked_mul(terms.quote_price).ok_or(MarginError::MathOverflow)?;
-    let factor = I80F48::from_num(PPM + group.liquidation_fee_ppm) / I80F48::from_num(PPM);
-    let with_fee = value.checked_mul(factor).ok_or(MarginError::MathOverflow)?;
-    let units = with_fee.checked_div(terms.asset_price).ok_or(MarginError::MathOverflow)?;
+    let scaled = (liability_native as i128).checked_mul((PPM + group.liquidation_fee_ppm) as i128).ok_or(MarginError::MathOverflow)?;
+    // One division: x (1e6 + fee ppm) qp / (1e6 ap).
+    let value = I80F48::checked_from_num(scaled).and_then(|v| v.checked_mul(terms.quote_price)).ok_or(MarginError::MathOverflow)?;
+    let per_unit = terms.asset_price.checked_mul(I80F48::from_num(PPM)).ok_or(MarginError::MathOverflow)?;
+    let units = value.checked_div(per_unit).ok_or(MarginError::MathOverflow)?;
     // Checked: a wrap would hand the liquidatee collateral and the liquidator an unpayable debt.
     units.checked_ceil().and_then(|u| u.checked_to_num::<i64>()).ok_or(error!(MarginError::MathOverflow))
+}
+
+/// The insurance fund's part of a token step's fee: `insurance_share x fee x liability`,
+/// rounded down (see [`liquidation_fee`]).
+pub fn token_insurance_fee(group: &Group, liability_native: i64) -> i64 {
+    let product = liability_native.max(0) as i128 * group.liquidation_fee_ppm as i128 * group.insurance_share_ppm as i128;
+    (product / (PPM as i128 * PPM as i128)) as i64
 }
 
 /// Applies a token liquidation of `liability_native` on copies of both accounts. Returns
@@ -291,8 +328,7 @@ pub fn simulate_token(
     let collateral =
         liquidatee.balance_index(&terms.asset_bank).map(|i| liquidatee.balances[i].balance_native).unwrap_or(0);
     require!(asset <= collateral, MarginError::LiquidationAmountTooLarge);
-    let fee = ((liability_native as i128 * group.liquidation_fee_ppm as i128) / PPM as i128) as i64;
-    let (_, insurance) = split_fee(group, fee);
+    let insurance = token_insurance_fee(group, liability_native);
     let (mut taker, mut victim) = (crate::state::boxed_copy(liquidator), crate::state::boxed_copy(liquidatee));
     victim.add_to_balance(&terms.quote_bank, terms.quote_bank_index, liability_native)?;
     victim.add_to_balance(&terms.asset_bank, terms.asset_bank_index, -asset)?;
@@ -335,7 +371,7 @@ mod tests {
         let spot = I32F32::from_num(SPOT);
         let mark = if market.is_option() { I32F32::from_bits(market.array_value_bits) } else { spot };
         let risk = risk_per_lot(market, held, mark, spot, GridParams::default().price_range).unwrap();
-        let terms = position_terms(&group(), held, mark, risk);
+        let terms = position_terms(&group(), held, mark, risk).unwrap();
         let fee = if held > 0 { mark.floor().to_num::<i64>() - terms.price_per_lot_native } else { terms.price_per_lot_native - mark.ceil().to_num::<i64>() };
         (fee + terms.insurance_fee_per_lot_native, mark.to_num::<i64>())
     }
@@ -450,6 +486,49 @@ mod tests {
 #[cfg(test)]
 mod conversion_tests {
     use super::*;
+
+    /// The one fee policy: rounded up, at least one native unit, the insurance share rounded
+    /// down; a position's fee per lot is the same policy on its risk per lot, and a token
+    /// step's collateral is the debt plus that fee at the oracle prices, rounded up.
+    #[test]
+    fn every_path_charges_the_same_fee_rounded_against_the_liquidatee() {
+        let mut group: Group = bytemuck::Zeroable::zeroed();
+        group.liquidation_fee_ppm = 20_000;
+        group.insurance_share_ppm = 250_000;
+        let fee = |base: f64| liquidation_fee(&group, I80F48::from_num(base)).unwrap();
+        assert_eq!(fee(135_000.0), FeeSplit { total_native: 2_700, liquidator_native: 2_025, insurance_native: 675 });
+        assert_eq!(fee(135_000.5).total_native, 2_701, "a fraction of a unit of fee rounds up");
+        assert_eq!(fee(1.0), FeeSplit { total_native: 1, liquidator_native: 1, insurance_native: 0 });
+        assert_eq!(fee(0.0).total_native, 1, "at least one native unit");
+        let terms = position_terms(&group, 10, I32F32::from_num(135_000), I32F32::from_num(135_000)).unwrap();
+        assert_eq!((terms.price_per_lot_native, terms.insurance_fee_per_lot_native), (135_000 - 2_025, 675));
+        let short = position_terms(&group, -10, I32F32::from_num(135_000), I32F32::from_num(135_000)).unwrap();
+        assert_eq!(short.price_per_lot_native, 135_000 + 2_025);
+        let tokens = TokenTerms {
+            quote_bank: Pubkey::new_unique(),
+            quote_bank_index: 0,
+            quote_price: I80F48::ONE,
+            asset_bank: Pubkey::new_unique(),
+            asset_bank_index: 1,
+            asset_price: I80F48::from_num(0.375),
+        };
+        // 1,000 of debt: fee 20, collateral 1,020 / 0.375 = 2,720.
+        assert_eq!(asset_for_liability(&group, &tokens, 1_000).unwrap(), 2_720);
+        // 1,001: 1,021.02 / 0.375 = 2,722.72, rounded up once (not the fee first: 1,022 would
+        // give 2,726, and one more unit of debt would cost the liquidatee 2 units of value).
+        assert_eq!(asset_for_liability(&group, &tokens, 1_001).unwrap(), 2_723);
+        // The insurance part: 25% of 2% of the debt, rounded down.
+        assert_eq!((token_insurance_fee(&group, 1_000), token_insurance_fee(&group, 1_001), token_insurance_fee(&group, 199)), (5, 5, 0));
+        // Every extra unit of debt costs the liquidatee at most 1.02 units of value plus the
+        // rounding of one asset unit: never two units for one.
+        let value = |x: i64| asset_for_liability(&group, &tokens, x).unwrap() as f64 * 0.375;
+        for x in 1..3_000 {
+            assert!(value(x) - value(x - 1) <= 1.02 + 0.375 + 1e-9, "{x}");
+        }
+        group.liquidation_fee_ppm = 100_000;
+        assert!(liquidation_fee(&group, I80F48::from_num(i64::MAX / 4)).is_ok());
+        assert!(liquidation_fee(&group, I80F48::MAX).is_err(), "overflow is an error, not a wrap");
+    }
 
     #[test]
     fn a_collateral_amount_beyond_i64_is_an_error_not_a_wrap() {

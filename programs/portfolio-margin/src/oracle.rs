@@ -152,3 +152,95 @@ impl OracleReading {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pyth_solana_receiver_sdk::price_update::PriceFeedMessage;
+
+    const FEED: [u8; 32] = [7; 32];
+    const NOW: i64 = 1_000_000;
+
+    /// SOL at $150.00 (exponent -8), confidence 5 cents, published `age` seconds ago.
+    fn update(age: i64) -> PriceUpdateV2 {
+        PriceUpdateV2 {
+            write_authority: Pubkey::default(),
+            verification_level: VerificationLevel::Full,
+            price_message: PriceFeedMessage {
+                feed_id: FEED,
+                price: 15_000_000_000,
+                conf: 5_000_000,
+                exponent: -8,
+                publish_time: NOW - age,
+                prev_publish_time: NOW - age - 1,
+                ema_price: 14_900_000_000,
+                ema_conf: 4_000_000,
+            },
+            posted_slot: 0,
+        }
+    }
+
+    fn code(result: Result<OracleReading>) -> u32 {
+        match result {
+            Err(Error::AnchorError(e)) => e.error_code_number,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    fn margin(error: MarginError) -> u32 {
+        anchor_lang::error::ERROR_CODE_OFFSET + error as u32
+    }
+
+    #[test]
+    fn every_check_of_an_update_has_its_own_error() {
+        assert_eq!(check_update(&update(60), &FEED, 60, 1_000, NOW).unwrap().price, 15_000_000_000);
+        assert_eq!(code(check_update(&update(61), &FEED, 60, 1_000, NOW)), margin(MarginError::OracleStale));
+        // A publish time ahead of the clock counts as fresh.
+        assert!(check_update(&update(-30), &FEED, 0, 1_000, NOW).is_ok());
+        assert_eq!(code(check_update(&update(0), &[8; 32], 60, 1_000, NOW)), margin(MarginError::OracleFeedMismatch));
+        let mut partial = update(0);
+        partial.verification_level = VerificationLevel::Partial { num_signatures: 12 };
+        assert_eq!(code(check_update(&partial, &FEED, 60, 1_000, NOW)), margin(MarginError::OracleNotFullyVerified));
+        for (price, ema) in [(0, 1), (1, 0), (-5, 1)] {
+            let mut bad = update(0);
+            bad.price_message.price = price;
+            bad.price_message.ema_price = ema;
+            assert_eq!(code(check_update(&bad, &FEED, 60, 1_000, NOW)), margin(MarginError::OracleNonPositivePrice));
+        }
+        // Confidence 5 cents on $150 is 333 ppm: accepted at 334, refused at 333.
+        assert!(check_update(&update(0), &FEED, 60, 334, NOW).is_ok());
+        assert_eq!(code(check_update(&update(0), &FEED, 60, 333, NOW)), margin(MarginError::OracleConfidenceTooWide));
+    }
+
+    #[test]
+    fn decimals_scale_exactly_and_round_as_asked() {
+        // $150.00000001 at exponent -8 into quote native per token native (6 - 9 decimals):
+        // 15000000001 x 10^-11 = 0.15000000001.
+        let down = scale_decimal(15_000_000_001, -11, false).unwrap();
+        let up = scale_decimal(15_000_000_001, -11, true).unwrap();
+        assert_eq!(up.to_bits() - down.to_bits(), 1, "an inexact quotient rounds one unit apart");
+        assert!(down.to_num::<f64>() <= 0.15000000001 && up.to_num::<f64>() >= 0.15000000001);
+        // Exact values do not move with the rounding; positive exponents scale up.
+        assert_eq!(scale_decimal(3, -1, true).unwrap(), scale_decimal(3, -1, false).unwrap() + I80F48::DELTA);
+        assert_eq!(scale_decimal(5, -1, true).unwrap(), I80F48::from_num(0.5));
+        assert_eq!(scale_decimal(12, 3, false).unwrap(), I80F48::from_num(12_000));
+        // Out of range: an error, not a wrap.
+        assert!(scale_decimal(1, 31, false).is_err());
+        assert!(scale_decimal(i64::MAX as i128, 20, false).is_err());
+    }
+
+    #[test]
+    fn conservative_prices_bracket_price_and_ema_by_their_confidence() {
+        let mut group: Group = bytemuck::Zeroable::zeroed();
+        group.quote_decimals = 6;
+        group.conf_multiplier_ppm = 2_000_000; // two confidence intervals
+        let reading = check_update(&update(0), &FEED, 60, 1_000, NOW).unwrap();
+        let prices = reading.token_prices(&group, 9).unwrap();
+        // Per lamport in micro-USD: oracle 0.15; init asset min(150 - 0.10, 149 - 0.08) =
+        // 148.92; init liability max(150 + 0.10, 149 + 0.08) = 150.10.
+        assert_eq!(prices.oracle, scale_decimal(15_000_000_000, -11, false).unwrap());
+        assert!((prices.init_asset.to_num::<f64>() - 0.14892).abs() < 1e-12);
+        assert!((prices.init_liability.to_num::<f64>() - 0.15010).abs() < 1e-12);
+        assert!(prices.init_asset <= prices.oracle && prices.oracle <= prices.init_liability);
+    }
+}

@@ -120,11 +120,11 @@ async fn another_groups_admin_cannot_configure_this_group() {
     let ix = sdk::set_volatility(&o.group, &o.risk_authority.pubkey(), &w.d.call.keys.market, vol);
     refused(&mut w.bank, &[ix], &[&o.risk_authority], margin(MarginError::WrongGroup)).await;
 
-    let perp_config = portfolio_margin::instructions::PerpConfig { price_band_ppm: 200_000, ..pm_client::demo::perp_config() };
+    let perp_config = portfolio_margin::instructions::PerpConfig { price_band_ppm: 200_000, ..pm_client::world::perp_config() };
     let ix = sdk::add_perp_market(&o.group, &admin, &payer, &w.d.sol, 2, perp_config);
     refused(&mut w.bank, &[ix], &[&o.admin], margin(MarginError::WrongGroup)).await;
 
-    let config = pm_client::demo::underlying_config(w.market.sol.oracle, w.market.sol_feed);
+    let config = pm_client::world::underlying_config(w.market.sol.oracle, w.market.sol_feed);
     let ix = sdk::add_underlying(&o.group, &admin, &payer, 1, Some(w.market.usdc.bank), config);
     refused(&mut w.bank, &[ix], &[&o.admin], margin(MarginError::BankAlreadyLinked)).await;
 }

@@ -5,7 +5,7 @@
 use anchor_lang::prelude::{AccountMeta, Pubkey};
 use anchor_lang::solana_program::instruction::Instruction;
 use anchor_spl::token::spl_token;
-use pm_client::demo::{block_trade, fill_health_accounts, option_config, setup_derivatives, underlying_config, Derivatives};
+use pm_client::world::{block_trade, fill_health_accounts, option_config, setup_derivatives, underlying_config, Derivatives};
 use pm_client::local_bank::{LocalBank, TxOutcome};
 use pm_client::sdk::{self, BankKeys, MarketKeys};
 pub use pm_integration_tests::*;
@@ -126,7 +126,7 @@ pub async fn other_group(w: &mut World) -> OtherGroup {
     let config = underlying_config(market.sol.oracle, market.sol_feed);
     bank.send(&[sdk::add_underlying(&group, &admin.pubkey(), &payer, 0, None, config)], &[&admin]).await.unwrap();
     let underlying = sdk::underlying_address(&group, 0);
-    let perp_config = PerpConfig { price_band_ppm: 200_000, ..pm_client::demo::perp_config() };
+    let perp_config = PerpConfig { price_band_ppm: 200_000, ..pm_client::world::perp_config() };
     bank.send(&[sdk::add_perp_market(&group, &admin.pubkey(), &payer, &underlying, 0, perp_config)], &[&admin]).await.unwrap();
     let keys = |m: Pubkey| MarketKeys { group, market: m, underlying, oracle: market.sol.oracle, quote_bank: usdc.bank };
     let perp = keys(sdk::market_address(&group, 0));

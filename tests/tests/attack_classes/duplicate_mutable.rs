@@ -5,7 +5,7 @@
 
 use super::common::*;
 use anchor_lang::error::ErrorCode;
-use pm_client::demo::block_trade;
+use pm_client::world::block_trade;
 use pm_client::sdk;
 use pm_integration_tests::{position, quote_balance};
 use portfolio_margin::error::MarginError;
@@ -113,7 +113,7 @@ async fn a_bankruptcy_with_one_perp_market_passed_twice() {
 async fn an_expired_option_settled_with_the_holder_passed_twice_pays_once() {
     let mut w = world().await;
     let call = w.d.call.keys;
-    let price = pm_client::demo::model_price_per_lot(&mut w.bank, &call.market).await;
+    let price = pm_client::world::model_price_per_lot(&mut w.bank, &call.market).await;
     block_trade(&mut w.bank, &w.market, &call, &w.alice, &w.bob, 1_000, price).await.unwrap();
     let now = w.bank.now().await;
     w.bank.advance_clock(w.d.expiry_ts - now + 5).await;

@@ -85,11 +85,11 @@ async fn admin_and_risk_authority_instructions_refuse_a_key_that_did_not_sign() 
     let update = sdk::update_collateral_bank(&o.group, &admin, &o.sol.bank, zero);
     refused(&mut w.bank, &[unsigned(update, &admin)], &[], anchor(ErrorCode::AccountNotSigner)).await;
 
-    let config = pm_client::demo::underlying_config(w.market.sol.oracle, w.market.sol_feed);
+    let config = pm_client::world::underlying_config(w.market.sol.oracle, w.market.sol_feed);
     let add_underlying = sdk::add_underlying(&o.group, &admin, &payer, 1, None, config);
     refused(&mut w.bank, &[unsigned(add_underlying, &admin)], &[], anchor(ErrorCode::AccountNotSigner)).await;
 
-    let perp_config = portfolio_margin::instructions::PerpConfig { price_band_ppm: 200_000, ..pm_client::demo::perp_config() };
+    let perp_config = portfolio_margin::instructions::PerpConfig { price_band_ppm: 200_000, ..pm_client::world::perp_config() };
     let add_perp = sdk::add_perp_market(&o.group, &admin, &payer, &o.underlying, 2, perp_config);
     refused(&mut w.bank, &[unsigned(add_perp, &admin)], &[], anchor(ErrorCode::AccountNotSigner)).await;
 

@@ -82,16 +82,16 @@ async fn add_collateral_bank_again_for_a_listed_mint() {
 async fn add_underlying_and_markets_again_at_a_used_index() {
     let mut w = world().await;
     let admin = w.market.admin.pubkey();
-    let config = pm_client::demo::underlying_config(w.market.sol.oracle, w.market.sol_feed);
+    let config = pm_client::world::underlying_config(w.market.sol.oracle, w.market.sol_feed);
     let ix = sdk::add_underlying(&w.market.group, &admin, &admin, 0, None, config);
     refused(&mut w.bank, &[ix], &[], anchor(ErrorCode::ConstraintSeeds)).await;
 
-    let perp = PerpConfig { price_band_ppm: 200_000, ..pm_client::demo::perp_config() };
+    let perp = PerpConfig { price_band_ppm: 200_000, ..pm_client::world::perp_config() };
     let ix = sdk::add_perp_market(&w.market.group, &admin, &admin, &w.d.sol, 0, perp);
     refused(&mut w.bank, &[ix], &[], anchor(ErrorCode::ConstraintSeeds)).await;
 
     let expiry_ts = w.bank.now().await + 86_400;
-    let call = pm_client::demo::option_config(MarketKind::Call, 100, expiry_ts);
+    let call = pm_client::world::option_config(MarketKind::Call, 100, expiry_ts);
     let ix = sdk::add_option_market(&w.market.group, &admin, &admin, &w.d.sol, 1, call);
     refused(&mut w.bank, &[ix], &[], anchor(ErrorCode::ConstraintSeeds)).await;
 }
@@ -124,7 +124,7 @@ async fn prefunded_addresses_of_the_next_market_and_bank_no_longer_block_listing
     let next = group_state.market_count;
     let next_market = sdk::market_address(&w.market.group, next);
     w.bank.airdrop(&next_market, 1_000_000).await.unwrap();
-    let perp = pm_client::demo::perp_config();
+    let perp = pm_client::world::perp_config();
     let list = sdk::add_perp_market(&w.market.group, &admin, &admin, &w.d.sol, next, perp);
     refused(&mut w.bank, &[list.clone()], &[], ALREADY_IN_USE).await;
     let release = sdk::release_prefunded_address(ProgramAddress::Market { group: w.market.group, index: next }, &mallory.pubkey());

@@ -96,23 +96,11 @@ pub fn add_collateral_bank(ctx: Context<AddCollateralBank>, config: BankConfig) 
     if bank.mint == group.quote_mint {
         group.quote_bank = ctx.accounts.bank.key();
     }
-    emit!(configured_event(&bank, ctx.accounts.bank.key()));
+    crate::events::emit_event(&configured_event(&bank, ctx.accounts.bank.key(), config));
     Ok(())
 }
 
 /// The configuration event for a bank.
-pub fn configured_event(bank: &CollateralBank, bank_key: Pubkey) -> CollateralBankConfigured {
-    CollateralBankConfigured {
-        group: bank.group,
-        bank: bank_key,
-        mint: bank.mint,
-        oracle: bank.oracle,
-        init_asset_weight_ppm: bank.init_asset_weight_ppm,
-        maint_asset_weight_ppm: bank.maint_asset_weight_ppm,
-        init_liability_weight_ppm: bank.init_liability_weight_ppm,
-        maint_liability_weight_ppm: bank.maint_liability_weight_ppm,
-        deposit_limit_native: bank.deposit_limit_native,
-        max_price_age_seconds: bank.max_price_age_seconds,
-        max_confidence_ppm: bank.max_confidence_ppm,
-    }
+pub fn configured_event(bank: &CollateralBank, bank_key: Pubkey, config: BankConfig) -> CollateralBankConfigured {
+    CollateralBankConfigured { group: bank.group, bank: bank_key, mint: bank.mint, config }
 }

@@ -61,6 +61,15 @@ pub struct OptionConfig {
 }
 
 impl OptionConfig {
+    /// The limits every market has, as `init_market` checks them.
+    pub fn limits(&self) -> MarketLimits {
+        MarketLimits {
+            price_band_ppm: self.price_band_ppm,
+            min_position_lots: self.min_position_lots,
+            max_open_interest_lots: self.max_open_interest_lots,
+        }
+    }
+
     /// Checks every parameter but the price band (checked for every market by `init_market`)
     /// at `now`.
     pub fn validate(&self, now: i64) -> Result<()> {
@@ -96,12 +105,7 @@ pub fn add_option_market(ctx: Context<AddMarket>, config: OptionConfig) -> Resul
     config.validate(Clock::get()?.unix_timestamp)?;
     let loader = ctx.accounts.market.clone();
     let mut market = loader.load_init()?;
-    let limits = MarketLimits {
-        price_band_ppm: config.price_band_ppm,
-        min_position_lots: config.min_position_lots,
-        max_open_interest_lots: config.max_open_interest_lots,
-    };
-    init_market(&ctx, &mut market, config.kind, limits)?;
+    init_market(&ctx, &mut market, config.kind, config.limits())?;
     market.strike_per_lot_native = config.strike_per_lot_native;
     market.expiry_ts = config.expiry_ts;
     market.min_vol_bits = config.min_vol_bits;

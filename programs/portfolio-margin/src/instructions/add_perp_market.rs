@@ -52,6 +52,15 @@ pub struct PerpConfig {
 }
 
 impl PerpConfig {
+    /// The limits every market has, as `init_market` checks them.
+    pub fn limits(&self) -> MarketLimits {
+        MarketLimits {
+            price_band_ppm: self.price_band_ppm,
+            min_position_lots: self.min_position_lots,
+            max_open_interest_lots: self.max_open_interest_lots,
+        }
+    }
+
     /// Checks every parameter but the price band (checked for every market by `init_market`).
     pub fn validate(&self) -> Result<()> {
         require!(
@@ -128,12 +137,7 @@ pub fn add_perp_market(ctx: Context<AddMarket>, config: PerpConfig) -> Result<()
     config.validate()?;
     let loader = ctx.accounts.market.clone();
     let mut market = loader.load_init()?;
-    let limits = MarketLimits {
-        price_band_ppm: config.price_band_ppm,
-        min_position_lots: config.min_position_lots,
-        max_open_interest_lots: config.max_open_interest_lots,
-    };
-    init_market(&ctx, &mut market, MarketKind::Perp, limits)?;
+    init_market(&ctx, &mut market, MarketKind::Perp, config.limits())?;
     market.funding_period_seconds = config.funding_period_seconds;
     market.max_funding_rate_ppm = config.max_funding_rate_ppm;
     market.funding_depth_lots = config.funding_depth_lots;

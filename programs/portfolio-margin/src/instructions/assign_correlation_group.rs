@@ -21,6 +21,6 @@ pub fn assign_correlation_group(ctx: Context<AssignCorrelationGroup>, correlatio
     check_correlation_group(correlation_group, true)?;
     let mut underlying = ctx.accounts.underlying.load_mut()?;
     underlying.correlation_group = correlation_group;
-    emit!(UnderlyingCorrelationAssigned { underlying: ctx.accounts.underlying.key(), correlation_group });
+    crate::events::emit_event(&UnderlyingCorrelationAssigned { underlying: ctx.accounts.underlying.key(), correlation_group });
     Ok(())
 }

@@ -2,51 +2,13 @@
 
 use crate::error::MarginError;
 use crate::events::GroupCreated;
-use crate::state::{Group, GROUP_SEED, PPM};
+use crate::state::{Group, GROUP_SEED};
 use anchor_lang::prelude::*;
 use anchor_spl::token_interface::Mint;
 
-/// Largest weight on positive unrealized P&L under init health, ppm (1.0: a gain never counts
-/// for more than itself).
-pub const MAX_UNREALIZED_INIT_WEIGHT_PPM: u32 = PPM;
-/// Largest confidence multiple, ppm (10 x the confidence interval; conservative asset prices
-/// floor at zero, so a large multiple only makes init health harsher).
-pub const MAX_CONF_MULTIPLIER_PPM: u32 = 10 * PPM;
-/// Largest liquidation fee, ppm (10%). Each bank's init asset weight and each underlying's grid
-/// price range are checked against the group's fee so that liquidation always raises health.
-pub const MAX_LIQUIDATION_FEE_PPM: u32 = 100_000;
-/// Largest share of the liquidation fee paid to the insurance fund, ppm (all of it).
-pub const MAX_INSURANCE_SHARE_PPM: u32 = PPM;
-/// Most decimals the quote mint may have (values are quote native units in I80F48).
-pub const MAX_QUOTE_DECIMALS: u8 = 12;
-
-/// Group-wide parameters chosen at creation (no instruction changes them later).
-#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GroupParams {
-    /// Weight (ppm, `<= MAX_UNREALIZED_INIT_WEIGHT_PPM`) on positive unrealized P&L and long
-    /// option value under init health.
-    pub unrealized_init_weight_ppm: u32,
-    /// Confidence multiple (ppm, `<= MAX_CONF_MULTIPLIER_PPM`) applied to conservative init prices.
-    pub conf_multiplier_ppm: u32,
-    /// Liquidation fee (ppm, `<= MAX_LIQUIDATION_FEE_PPM`), paid by the liquidatee.
-    pub liquidation_fee_ppm: u32,
-    /// Share of the liquidation fee going to the insurance fund (ppm, `<= MAX_INSURANCE_SHARE_PPM`).
-    pub insurance_share_ppm: u32,
-}
-
-impl GroupParams {
-    /// Checks every parameter's range (`InvalidGroupParams` names them all).
-    pub fn validate(&self) -> Result<()> {
-        require!(
-            self.unrealized_init_weight_ppm <= MAX_UNREALIZED_INIT_WEIGHT_PPM
-                && self.conf_multiplier_ppm <= MAX_CONF_MULTIPLIER_PPM
-                && self.liquidation_fee_ppm <= MAX_LIQUIDATION_FEE_PPM
-                && self.insurance_share_ppm <= MAX_INSURANCE_SHARE_PPM,
-            MarginError::InvalidGroupParams
-        );
-        Ok(())
-    }
-}
+pub use crate::state::group::{
+    GroupParams, MAX_CONF_MULTIPLIER_PPM, MAX_INSURANCE_SHARE_PPM, MAX_LIQUIDATION_FEE_PPM, MAX_QUOTE_DECIMALS, MAX_UNREALIZED_INIT_WEIGHT_PPM,
+};
 
 #[derive(Accounts)]
 #[instruction(group_index: u32)]
@@ -61,8 +23,8 @@ pub struct CreateGroup<'info> {
     pub group: AccountLoader<'info, Group>,
     #[account(mut)]
     pub admin: Signer<'info>,
-    /// CHECK: any key but the default one (nobody could sign for it, and no instruction changes
-    /// it); stored as the risk authority.
+    /// CHECK: any key but the default one (nobody could sign for it); stored as the risk
+    /// authority (`update_group` rotates it).
     pub risk_authority: UncheckedAccount<'info>,
     pub quote_mint: InterfaceAccount<'info, Mint>,
     pub system_program: Program<'info, System>,
@@ -83,7 +45,7 @@ pub fn create_group(ctx: Context<CreateGroup>, group_index: u32, params: GroupPa
     group.insurance_share_ppm = params.insurance_share_ppm;
     group.quote_decimals = ctx.accounts.quote_mint.decimals;
     group.bump = ctx.bumps.group;
-    emit!(GroupCreated {
+    crate::events::emit_event(&GroupCreated {
         group: ctx.accounts.group.key(),
         admin: group.admin,
         risk_authority: group.risk_authority,

@@ -49,7 +49,7 @@ pub fn deposit(mut ctx: Context<Deposit>, amount_native: u64) -> Result<()> {
     let slot = &mut account.balances[index];
     let credit = i64::try_from(received).map_err(|_| MarginError::MathOverflow)?;
     slot.balance_native = slot.balance_native.checked_add(credit).ok_or(MarginError::MathOverflow)?;
-    emit!(Deposited {
+    crate::events::emit_event(&Deposited {
         margin_account: ctx.accounts.margin_account.key(),
         bank: ctx.accounts.bank.key(),
         amount_native: received,

@@ -81,7 +81,7 @@ pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, 
     // No more than the position (a maximum beyond it is clamped, so a race that shrank the
     // position does not refuse the step).
     let max_lots = max_lots.min(held.checked_abs().ok_or(MarginError::MathOverflow)?);
-    let terms = position_terms(&group, held, mark, risk_per_lot(&market, held, mark, spot, grid.price_range)?);
+    let terms = position_terms(&group, held, mark, risk_per_lot(&market, held, mark, spot, grid.price_range)?)?;
     let quote_bank = group.quote_bank;
     let simulate =
         |n: i64| simulate_position(&liquidator, &liquidatee, &market_key, &market, &quote_bank, quote_bank_index, &terms, n);
@@ -106,9 +106,17 @@ pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, 
     let mut market = a.market.load_mut()?;
     market.open_interest_lots = market.open_interest_lots.checked_add(interest_change).ok_or(MarginError::MathOverflow)?;
     let mut group = a.group.load_mut()?;
-    group.insurance_fund_native = group
-        .insurance_fund_native
-        .checked_add(lots.checked_mul(terms.insurance_fee_per_lot_native).ok_or(MarginError::MathOverflow)?)
-        .ok_or(MarginError::MathOverflow)?;
+    let insurance_fee_native = lots.checked_mul(terms.insurance_fee_per_lot_native).ok_or(MarginError::MathOverflow)?;
+    group.insurance_fund_native = group.insurance_fund_native.checked_add(insurance_fee_native).ok_or(MarginError::MathOverflow)?;
+    crate::events::emit_event(&crate::events::PositionLiquidated {
+        market: market_key,
+        liquidator: a.liquidator.key(),
+        liquidatee: a.liquidatee.key(),
+        lots,
+        liquidatee_long: terms.liquidatee_long,
+        price_per_lot_native: terms.price_per_lot_native,
+        insurance_fee_native,
+        liquidatee_end_health_native: crate::liquidation::health_native_floor(after_end),
+    });
     Ok(())
 }

@@ -43,16 +43,39 @@ fn largest_liability_for(group: &Group, terms: &TokenTerms, collateral_native: i
     if collateral_native <= 0 {
         return Ok(0);
     }
-    let factor = I80F48::from_num(crate::state::PPM + group.liquidation_fee_ppm) / I80F48::from_num(crate::state::PPM);
+    // x (1 + fee) quote units must fit in the collateral's value V: the estimate floors
+    // V / (1 + fee); rounding leaves it within a unit or two.
     let value = I80F48::from_num(collateral_native).checked_mul(terms.asset_price).ok_or(MarginError::MathOverflow)?;
-    let per_quote = terms.quote_price.checked_mul(factor).ok_or(MarginError::MathOverflow)?;
-    let estimate = value.checked_div(per_quote).ok_or(MarginError::MathOverflow)?;
-    let mut x = estimate.checked_floor().and_then(|v| v.checked_to_num::<i64>()).unwrap_or(i64::MAX).max(0);
-    // Rounding may leave the estimate a unit or two high.
-    while x > 0 && asset_for_liability(group, terms, x)? > collateral_native {
+    let quote_units = value.checked_div(terms.quote_price).ok_or(MarginError::MathOverflow)?;
+    let whole = quote_units.checked_floor().and_then(|v| v.checked_to_num::<i64>()).unwrap_or(i64::MAX);
+    let ppm = crate::state::PPM as i128;
+    let estimate = (whole as i128 * ppm / (ppm + group.liquidation_fee_ppm as i128)) as i64;
+    let fits = |x: i64| -> Result<bool> { Ok(asset_for_liability(group, terms, x)? <= collateral_native) };
+    // Fixed-point rounding can leave the estimate a unit or two high; beyond a few steps down,
+    // bisect (each step costs a valuation, and one unit of an expensive asset covers many).
+    let mut x = estimate;
+    for _ in 0..3 {
+        if x == 0 || fits(x)? {
+            // The estimate may be a unit or two low: take what still fits.
+            for _ in 0..2 {
+                if x < i64::MAX && fits(x + 1)? {
+                    x += 1;
+                }
+            }
+            return Ok(x);
+        }
         x -= 1;
     }
-    Ok(x)
+    let (mut low, mut high) = (0i64, x); // fits(low), not yet known for high
+    while low < high {
+        let mid = low + (high - low + 1) / 2;
+        if fits(mid)? {
+            low = mid;
+        } else {
+            high = mid - 1;
+        }
+    }
+    Ok(low)
 }
 
 pub fn liquidate_token<'info>(ctx: Context<'info, LiquidateToken<'info>>, max_liability_native: i64) -> Result<()> {
@@ -103,7 +126,17 @@ pub fn liquidate_token<'info>(ctx: Context<'info, LiquidateToken<'info>>, max_li
     victim.being_liquidated = u8::from(after_end < 0);
     write_account(&a.liquidator, &taker)?;
     write_account(&a.liquidatee, &victim)?;
+    let asset_native = crate::liquidation::asset_for_liability(&group, &terms, liability_native)?;
     let mut group = a.group.load_mut()?;
     group.insurance_fund_native = group.insurance_fund_native.checked_add(insurance).ok_or(MarginError::MathOverflow)?;
+    crate::events::emit_event(&crate::events::TokenLiquidated {
+        liquidator: a.liquidator.key(),
+        liquidatee: a.liquidatee.key(),
+        asset_bank: terms.asset_bank,
+        liability_native,
+        asset_native,
+        insurance_fee_native: insurance,
+        liquidatee_end_health_native: crate::liquidation::health_native_floor(after_end),
+    });
     Ok(())
 }

@@ -59,11 +59,11 @@ pub fn propose_settlement_price(ctx: Context<ProposeSettlementPrice>) -> Result<
     if market.settlement_proposed_ts == 0 {
         market.settlement_proposed_ts = now;
     }
-    msg!(
-        "settlement price {} per lot proposed from an update published at {} (final at {})",
-        market.settlement_price_native,
-        published,
-        market.settlement_proposed_ts.saturating_add(market.settlement_challenge_seconds as i64)
-    );
+    crate::events::emit_event(&crate::events::SettlementPriceProposed {
+        market: ctx.accounts.market.key(),
+        settlement_price_native: market.settlement_price_native,
+        publish_ts: published,
+        final_ts: market.settlement_proposed_ts.saturating_add(market.settlement_challenge_seconds as i64),
+    });
     Ok(())
 }

@@ -58,11 +58,11 @@ pub fn refresh_market(market: &mut Market, underlying: &Underlying, spot: I32F32
     let state = MarketState { instrument: market.instrument(now), spot, vol };
     // On the heap: an array is about 1.6 KB, too much for a 4 KB SBF stack frame.
     let mut array = Box::new(RiskArray::EMPTY);
-    compute_risk_array_into(&state, &params, &scenarios, &mut array).map_err(|_| error!(MarginError::MathOverflow))?;
+    compute_risk_array_into(&state, &params, &scenarios, &mut array).map_err(crate::error::risk_engine_error)?;
     // Tolerances as Q32.32 fractions, rounded up (a wider band only raises the buffer).
     let fraction = |ppm: u32| I32F32::from_bits((((ppm as u64) << 32).div_ceil(crate::state::PPM as u64)) as i64);
     let short_buffer = short_mark_buffer(&state, &array, fraction(underlying.array_price_tolerance_ppm), fraction(underlying.array_vol_tolerance_ppm))
-        .map_err(|_| error!(MarginError::MathOverflow))?;
+        .map_err(crate::error::risk_engine_error)?;
     market.store_risk_array(&array, short_buffer, spot, vol, now);
     Ok(())
 }

@@ -108,6 +108,7 @@ pub fn resolve_bankruptcy<'info>(ctx: Context<'info, ResolveBankruptcy<'info>>) 
     // Collateral left must be worth less than the debt: otherwise liquidate it first.
     let (collateral_value, dust) = remaining_collateral(&group, &group_key, &account, &quote_key, ctx.remaining_accounts, now)?;
     require!(collateral_value < I80F48::from_num(debt), MarginError::NotBankrupt);
+    let (mut collateral_taken_banks, mut collateral_taken_native) = (Vec::new(), Vec::new());
     for (index, info) in dust {
         let amount = account.balances[index].balance_native as u64;
         let loader = AccountLoader::<CollateralBank>::try_from(info)?;
@@ -116,6 +117,8 @@ pub fn resolve_bankruptcy<'info>(ctx: Context<'info, ResolveBankruptcy<'info>>) 
         bank.insurance_native = bank.insurance_native.checked_add(amount).ok_or(MarginError::MathOverflow)?;
         account.balances[index].balance_native = 0;
         account.release_if_zero(index);
+        collateral_taken_banks.push(loader.key());
+        collateral_taken_native.push(amount);
         msg!("collateral worth less than the debt passes to the insurance fund: {} native units", amount);
     }
     let index = account.balance_index(&quote_key).ok_or(MarginError::NoLiability)?;
@@ -127,6 +130,7 @@ pub fn resolve_bankruptcy<'info>(ctx: Context<'info, ResolveBankruptcy<'info>>) 
     // holders may so pay up to its value more than the net loss; the fund keeps it in kind.
     let covered = hole.min(group.insurance_fund_native.max(0));
     let remaining = hole - covered;
+    let mut insurance_excess_native = 0;
     group.insurance_fund_native = group.insurance_fund_native.checked_sub(covered).ok_or(MarginError::MathOverflow)?;
     if remaining > 0 {
         // The perp markets among the remaining accounts (banks and oracles may be there too).
@@ -156,12 +160,22 @@ pub fn resolve_bankruptcy<'info>(ctx: Context<'info, ResolveBankruptcy<'info>>) 
         }
         // Positions pay at least the remaining loss; the excess is the insurance fund's.
         let excess = charged.checked_sub(remaining).ok_or(MarginError::MathOverflow)?;
+        insurance_excess_native = excess;
         group.insurance_fund_native = group.insurance_fund_native.checked_add(excess).ok_or(MarginError::MathOverflow)?;
         msg!("socialised {} over perp open interest ({} charged)", remaining, charged);
     }
     account.balances[index].balance_native = 0;
     account.release_if_zero(index);
     account.being_liquidated = 0;
+    crate::events::emit_event(&crate::events::BankruptcyResolved {
+        account: ctx.accounts.account.key(),
+        debt_native: hole,
+        insurance_paid_native: covered,
+        socialised_native: remaining,
+        insurance_excess_native,
+        collateral_taken_banks,
+        collateral_taken_native,
+    });
     Ok(())
 }
 

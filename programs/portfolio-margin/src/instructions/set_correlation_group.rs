@@ -28,6 +28,6 @@ pub fn set_correlation_group(ctx: Context<SetCorrelationGroup>, correlation_grou
     require!(correlation_ppm <= MAX_CORRELATION_PPM, MarginError::CorrelationOutOfBounds);
     let mut group = ctx.accounts.group.load_mut()?;
     group.correlation_ppm[correlation_group as usize - 1] = correlation_ppm;
-    emit!(CorrelationGroupSet { group: ctx.accounts.group.key(), correlation_group, correlation_ppm });
+    crate::events::emit_event(&CorrelationGroupSet { group: ctx.accounts.group.key(), correlation_group, correlation_ppm });
     Ok(())
 }

@@ -55,6 +55,6 @@ pub fn set_delegate(ctx: Context<SetDelegate>, delegate: Pubkey, limits: Delegat
         account.delegate_price_band_ppm = limits.price_band_ppm;
     }
     account.delegate_slippage_used_native = 0;
-    emit!(DelegateSet { margin_account: ctx.accounts.margin_account.key(), delegate });
+    crate::events::emit_event(&DelegateSet { margin_account: ctx.accounts.margin_account.key(), delegate });
     Ok(())
 }

@@ -17,13 +17,6 @@ pub struct SettleExpiredOption<'info> {
     pub quote_bank: AccountLoader<'info, CollateralBank>,
 }
 
-/// Intrinsic value of one long lot at the settlement price, whole quote native units (the
-/// settlement price and the strike are whole units, so the value is exact).
-pub fn intrinsic_per_lot(market: &Market) -> i64 {
-    let at_settlement = crate::health::intrinsic_at(market, fixed::types::I32F32::from_num(market.settlement_price_native));
-    risk_engine::wide::q32_to_int(at_settlement, risk_engine::wide::Rounding::Down)
-}
-
 pub fn settle_expired_option<'info>(ctx: Context<'info, SettleExpiredOption<'info>>) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
     let group = ctx.accounts.group.load()?;
@@ -34,8 +27,9 @@ pub fn settle_expired_option<'info>(ctx: Context<'info, SettleExpiredOption<'inf
     require!(now >= market.expiry_ts, MarginError::OptionNotExpired);
     require!(market.is_settled(now), MarginError::SettlementNotFinal);
     market.settled = 1;
-    let intrinsic = intrinsic_per_lot(&market);
+    let intrinsic = crate::health::intrinsic_per_lot(&market);
     let market_key = ctx.accounts.market.key();
+    let mut accounts_settled = 0u32;
     for info in ctx.remaining_accounts {
         let loader = AccountLoader::<MarginAccount>::try_from(info)?;
         let mut account = loader.load_mut()?;
@@ -48,6 +42,14 @@ pub fn settle_expired_option<'info>(ctx: Context<'info, SettleExpiredOption<'inf
         account.positions[index] = PositionSlot::default();
         account.add_to_balance(&group.quote_bank, quote_bank_index, payout)?;
         market.open_interest_lots = market.open_interest_lots.checked_sub(lots.max(0)).ok_or(MarginError::MathOverflow)?;
+        accounts_settled += 1;
     }
+    crate::events::emit_event(&crate::events::OptionPositionsSettled {
+        market: market_key,
+        settlement_price_native: market.settlement_price_native,
+        intrinsic_per_lot_native: intrinsic,
+        accounts_settled,
+        open_interest_after_lots: market.open_interest_lots,
+    });
     Ok(())
 }

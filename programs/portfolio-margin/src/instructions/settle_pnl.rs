@@ -124,5 +124,6 @@ pub fn settle_pnl<'info>(ctx: Context<'info, SettlePnl<'info>>) -> Result<()> {
     loser.add_to_balance(&group.quote_bank, quote_bank.bank_index, -amount)?;
     let maint_after = inputs.health(&group, &loser, HealthKind::Maint)?.health;
     require!(maint_after >= 0, MarginError::PnlLoserBelowMaintenance);
+    crate::events::emit_event(&crate::events::PnlSettled { market: market_key, winner: a.winner.key(), loser: a.loser.key(), amount_native: amount });
     Ok(())
 }

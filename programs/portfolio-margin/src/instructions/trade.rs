@@ -225,7 +225,7 @@ pub fn execute_fill(accounts: FillAccounts, lots: i64, price_per_lot_native: i64
     if seller_healthy {
         accounts.seller.load_mut()?.being_liquidated = 0;
     }
-    emit!(Traded {
+    crate::events::emit_event(&Traded {
         market: market_key,
         buyer: accounts.buyer.key(),
         seller: accounts.seller.key(),

@@ -28,6 +28,6 @@ pub fn update_collateral_bank(ctx: Context<UpdateCollateralBank>, config: BankCo
         );
     }
     bank.apply_config(&config);
-    emit!(configured_event(&bank, ctx.accounts.bank.key()));
+    crate::events::emit_event(&configured_event(&bank, ctx.accounts.bank.key(), config));
     Ok(())
 }

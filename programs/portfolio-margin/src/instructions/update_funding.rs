@@ -29,5 +29,12 @@ pub fn update_funding(ctx: Context<UpdateFunding>) -> Result<()> {
     require!(now > market.funding_last_ts, MarginError::FundingUpToDate);
     let reading = read_oracle_account(&OracleConfig::of_underlying(&underlying), &ctx.accounts.oracle, now)?;
     let spot = spot_per_lot(&reading, &group, &underlying)?;
-    crate::funding::accrue(&mut market, spot, now)
+    crate::funding::accrue(&mut market, spot, now)?;
+    crate::events::emit_event(&crate::events::FundingUpdated {
+        market: ctx.accounts.market.key(),
+        funding_index_native: market.funding_index_native,
+        premium_ppm: market.funding_premium_ppm,
+        timestamp: now,
+    });
+    Ok(())
 }

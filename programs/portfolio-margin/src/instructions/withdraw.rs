@@ -77,7 +77,7 @@ pub fn withdraw<'info>(ctx: Context<'info, Withdraw<'info>>, amount_native: u64)
     drop(account);
     // Init health >= 0 implies liquidation-end health >= 0: any liquidation is over.
     ctx.accounts.margin_account.load_mut()?.being_liquidated = 0;
-    emit!(Withdrawn {
+    crate::events::emit_event(&Withdrawn {
         margin_account: ctx.accounts.margin_account.key(),
         bank: bank_key,
         amount_native,

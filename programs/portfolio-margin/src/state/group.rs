@@ -1,5 +1,7 @@
 //! The group: one quote currency, an admin, a risk authority and group-wide risk parameters.
 
+use crate::error::MarginError;
+use crate::state::PPM;
 use anchor_lang::prelude::*;
 use fixed::types::I32F32;
 
@@ -84,6 +86,51 @@ impl Group {
     pub fn require_quote_bank(&self, bank: &Pubkey) -> Result<()> {
         require_keys_neq!(self.quote_bank, Pubkey::default(), crate::error::MarginError::NoQuoteBank);
         require_keys_eq!(*bank, self.quote_bank, crate::error::MarginError::WrongQuoteBank);
+        Ok(())
+    }
+}
+
+/// Largest weight on positive unrealized P&L under init health, ppm (1.0: a gain never counts
+/// for more than itself).
+pub const MAX_UNREALIZED_INIT_WEIGHT_PPM: u32 = PPM;
+/// Largest confidence multiple, ppm (10 x the confidence interval; conservative asset prices
+/// floor at zero, so a large multiple only makes init health harsher).
+pub const MAX_CONF_MULTIPLIER_PPM: u32 = 10 * PPM;
+/// Largest liquidation fee, ppm (10%). Each bank's init asset weight and each underlying's grid
+/// price range are checked against the group's fee so that liquidation always raises health.
+pub const MAX_LIQUIDATION_FEE_PPM: u32 = 100_000;
+/// Largest share of the liquidation fee paid to the insurance fund, ppm (half): liquidators
+/// keep at least half of the fee, so liquidating stays paid (review finding: a share of 100%,
+/// which `update_group` could set at once, left liquidators nothing).
+pub const MAX_INSURANCE_SHARE_PPM: u32 = PPM / 2;
+/// Most decimals the quote mint may have (values are quote native units in I80F48).
+pub const MAX_QUOTE_DECIMALS: u8 = 12;
+
+/// Group-wide parameters chosen at creation; `update_group` changes them within the same
+/// bounds (the liquidation fee only downwards).
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupParams {
+    /// Weight (ppm, `<= MAX_UNREALIZED_INIT_WEIGHT_PPM`) on positive unrealized P&L and long
+    /// option value under init health.
+    pub unrealized_init_weight_ppm: u32,
+    /// Confidence multiple (ppm, `<= MAX_CONF_MULTIPLIER_PPM`) applied to conservative init prices.
+    pub conf_multiplier_ppm: u32,
+    /// Liquidation fee (ppm, `<= MAX_LIQUIDATION_FEE_PPM`), paid by the liquidatee.
+    pub liquidation_fee_ppm: u32,
+    /// Share of the liquidation fee going to the insurance fund (ppm, `<= MAX_INSURANCE_SHARE_PPM`).
+    pub insurance_share_ppm: u32,
+}
+
+impl GroupParams {
+    /// Checks every parameter's range (`InvalidGroupParams` names them all).
+    pub fn validate(&self) -> Result<()> {
+        require!(
+            self.unrealized_init_weight_ppm <= MAX_UNREALIZED_INIT_WEIGHT_PPM
+                && self.conf_multiplier_ppm <= MAX_CONF_MULTIPLIER_PPM
+                && self.liquidation_fee_ppm <= MAX_LIQUIDATION_FEE_PPM
+                && self.insurance_share_ppm <= MAX_INSURANCE_SHARE_PPM,
+            MarginError::InvalidGroupParams
+        );
         Ok(())
     }
 }
