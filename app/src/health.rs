@@ -182,37 +182,22 @@ impl HealthSnapshot {
         Ok(low)
     }
 
-    /// Health accounts of `account` (as it will be after the instruction): its banks and their
-    /// oracles, its position markets, and the underlyings they need with their oracles.
+    /// Health accounts of `account` (as it will be after the instruction): see
+    /// [`crate::sdk::health_accounts`].
     pub fn health_accounts(&self, account: &MarginAccount) -> Vec<AccountMeta> {
-        let mut keys: Vec<Pubkey> = Vec::new();
-        let mut push = |k: Pubkey| {
-            if !keys.contains(&k) {
-                keys.push(k);
-            }
-        };
-        for balance in account.active_balances() {
-            push(balance.bank);
-            if let Some(b) = self.banks.get(&balance.bank) {
-                push(b.oracle);
-            }
-        }
-        for position in account.positions.iter().filter(|p| p.in_use == 1) {
-            push(position.market);
-        }
-        let needed = required_underlyings(
-            account,
-            |m| self.markets.get(m).map(|m| m.underlying),
-            |b| self.banks.get(b).map(|b| b.underlying),
-        )
-        .unwrap_or_default();
-        for key in needed {
-            push(key);
-            if let Some(u) = self.underlyings.get(&key) {
-                push(u.oracle);
-            }
-        }
-        keys.into_iter().map(|k| AccountMeta::new_readonly(k, false)).collect()
+        crate::sdk::health_accounts(account, self)
+    }
+}
+
+impl crate::sdk::HealthAccountSource for HealthSnapshot {
+    fn bank(&self, bank: &Pubkey) -> Option<(Pubkey, Pubkey)> {
+        self.banks.get(bank).map(|b| (b.oracle, b.underlying))
+    }
+    fn market_underlying(&self, market: &Pubkey) -> Option<Pubkey> {
+        self.markets.get(market).map(|m| m.underlying)
+    }
+    fn underlying_oracle(&self, underlying: &Pubkey) -> Option<Pubkey> {
+        self.underlyings.get(underlying).map(|u| u.oracle)
     }
 }
 

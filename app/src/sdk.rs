@@ -208,14 +208,57 @@ pub fn health_check(
     )
 }
 
-/// Health accounts of a margin account: for every active balance, in slot order, the bank and
-/// its oracle. `oracle_of` maps a bank to its oracle key. Pass the account as it will be after
-/// the instruction (see [`after_withdrawal`]).
-pub fn health_accounts(account: &MarginAccount, oracle_of: impl Fn(&Pubkey) -> Pubkey) -> Vec<AccountMeta> {
-    account
-        .active_balances()
-        .flat_map(|b| [AccountMeta::new_readonly(b.bank, false), AccountMeta::new_readonly(oracle_of(&b.bank), false)])
-        .collect()
+/// What the health-account list needs to know about the accounts a margin account refers to
+/// ([`crate::health::HealthSnapshot`] knows it from the chain).
+pub trait HealthAccountSource {
+    /// A bank's oracle and the underlying it is linked to (`Pubkey::default()` if none).
+    fn bank(&self, bank: &Pubkey) -> Option<(Pubkey, Pubkey)>;
+    /// A market's underlying.
+    fn market_underlying(&self, market: &Pubkey) -> Option<Pubkey>;
+    /// An underlying's oracle.
+    fn underlying_oracle(&self, underlying: &Pubkey) -> Option<Pubkey>;
+}
+
+/// The health accounts of `account` (as it will be after the instruction: see
+/// [`after_withdrawal`]), the one derivation every client path uses: each active balance's bank
+/// and its oracle, each position's market, then every underlying the program will look for
+/// (`portfolio_margin::health::required_underlyings`: the positions' and the linked banks')
+/// with its oracle. Each key once; the program finds them by key, so order does not matter.
+/// A key `source` does not know is left out (the program then names it in its error).
+pub fn health_accounts(account: &MarginAccount, source: &impl HealthAccountSource) -> Vec<AccountMeta> {
+    let mut keys: Vec<Pubkey> = Vec::new();
+    let mut push = |key: Pubkey| {
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    };
+    for balance in account.active_balances() {
+        push(balance.bank);
+        if let Some((oracle, _)) = source.bank(&balance.bank) {
+            push(oracle);
+        }
+    }
+    for position in account.positions.iter().filter(|p| p.in_use == 1) {
+        push(position.market);
+    }
+    let needed = portfolio_margin::health::required_underlyings(
+        account,
+        |market| source.market_underlying(market),
+        |bank| source.bank(bank).map(|(_, underlying)| underlying),
+    )
+    .unwrap_or_else(|_| {
+        // Some lookup failed: still list what is known, one account at a time.
+        let from_markets = account.positions.iter().filter(|p| p.in_use == 1).filter_map(|p| source.market_underlying(&p.market));
+        let from_banks = account.active_balances().filter_map(|b| source.bank(&b.bank).map(|(_, u)| u)).filter(|u| *u != Pubkey::default());
+        from_markets.chain(from_banks).collect()
+    });
+    for underlying in needed {
+        push(underlying);
+        if let Some(oracle) = source.underlying_oracle(&underlying) {
+            push(oracle);
+        }
+    }
+    keys.into_iter().map(|key| AccountMeta::new_readonly(key, false)).collect()
 }
 
 /// The account as it will be after withdrawing `amount_native` from `bank` (a slot emptied by
@@ -666,6 +709,56 @@ mod tests {
     use super::*;
     use anchor_lang::Event;
     use base64::Engine;
+
+    struct Source {
+        banks: Vec<(Pubkey, Pubkey, Pubkey)>,
+        markets: Vec<(Pubkey, Pubkey)>,
+        underlyings: Vec<(Pubkey, Pubkey)>,
+    }
+
+    impl HealthAccountSource for Source {
+        fn bank(&self, bank: &Pubkey) -> Option<(Pubkey, Pubkey)> {
+            self.banks.iter().find(|b| b.0 == *bank).map(|b| (b.1, b.2))
+        }
+        fn market_underlying(&self, market: &Pubkey) -> Option<Pubkey> {
+            self.markets.iter().find(|m| m.0 == *market).map(|m| m.1)
+        }
+        fn underlying_oracle(&self, underlying: &Pubkey) -> Option<Pubkey> {
+            self.underlyings.iter().find(|u| u.0 == *underlying).map(|u| u.1)
+        }
+    }
+
+    /// Every key the program looks for, once: banks and oracles, markets, the underlyings of
+    /// the positions and of linked banks with their oracles (a SOL bank linked to the SOL
+    /// underlying that a perp also needs is listed once). A market the source does not know
+    /// leaves its own underlying out, not every other one.
+    #[test]
+    fn health_accounts_list_every_key_the_program_needs_once() {
+        let k = |_: u8| Pubkey::new_unique();
+        let (usdc, usdc_oracle, sol_bank, sol_oracle, sol, perp, call, btc, btc_oracle, btc_perp) =
+            (k(0), k(1), k(2), k(3), k(4), k(5), k(6), k(7), k(8), k(9));
+        let source = Source {
+            banks: vec![(usdc, usdc_oracle, Pubkey::default()), (sol_bank, sol_oracle, sol)],
+            markets: vec![(perp, sol), (call, sol), (btc_perp, btc)],
+            underlyings: vec![(sol, sol_oracle), (btc, btc_oracle)],
+        };
+        let mut account: MarginAccount = bytemuck::Zeroable::zeroed();
+        account.add_to_balance(&usdc, 0, 5).unwrap();
+        account.add_to_balance(&sol_bank, 1, 5).unwrap();
+        for (i, market) in [perp, call, btc_perp].into_iter().enumerate() {
+            account.positions[i].market = market;
+            account.positions[i].in_use = 1;
+            account.positions[i].base_lots = 1;
+        }
+        let keys: Vec<Pubkey> = health_accounts(&account, &source).into_iter().map(|m| m.pubkey).collect();
+        let expected = [usdc, usdc_oracle, sol_bank, sol_oracle, perp, call, btc_perp, sol, btc, btc_oracle];
+        assert_eq!(keys.len(), expected.len(), "{keys:?}");
+        assert!(expected.iter().all(|e| keys.contains(e)));
+        // An unknown market: the others' underlyings are still listed.
+        let partial = Source { markets: vec![(perp, sol), (call, sol)], ..source };
+        let keys: Vec<Pubkey> = health_accounts(&account, &partial).into_iter().map(|m| m.pubkey).collect();
+        assert!(keys.contains(&sol) && keys.contains(&btc_perp) && !keys.contains(&btc), "{keys:?}");
+    }
 
     /// Only lines logged while portfolio-margin is the running program are its events: the
     /// same bytes logged by another program (or after ours returned) are not.

@@ -70,6 +70,21 @@ async fn health_check(
     bank.send(&[sdk::health_check(&market.group, &trader.account, i64::MIN, HealthKind::Maint as u8, metas)], &[]).await
 }
 
+/// Health accounts from an oracle per bank (these tests hold collateral only, none linked).
+struct Oracles<F: Fn(&Pubkey) -> Pubkey>(F);
+
+impl<F: Fn(&Pubkey) -> Pubkey> sdk::HealthAccountSource for Oracles<F> {
+    fn bank(&self, bank: &Pubkey) -> Option<(Pubkey, Pubkey)> {
+        Some(((self.0)(bank), Pubkey::default()))
+    }
+    fn market_underlying(&self, _: &Pubkey) -> Option<Pubkey> {
+        None
+    }
+    fn underlying_oracle(&self, _: &Pubkey) -> Option<Pubkey> {
+        None
+    }
+}
+
 #[tokio::test]
 async fn cross_collateral_withdraw_exactly_the_maximum_and_not_one_unit_more() {
     let (mut bank, market, trader) = setup().await;
@@ -288,7 +303,7 @@ async fn assert_oracle_rejected(price: PythPrice, owner: Option<Pubkey>, expecte
     let (mut bank, market, trader) = setup().await;
     bank.set_pyth_price(&market.sol.oracle, &price, owner);
     let snapshot_account: MarginAccount = bank.load(&trader.account).await;
-    let metas = sdk::health_accounts(&snapshot_account, |b| if *b == market.sol.bank { market.sol.oracle } else { market.usdc.oracle });
+    let metas = sdk::health_accounts(&snapshot_account, &Oracles(|b: &Pubkey| if *b == market.sol.bank { market.sol.oracle } else { market.usdc.oracle }));
     assert_margin_error(health_check(&mut bank, &market, &trader, metas.clone()).await, expected);
     let keys = touched(&market, &trader);
     let before = snapshot_accounts(&mut bank, &keys).await;
@@ -357,7 +372,7 @@ async fn oracle_key_not_the_configured_one_is_refused() {
     let spoof = Pubkey::new_unique();
     post_price(&mut bank, &spoof, market.sol_feed, 500.0).await;
     let account: MarginAccount = bank.load(&trader.account).await;
-    let metas = sdk::health_accounts(&account, |b| if *b == market.sol.bank { spoof } else { market.usdc.oracle });
+    let metas = sdk::health_accounts(&account, &Oracles(|b: &Pubkey| if *b == market.sol.bank { spoof } else { market.usdc.oracle }));
     assert_margin_error(health_check(&mut bank, &market, &trader, metas.clone()).await, MarginError::OracleKeyMismatch);
     let keys = touched(&market, &trader);
     let before = snapshot_accounts(&mut bank, &keys).await;
@@ -375,7 +390,7 @@ async fn oracle_data_that_is_not_a_price_update_is_refused() {
     account.data = data;
     bank.set_raw_account(&market.sol.oracle, account);
     let margin: MarginAccount = bank.load(&trader.account).await;
-    let metas = sdk::health_accounts(&margin, |b| if *b == market.sol.bank { market.sol.oracle } else { market.usdc.oracle });
+    let metas = sdk::health_accounts(&margin, &Oracles(|b: &Pubkey| if *b == market.sol.bank { market.sol.oracle } else { market.usdc.oracle }));
     assert_margin_error(health_check(&mut bank, &market, &trader, metas).await, MarginError::OracleInvalidData);
 }
 
@@ -504,7 +519,7 @@ async fn a_health_account_of_the_wrong_owner_or_type_gets_its_own_error() {
 async fn health_check_returns_the_breakdown_and_enforces_the_minimum() {
     let (mut bank, market, trader) = setup().await;
     let account: MarginAccount = bank.load(&trader.account).await;
-    let metas = sdk::health_accounts(&account, |b| if *b == market.sol.bank { market.sol.oracle } else { market.usdc.oracle });
+    let metas = sdk::health_accounts(&account, &Oracles(|b: &Pubkey| if *b == market.sol.bank { market.sol.oracle } else { market.usdc.oracle }));
     // Maint: 500 USDC x 1 + 10 SOL x 150 x 0.9 = 1,850 USD.
     let outcome = bank
         .send(&[sdk::health_check(&market.group, &trader.account, 0, HealthKind::Maint as u8, metas.clone())], &[])
