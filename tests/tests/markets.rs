@@ -34,14 +34,8 @@ async fn world() -> World {
     let mut bank = LocalBank::start().await;
     let market = setup_market(&mut bank).await.unwrap();
     let derivatives = setup_derivatives(&mut bank, &market).await.unwrap();
-    let trader = new_trader(&mut bank, &market, 0, 10 * SOL).await.unwrap();
-    let dealer = new_trader(&mut bank, &market, 100_000 * USDC, 0).await.unwrap();
-    let owner = trader.owner.insecure_clone();
-    bank.send(&[sdk::deposit(&trader.account, &market.sol, &trader.sol_wallet, &owner.pubkey(), 10 * SOL)], &[&owner]).await.unwrap();
-    let owner = dealer.owner.insecure_clone();
-    bank.send(&[sdk::deposit(&dealer.account, &market.usdc, &dealer.usdc_wallet, &owner.pubkey(), 100_000 * USDC)], &[&owner])
-        .await
-        .unwrap();
+    let trader = funded_trader(&mut bank, &market, 0, 10 * SOL).await.unwrap();
+    let dealer = funded_trader(&mut bank, &market, 100_000 * USDC, 0).await.unwrap();
     World { bank, market, derivatives, trader, dealer }
 }
 
@@ -50,6 +44,30 @@ async fn trader_health(w: &mut World, kind: HealthKind) -> portfolio_margin::hea
 }
 
 
+
+/// A market whose stored kind byte is no kind (state forced: no instruction writes one) is
+/// never read as some kind: health, refresh and the instructions of either kind refuse it, each
+/// leaving everything unchanged.
+#[tokio::test]
+async fn an_unknown_market_kind_is_an_error_everywhere() {
+    let mut w = world().await;
+    let perp = w.derivatives.perp.keys;
+    block_trade(&mut w.bank, &w.market, &perp, &w.trader, &w.dealer, LOTS_PER_SOL, 150_000).await.unwrap();
+    let mut data = w.bank.account_data(&perp.market).await.unwrap();
+    let mut state: Market = bytemuck::pod_read_unaligned(&data[8..8 + core::mem::size_of::<Market>()]);
+    state.kind = 7;
+    data[8..8 + core::mem::size_of::<Market>()].copy_from_slice(bytemuck::bytes_of(&state));
+    w.bank.set_account_data(&perp.market, data).await;
+    let keys = [perp.market, w.trader.account, w.dealer.account, w.market.group];
+    let before = snapshot_accounts(&mut w.bank, &keys).await;
+    let health = onchain_health(&mut w.bank, &w.market.group, &w.trader.account, HealthKind::Maint).await;
+    assert!(format!("{health:?}").contains(&format!("{:#x}", 6000 + MarginError::UnknownMarketKind as u32)), "{health:?}");
+    assert_margin_error(w.bank.send(&[sdk::refresh_risk_array(&perp)], &[]).await, MarginError::UnknownMarketKind);
+    assert_margin_error(w.bank.send(&[sdk::update_funding(&perp)], &[]).await, MarginError::NotAPerpMarket);
+    let vol = sdk::set_volatility(&w.market.group, &w.market.admin.pubkey(), &perp.market, I32F32::from_num(0.6).to_bits());
+    assert_margin_error(w.bank.send(&[vol], &[&w.market.admin]).await, MarginError::NotAnOptionMarket);
+    assert_eq!(before, snapshot_accounts(&mut w.bank, &keys).await);
+}
 
 #[tokio::test]
 async fn covered_call_needs_less_margin_than_its_parts_and_matches_pm_margin() {

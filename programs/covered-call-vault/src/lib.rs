@@ -483,7 +483,7 @@ pub mod covered_call_vault {
         let expiry = {
             let market = a.market.load()?;
             require!(
-                market.group == a.vault.group && market.underlying == a.vault.underlying && market.market_kind() == MarketKind::Call,
+                market.group == a.vault.group && market.underlying == a.vault.underlying && market.market_kind().ok() == Some(MarketKind::Call),
                 VaultError::OnlyCallsOnUnderlying
             );
             require!(market.expiry_ts.saturating_sub(now) <= params.max_tenor_seconds as i64, VaultError::TenorTooLong);

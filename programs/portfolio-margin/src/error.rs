@@ -291,6 +291,8 @@ pub enum MarginError {
     RiskArrayGridMismatch,
     #[msg("update_group cannot lower a positive liquidation fee to zero (liquidators would go unpaid)")]
     LiquidationFeeRemoved,
+    #[msg("The market's stored kind byte is not a known kind (perp, call or put)")]
+    UnknownMarketKind,
 }
 
 /// The program's error for a risk-engine failure, each kind with its own code: never the

@@ -77,7 +77,7 @@ pub fn accrue_index(
 /// Accrues a perp's funding index up to `now` at spot per lot `spot` (no-op for options and
 /// when already accrued at `now`).
 pub fn accrue(market: &mut Market, spot: I32F32, now: i64) -> Result<()> {
-    if market.is_option() || now <= market.funding_last_ts {
+    if !market.is_perp() || now <= market.funding_last_ts {
         return Ok(());
     }
     let (index, carry) = accrue_index(
@@ -99,7 +99,7 @@ pub fn accrue(market: &mut Market, spot: I32F32, now: i64) -> Result<()> {
 /// Moves the mark premium towards a fill's premium by the fill's share of the market depth.
 /// Call after [`accrue`] at the same `now`.
 pub fn record_fill(market: &mut Market, spot: I32F32, price_per_lot_native: i64, lots: i64, now: i64) {
-    if market.is_option() {
+    if !market.is_perp() {
         return;
     }
     let current = decayed_premium_ppm(market, now) as i128;

@@ -24,6 +24,7 @@ use crate::state::{CollateralBank, Group, MarginAccount, Market, Underlying, PPM
 use anchor_lang::prelude::*;
 use std::cell::Ref;
 use fixed::types::{I32F32, I80F48};
+use risk_engine::black_scholes::OptionKind;
 use risk_engine::health::{HealthBreakdown, HealthKind, HealthParams, TokenBalance, TokenPrices};
 use risk_engine::margin::{Exposure, UnderlyingBook};
 use risk_engine::risk_array::{linear_cells, RiskError};
@@ -241,10 +242,11 @@ pub fn intrinsic_per_lot(market: &Market) -> i64 {
 /// Intrinsic value of one long option lot at `spot`, Q32.32 (0 for perps).
 pub fn intrinsic_at(market: &Market, spot: I32F32) -> I32F32 {
     let strike = I32F32::from_num(market.strike_per_lot_native);
-    match market.market_kind() {
-        crate::state::MarketKind::Call => (spot - strike).max(I32F32::ZERO),
-        crate::state::MarketKind::Put => (strike - spot).max(I32F32::ZERO),
-        crate::state::MarketKind::Perp => I32F32::ZERO,
+    // An unknown kind byte is worth nothing here; health and refresh refuse such a market.
+    match crate::state::MarketKind::from_u8(market.kind).and_then(crate::state::MarketKind::option_kind) {
+        Some(OptionKind::Call) => (spot - strike).max(I32F32::ZERO),
+        Some(OptionKind::Put) => (strike - spot).max(I32F32::ZERO),
+        None => I32F32::ZERO,
     }
 }
 
@@ -310,7 +312,7 @@ pub fn position_equity(
     let wide = if market.is_settled(now) {
         let intrinsic = intrinsic_per_lot(market);
         (position.base_lots as i128).checked_mul(intrinsic as i128).ok_or_else(overflow)? << 32
-    } else if market.is_option() {
+    } else if market.market_kind()?.option_kind().is_some() {
         mul_q32_by_int(mark_per_lot(market, spot, position.base_lots, now, use_proposal)?, position.base_lots)
     } else {
         let owed = crate::positions::perp_cash_owed(position, market)?;
@@ -375,9 +377,9 @@ pub fn compute_health(view: &HealthView, account: &MarginAccount, kind: HealthKi
             }
             // Under init health, marked at the conservative spot against the position.
             let mark_spot = if kind == HealthKind::Init {
-                let gains_when_up = match market.market.market_kind() {
-                    crate::state::MarketKind::Put => position.base_lots < 0,
-                    _ => position.base_lots > 0,
+                let gains_when_up = match market.market.market_kind()?.option_kind() {
+                    Some(OptionKind::Put) => position.base_lots < 0,
+                    Some(OptionKind::Call) | None => position.base_lots > 0,
                 };
                 if gains_when_up { p.priced.prices.init_low } else { p.priced.prices.init_high }
             } else {
@@ -505,6 +507,7 @@ impl<'a> HealthInputs<'a> {
                 })?;
                 let market = load_typed::<Market>(info)?;
                 require_keys_eq!(market.group, *group_key, MarginError::WrongGroup);
+                market.market_kind()?;
                 inputs.markets.push((position.market, market));
             }
         }

@@ -232,7 +232,7 @@ pub struct PositionTerms {
 /// the grid's price range), so a perp and a deep in-the-money option pay about the same, and a
 /// long option never pays a fee larger than a fee-rate share of what it can lose.
 pub fn risk_per_lot(market: &crate::state::Market, held_lots: i64, mark: I32F32, spot: I32F32, price_range: I32F32) -> Result<I32F32> {
-    if !market.is_option() {
+    if market.market_kind()?.option_kind().is_none() {
         return Ok(spot);
     }
     let len = (market.array_len as usize).min(market.risk_array_bits.len());
@@ -361,7 +361,7 @@ mod tests {
         let params = GridParams::default();
         let spot = I32F32::from_num(SPOT);
         let vol = I32F32::from_num(0.6);
-        let state = MarketState { instrument: market.instrument(0), spot, vol };
+        let state = MarketState { instrument: market.instrument(0).unwrap(), spot, vol };
         let array = compute_risk_array(&state, &params, &params.scenarios().unwrap()).unwrap();
         market.store_risk_array(&array, I32F32::ZERO, spot, vol, 0);
         market

@@ -49,7 +49,7 @@ impl MarginAccount {
 /// shorts receive) plus its share of socialised losses (`|lots| x loss change`: both sides
 /// pay). Whole quote native units.
 pub fn perp_cash_owed(position: &PositionSlot, market: &Market) -> Result<i64> {
-    if market.is_option() {
+    if !market.is_perp() {
         return Ok(0);
     }
     let funding_change = market.funding_index_native.checked_sub(position.funding_index_native).ok_or(MarginError::MathOverflow)?;
@@ -113,13 +113,14 @@ pub fn apply_fill(
     require!(new.unsigned_abs() <= MAX_LOTS as u64, MarginError::PositionTooLarge);
     position.base_lots = new;
     let mut to_balance = 0i64;
-    if market.is_option() {
-        to_balance = -cost;
-    } else {
-        position.quote_native = position.quote_native.checked_sub(cost).ok_or(MarginError::MathOverflow)?;
-        if new == 0 {
-            to_balance = position.quote_native;
-            position.quote_native = 0;
+    match market.market_kind()?.option_kind() {
+        Some(_) => to_balance = -cost,
+        None => {
+            position.quote_native = position.quote_native.checked_sub(cost).ok_or(MarginError::MathOverflow)?;
+            if new == 0 {
+                to_balance = position.quote_native;
+                position.quote_native = 0;
+            }
         }
     }
     if new == 0 {

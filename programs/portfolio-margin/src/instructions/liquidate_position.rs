@@ -65,16 +65,17 @@ pub fn liquidate_position<'info>(ctx: Context<'info, LiquidatePosition<'info>>, 
     let index = liquidatee.position_index(&market_key).ok_or(MarginError::NoPosition)?;
     let held = liquidatee.positions[index].base_lots;
     let grid = underlying.grid.params();
-    let mark = if market.is_option() {
-        if !market.settlement_is_proposed(now) {
-            // The option changes hands at its current model value: an array from earlier in
-            // the hour would not show the time value lost since.
-            require!(market.array_updated_ts == now, MarginError::OptionArrayNotCurrent);
-            check_array_fresh(&market_key, &market, &underlying, spot, now)?;
+    let mark = match market.market_kind()?.option_kind() {
+        Some(_) => {
+            if !market.settlement_is_proposed(now) {
+                // The option changes hands at its current model value: an array from earlier
+                // in the hour would not show the time value lost since.
+                require!(market.array_updated_ts == now, MarginError::OptionArrayNotCurrent);
+                check_array_fresh(&market_key, &market, &underlying, spot, now)?;
+            }
+            mark_per_lot(&market, spot, held, now, true)?
         }
-        mark_per_lot(&market, spot, held, now, true)?
-    } else {
-        spot
+        None => spot,
     };
     let mut infos = ctx.remaining_accounts.to_vec();
     infos.extend([a.market.to_account_info(), a.underlying.to_account_info(), a.oracle.to_account_info(), a.quote_bank.to_account_info()]);

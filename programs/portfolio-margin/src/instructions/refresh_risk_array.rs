@@ -55,7 +55,7 @@ pub fn refresh_market(market: &mut Market, underlying: &Underlying, spot: I32F32
     };
     let params = underlying.grid.params();
     let scenarios = params.scenarios().map_err(|_| error!(MarginError::InvalidGridParams))?;
-    let state = MarketState { instrument: market.instrument(now), spot, vol };
+    let state = MarketState { instrument: market.instrument(now)?, spot, vol };
     // On the heap: an array is about 1.6 KB, too much for a 4 KB SBF stack frame.
     let mut array = Box::new(RiskArray::EMPTY);
     compute_risk_array_into(&state, &params, &scenarios, &mut array).map_err(crate::error::risk_engine_error)?;

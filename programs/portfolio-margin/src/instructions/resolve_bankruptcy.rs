@@ -145,7 +145,7 @@ pub fn resolve_bankruptcy<'info>(ctx: Context<'info, ResolveBankruptcy<'info>>) 
         for loader in &loaders {
             let market = loader.load()?;
             require!(
-                market.group == group_key && !market.is_option() && !seen.contains(&loader.key()),
+                market.group == group_key && market.is_perp() && !seen.contains(&loader.key()),
                 MarginError::PerpMarketsMissing
             );
             seen.push(loader.key());

@@ -83,7 +83,7 @@ pub fn settle_pnl<'info>(ctx: Context<'info, SettlePnl<'info>>) -> Result<()> {
     let quote_bank = a.quote_bank.load()?;
     let underlying = a.underlying.load()?;
     let market = a.market.load()?;
-    require!(!market.is_option(), MarginError::NotAPerpMarket);
+    require!(market.is_perp(), MarginError::NotAPerpMarket);
     let reading = read_oracle_account(&OracleConfig::of_underlying(&underlying), &a.oracle, now)?;
     let spot = spot_per_lot(&reading, &group, &underlying)?;
     let market_key = a.market.key();

@@ -67,13 +67,14 @@ pub struct Reference {
 impl Reference {
     /// The reference of a live market at `spot`, checking that it may be used.
     pub fn of(market_key: &Pubkey, market: &Market, underlying: &Underlying, spot: I32F32, now: i64) -> Result<Self> {
-        if market.is_option() {
-            require_fresh_vol(market_key, market, now)?;
-            check_array_fresh(market_key, market, underlying, spot, now)?;
-            let value = option_value_per_lot(market, spot)?;
-            Ok(Reference { price_bits: value.to_bits() as i128, scale_bits: value.to_bits() as i128 + spot.to_bits() as i128 / 100 })
-        } else {
-            Ok(Reference { price_bits: spot.to_bits() as i128, scale_bits: spot.to_bits() as i128 })
+        match market.market_kind()?.option_kind() {
+            Some(_) => {
+                require_fresh_vol(market_key, market, now)?;
+                check_array_fresh(market_key, market, underlying, spot, now)?;
+                let value = option_value_per_lot(market, spot)?;
+                Ok(Reference { price_bits: value.to_bits() as i128, scale_bits: value.to_bits() as i128 + spot.to_bits() as i128 / 100 })
+            }
+            None => Ok(Reference { price_bits: spot.to_bits() as i128, scale_bits: spot.to_bits() as i128 }),
         }
     }
 

@@ -25,7 +25,7 @@ pub fn update_funding(ctx: Context<UpdateFunding>) -> Result<()> {
     let group = ctx.accounts.group.load()?;
     let underlying = ctx.accounts.underlying.load()?;
     let mut market = ctx.accounts.market.load_mut()?;
-    require!(!market.is_option(), MarginError::NotAPerpMarket);
+    require!(market.is_perp(), MarginError::NotAPerpMarket);
     require!(now > market.funding_last_ts, MarginError::FundingUpToDate);
     let reading = read_oracle_account(&OracleConfig::of_underlying(&underlying), &ctx.accounts.oracle, now)?;
     let spot = spot_per_lot(&reading, &group, &underlying)?;

@@ -36,13 +36,23 @@ pub enum MarketKind {
 }
 
 impl MarketKind {
-    /// Decodes the stored byte.
+    /// Decodes the stored byte (`None` for a byte no kind has).
     pub fn from_u8(value: u8) -> Option<Self> {
         match value {
             0 => Some(MarketKind::Perp),
             1 => Some(MarketKind::Call),
             2 => Some(MarketKind::Put),
             _ => None,
+        }
+    }
+
+    /// The option it is, or `None` for a perp. Every question about a kind is an exhaustive
+    /// `match`: a new kind must answer each of them.
+    pub fn option_kind(self) -> Option<OptionKind> {
+        match self {
+            MarketKind::Perp => None,
+            MarketKind::Call => Some(OptionKind::Call),
+            MarketKind::Put => Some(OptionKind::Put),
         }
     }
 }
@@ -192,14 +202,23 @@ const _: () = assert!(
 );
 
 impl Market {
-    /// The market's kind.
-    pub fn market_kind(&self) -> MarketKind {
-        MarketKind::from_u8(self.kind).unwrap_or(MarketKind::Perp)
+    /// The market's kind; a stored byte no kind has is an error (`UnknownMarketKind`), never
+    /// read as some kind. Every health computation and every refresh asks for it, so such a
+    /// market can be neither margined nor refreshed.
+    pub fn market_kind(&self) -> Result<MarketKind> {
+        MarketKind::from_u8(self.kind).ok_or_else(|| error!(crate::error::MarginError::UnknownMarketKind))
     }
 
-    /// Whether the market is an option.
+    /// Whether the market is an option (a call or a put); false for a perp and for an unknown
+    /// kind byte, which is also not a perp ([`Market::is_perp`]): instructions for one kind
+    /// refuse it.
     pub fn is_option(&self) -> bool {
-        self.market_kind() != MarketKind::Perp
+        MarketKind::from_u8(self.kind).and_then(MarketKind::option_kind).is_some()
+    }
+
+    /// Whether the market is a perpetual future (false for an unknown kind byte).
+    pub fn is_perp(&self) -> bool {
+        MarketKind::from_u8(self.kind) == Some(MarketKind::Perp)
     }
 
     /// Whether a position of `lots` is dust here: not zero, but smaller than the market's
@@ -240,15 +259,15 @@ impl Market {
     }
 
     /// The engine's instrument at `now`.
-    pub fn instrument(&self, now: i64) -> Instrument {
-        match self.market_kind() {
-            MarketKind::Perp => Instrument::Linear,
-            kind => Instrument::Option {
-                kind: if kind == MarketKind::Call { OptionKind::Call } else { OptionKind::Put },
+    pub fn instrument(&self, now: i64) -> Result<Instrument> {
+        Ok(match self.market_kind()?.option_kind() {
+            None => Instrument::Linear,
+            Some(kind) => Instrument::Option {
+                kind,
                 strike: I32F32::from_num(self.strike_per_lot_native),
                 days_to_expiry: self.days_to_expiry(now),
             },
-        }
+        })
     }
 
     /// This market's risk array as the exposure of a `lots` position, borrowing the cells from
