@@ -9,7 +9,7 @@
 //! the formula is homogeneous in spot and strike.
 
 use crate::math::{ln_q62, norm_cdf, sqrt};
-use crate::wide::{div_q32, div_u128_by_u64, mul_q32, Rounding};
+use crate::wide::{div_q32, div_u128_by_u64, mul_q32, mul_q32_nonneg, Rounding};
 use fixed::types::I32F32;
 
 /// Call or put.
@@ -209,16 +209,16 @@ impl OptionPricer {
         let k = terms.strike_over_spot;
         let (per_spot, delta) = match self.kind {
             OptionKind::Call => {
-                let strike_leg = mul_q32(k, n_d2, Rounding::Down).ok_or(PricingError::Overflow)?;
+                let strike_leg = mul_q32_nonneg(k, n_d2, Rounding::Down).ok_or(PricingError::Overflow)?;
                 (n_d1 - strike_leg, n_d1)
             }
             OptionKind::Put => {
-                let strike_leg = mul_q32(k, I32F32::ONE - n_d2, Rounding::Down).ok_or(PricingError::Overflow)?;
+                let strike_leg = mul_q32_nonneg(k, I32F32::ONE - n_d2, Rounding::Down).ok_or(PricingError::Overflow)?;
                 (strike_leg - (I32F32::ONE - n_d1), n_d1 - I32F32::ONE)
             }
         };
         let per_spot = per_spot.max(I32F32::ZERO);
-        let value = mul_q32(per_spot, terms.spot, Rounding::Down).ok_or(PricingError::Overflow)?;
+        let value = mul_q32_nonneg(per_spot, terms.spot, Rounding::Down).ok_or(PricingError::Overflow)?;
         Ok(OptionValue { value, delta })
     }
 }

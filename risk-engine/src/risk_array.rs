@@ -21,7 +21,7 @@
 
 use crate::black_scholes::{OptionKind, OptionPricer, PricingError, SpotTerms};
 use crate::scenario::{GridError, GridParams, ScenarioSet, VolShock, MAX_PRICE_STEPS, MAX_SCENARIOS, MAX_VOL_STATES};
-use crate::wide::{mul_q32, Rounding};
+use crate::wide::{mul_q32, mul_q32_nonneg, Rounding};
 use fixed::types::I32F32;
 
 /// Largest position size in lots (keeps every `lots x cell` product in a cheap range).
@@ -248,7 +248,7 @@ pub fn compute_risk_array_into(
                     Some((price_move, t)) if price_move == scenario.price_move => t,
                     _ => {
                         let factor = I32F32::ONE.checked_add(scenario.price_move).ok_or(RiskError::Overflow)?;
-                        let spot = mul_q32(state.spot, factor, Rounding::Down).ok_or(RiskError::Overflow)?;
+                        let spot = mul_q32_nonneg(state.spot, factor, Rounding::Down).ok_or(RiskError::Overflow)?;
                         let t = pricer.spot_terms(spot)?;
                         terms = Some((scenario.price_move, t));
                         t
@@ -257,6 +257,10 @@ pub fn compute_risk_array_into(
                 let vol_index = scenario.vol_shock as usize;
                 let weighted = |value: I32F32| -> Result<I32F32, RiskError> {
                     let pnl = value.checked_sub(base.value).ok_or(RiskError::Overflow)?;
+                    // Core scenarios weigh one: the product would return `pnl` bit for bit.
+                    if scenario.weight == I32F32::ONE {
+                        return Ok(pnl);
+                    }
                     mul_q32(pnl, scenario.weight, Rounding::Down).ok_or(RiskError::Overflow)
                 };
                 let now = pricer.price_at(&spot_terms, &now_vols[vol_index])?;
@@ -278,7 +282,7 @@ pub fn compute_risk_array_into(
                         // tolerance it is kept as is (a valid, looser bound) and the divisions
                         // of the exact height are spared, as they are for most arrays.
                         let turn = later_value.delta.checked_sub(slope_a).ok_or(RiskError::Overflow)?.max(I32F32::ZERO);
-                        let quick = mul_q32(width, turn, Rounding::Up).ok_or(RiskError::Overflow)?;
+                        let quick = mul_q32_nonneg(width, turn, Rounding::Up).ok_or(RiskError::Overflow)?;
                         let quick = I32F32::from_bits((quick.to_bits() + 3) >> 2);
                         let gap = if quick <= state.spot >> GAP_TOLERANCE_SHIFT {
                             quick

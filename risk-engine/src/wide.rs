@@ -189,6 +189,29 @@ pub fn mul_q32(a: I32F32, b: I32F32, rounding: Rounding) -> Option<I32F32> {
     to_i64(shr_i128::<32>(product, rounding)).map(I32F32::from_bits)
 }
 
+/// `a * b` for non-negative Q32.32 numbers, rounded as asked: bit for bit
+/// `mul_q32(a, b, rounding)` (a negative operand takes that path), from four 32-bit products in
+/// native 64-bit arithmetic instead of a signed 128-bit product and shift: about a third of the
+/// cost on SBF, where a refresh takes several per scenario. `None` on overflow.
+#[inline]
+pub fn mul_q32_nonneg(a: I32F32, b: I32F32, rounding: Rounding) -> Option<I32F32> {
+    let (a, b) = (a.to_bits(), b.to_bits());
+    if a < 0 || b < 0 {
+        return mul_q32(I32F32::from_bits(a), I32F32::from_bits(b), rounding);
+    }
+    let (a, b) = (a as u64, b as u64);
+    let (a1, a0, b1, b0) = (a >> 32, a & LO32, b >> 32, b & LO32);
+    // a b / 2^32 = a1 b1 2^32 + a1 b0 + a0 b1 + a0 b0 / 2^32: only the last term has a fraction.
+    let high = a1 * b1; // < 2^62
+    if high > (i64::MAX as u64) >> 32 {
+        return None;
+    }
+    let low = a0 * b0;
+    let carry = u64::from(matches!(rounding, Rounding::Up) && low & LO32 != 0);
+    let total = (high << 32).checked_add(a1 * b0)?.checked_add(a0 * b1)?.checked_add((low >> 32) + carry)?;
+    i64::try_from(total).ok().map(I32F32::from_bits)
+}
+
 /// `a / b` for Q32.32 numbers, rounded as asked; `None` on a zero divisor or overflow.
 /// `fixed`'s `I32F32::checked_div` truncates towards zero, so it equals [`Rounding::Down`] for
 /// non-negative quotients and [`Rounding::Up`] for negative ones.
@@ -356,6 +379,16 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn nonnegative_product_matches_the_signed_one(a in any::<i64>(), b in any::<i64>(), small in 0i64..(1 << 40)) {
+            for (x, y) in [(a, b), (a.wrapping_abs().max(0), small), (small, b.wrapping_abs().max(0)), (a >> 20, b >> 20)] {
+                let (x, y) = (I32F32::from_bits(x), I32F32::from_bits(y));
+                for rounding in [Rounding::Down, Rounding::Up] {
+                    prop_assert_eq!(mul_q32_nonneg(x, y, rounding), mul_q32(x, y, rounding));
+                }
+            }
+        }
 
         #[test]
         fn u64_wide_product_is_exact(a: u64, b: u64) {

@@ -38,8 +38,8 @@ const MAX_HEALTH_16_GROUPED_CU: u64 = 60_000;
 const MAX_HEALTH_16_NEAR_EXPIRY_CU: u64 = 63_000;
 /// A refresh of the default grid as a whole (every scenario valued now and after the
 /// look-ahead); this keeps it from growing unnoticed.
-const MAX_REFRESH_RISK_ARRAY_CU: u64 = 110_000;
-const MAX_BLACK_SCHOLES_CU: u64 = 1_900;
+const MAX_REFRESH_RISK_ARRAY_CU: u64 = 85_000;
+const MAX_BLACK_SCHOLES_CU: u64 = 1_800;
 
 const SCENARIOS: usize = DEFAULT_GRID.scenario_count();
 const MAX_UNDERLYINGS: usize = 4;
