@@ -5,9 +5,9 @@ use anchor_lang::prelude::*;
 
 /// Emits `event` as Anchor's `emit!` does: a `Program data: ` log line with its discriminator
 /// and Borsh bytes (base64), which indexers and `pm_client::sdk::events` decode. Off-chain (the
-/// embedded bank runs the program natively) Anchor's log call only prints to stdout: the same
-/// line is then written through the syscall stubs solana-program-test installs, into the
-/// transaction's own log at the same place, as [`NATIVE_EVENT_PREFIX`] followed by the data
+/// embedded bank runs the program natively) Anchor's log call does nothing (it is a syscall on
+/// chain and a no-op elsewhere): the same line is then written through the syscall stubs
+/// solana-program-test installs, into the transaction's own log at the same place, as [`NATIVE_EVENT_PREFIX`] followed by the data
 /// (the stubs prefix every message with `Program log: `; the embedding client restores
 /// `Program data: `).
 pub fn emit_event<T: anchor_lang::Event>(event: &T) {

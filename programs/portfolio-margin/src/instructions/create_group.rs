@@ -39,10 +39,7 @@ pub fn create_group(ctx: Context<CreateGroup>, group_index: u32, params: GroupPa
     group.risk_authority = ctx.accounts.risk_authority.key();
     group.quote_mint = ctx.accounts.quote_mint.key();
     group.group_index = group_index;
-    group.unrealized_init_weight_ppm = params.unrealized_init_weight_ppm;
-    group.conf_multiplier_ppm = params.conf_multiplier_ppm;
-    group.liquidation_fee_ppm = params.liquidation_fee_ppm;
-    group.insurance_share_ppm = params.insurance_share_ppm;
+    group.set_params(&params);
     group.quote_decimals = ctx.accounts.quote_mint.decimals;
     group.bump = ctx.bumps.group;
     crate::events::emit_event(&GroupCreated {

@@ -58,9 +58,10 @@ fn largest_liability_for(group: &Group, terms: &TokenTerms, collateral_native: i
         if x == 0 || fits(x)? {
             // The estimate may be a unit or two low: take what still fits.
             for _ in 0..2 {
-                if x < i64::MAX && fits(x + 1)? {
-                    x += 1;
+                if x == i64::MAX || !fits(x + 1)? {
+                    break;
                 }
+                x += 1;
             }
             return Ok(x);
         }
@@ -126,7 +127,9 @@ pub fn liquidate_token<'info>(ctx: Context<'info, LiquidateToken<'info>>, max_li
     victim.being_liquidated = u8::from(after_end < 0);
     write_account(&a.liquidator, &taker)?;
     write_account(&a.liquidatee, &victim)?;
-    let asset_native = crate::liquidation::asset_for_liability(&group, &terms, liability_native)?;
+    // What the step took: the collateral it moved (already priced by the simulation).
+    let held_after = victim.balance_index(&terms.asset_bank).map(|i| victim.balances[i].balance_native).unwrap_or(0);
+    let asset_native = collateral - held_after;
     let mut group = a.group.load_mut()?;
     group.insurance_fund_native = group.insurance_fund_native.checked_add(insurance).ok_or(MarginError::MathOverflow)?;
     crate::events::emit_event(&crate::events::TokenLiquidated {

@@ -29,16 +29,8 @@ pub fn update_group(ctx: Context<UpdateGroup>, params: GroupParams, risk_authori
     require!(params.liquidation_fee_ppm <= group.liquidation_fee_ppm, MarginError::LiquidationFeeRaised);
     // A paid liquidation stays paid: a fee lowered to zero would leave nobody a reason to act.
     require!(params.liquidation_fee_ppm > 0 || group.liquidation_fee_ppm == 0, MarginError::LiquidationFeeRemoved);
-    let before = GroupParams {
-        unrealized_init_weight_ppm: group.unrealized_init_weight_ppm,
-        conf_multiplier_ppm: group.conf_multiplier_ppm,
-        liquidation_fee_ppm: group.liquidation_fee_ppm,
-        insurance_share_ppm: group.insurance_share_ppm,
-    };
-    group.unrealized_init_weight_ppm = params.unrealized_init_weight_ppm;
-    group.conf_multiplier_ppm = params.conf_multiplier_ppm;
-    group.liquidation_fee_ppm = params.liquidation_fee_ppm;
-    group.insurance_share_ppm = params.insurance_share_ppm;
+    let before = group.params();
+    group.set_params(&params);
     let previous_risk_authority = group.risk_authority;
     group.risk_authority = risk_authority;
     crate::events::emit_event(&GroupUpdated { group: ctx.accounts.group.key(), before, after: params, previous_risk_authority, risk_authority });

@@ -121,6 +121,26 @@ pub struct GroupParams {
     pub insurance_share_ppm: u32,
 }
 
+impl Group {
+    /// The group-wide parameters now in force.
+    pub fn params(&self) -> GroupParams {
+        GroupParams {
+            unrealized_init_weight_ppm: self.unrealized_init_weight_ppm,
+            conf_multiplier_ppm: self.conf_multiplier_ppm,
+            liquidation_fee_ppm: self.liquidation_fee_ppm,
+            insurance_share_ppm: self.insurance_share_ppm,
+        }
+    }
+
+    /// Writes validated parameters (`create_group`, `update_group`).
+    pub fn set_params(&mut self, params: &GroupParams) {
+        self.unrealized_init_weight_ppm = params.unrealized_init_weight_ppm;
+        self.conf_multiplier_ppm = params.conf_multiplier_ppm;
+        self.liquidation_fee_ppm = params.liquidation_fee_ppm;
+        self.insurance_share_ppm = params.insurance_share_ppm;
+    }
+}
+
 impl GroupParams {
     /// Checks every parameter's range (`InvalidGroupParams` names them all).
     pub fn validate(&self) -> Result<()> {
